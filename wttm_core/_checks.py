@@ -1,0 +1,122 @@
+"""Argument validation shared by the functional core.
+
+Every check raises where the bad value enters, with the argument's name and what was expected, so users see
+one readable line instead of a deep torch traceback.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+import torch
+from torch import Tensor
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_scalar(name: str, value: object, *, allow_zero: bool = False, allow_inf: bool = False) -> float:
+    """Return ``value`` as a float after checking that it is a real, positive (or non-negative) number."""
+    if isinstance(value, Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"{name} must be a scalar, got a tensor of shape {tuple(value.shape)}")
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if math.isnan(value) or (math.isinf(value) and not allow_inf):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be {bound}, got {value}")
+    return value
+
+
+def check_reduction(reduction: object) -> str:
+    """Check the ``reduction=`` keyword (same spelling as ``torch.nn.functional``)."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    return reduction  # type: ignore[return-value]
+
+
+def check_float_tensor(name: str, x: object) -> Tensor:
+    """Check that ``x`` is a floating-point tensor."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    return x
+
+
+def check_logits(name: str, x: object) -> Tensor:
+    """Check one tensor of logits: floating point, 2-D ``[N, K]`` and non-empty."""
+    x = check_float_tensor(name, x)
+    if x.dim() != 2:
+        raise ValueError(f"{name} must be 2-D [batch, classes], got shape {tuple(x.shape)}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one row and one class, got shape {tuple(x.shape)}")
+    return x
+
+
+def check_logit_pair(student_logits: object, teacher_logits: object) -> tuple[Tensor, Tensor]:
+    """Check a (student, teacher) pair of logits: each valid on its own, and of the same shape."""
+    check_logits("student_logits", student_logits)
+    check_logits("teacher_logits", teacher_logits)
+    if student_logits.shape != teacher_logits.shape:  # type: ignore[union-attr]
+        raise ValueError(
+            "student_logits and teacher_logits must have the same shape, got "
+            f"{tuple(student_logits.shape)} and {tuple(teacher_logits.shape)}"  # type: ignore[union-attr]
+        )
+    return student_logits, teacher_logits  # type: ignore[return-value]
+
+
+def check_dim(name: str, x: Tensor, dim: int) -> int:
+    """Check that ``dim`` indexes a non-empty dimension of ``x``."""
+    if isinstance(dim, bool) or not isinstance(dim, int):
+        raise TypeError(f"dim must be an int, got {type(dim).__name__}")
+    if not -x.dim() <= dim < max(x.dim(), 1):
+        raise ValueError(f"dim={dim} is out of range for {name} with shape {tuple(x.shape)}")
+    if x.dim() == 0 or x.shape[dim] == 0:
+        raise ValueError(f"{name} must have a non-empty dimension {dim}, got shape {tuple(x.shape)}")
+    return dim
+
+
+def check_probabilities(name: str, p: object, dim: int) -> Tensor:
+    """Check that ``p`` holds finite, non-negative probabilities that sum to one along ``dim``."""
+    p = check_float_tensor(name, p)
+    check_dim(name, p, dim)
+    if not bool(torch.isfinite(p).all()):
+        raise ValueError(f"{name} contains NaN or Inf")
+    if bool((p < 0).any()):
+        raise ValueError(f"{name} must be non-negative (probabilities)")
+    tol = 1e-2 if p.dtype in (torch.float16, torch.bfloat16) else 1e-4
+    total = p.sum(dim=dim, dtype=torch.float64)
+    if bool(((total - 1).abs() > tol * p.shape[dim] ** 0.5).any()):
+        worst = float((total - 1).abs().max())
+        raise ValueError(f"{name} must sum to 1 along dim={dim} (largest deviation {worst:.3g})")
+    return p
+
+
+def check_log_weights(name: str, log_p: object, dim: int) -> Tensor:
+    """Check log-probabilities (or unnormalised log-weights): no NaN, no +Inf, not all -Inf along ``dim``."""
+    log_p = check_float_tensor(name, log_p)
+    check_dim(name, log_p, dim)
+    if bool(torch.isnan(log_p).any()) or bool((log_p == math.inf).any()):
+        raise ValueError(f"{name} contains NaN or +Inf")
+    if bool((log_p == -math.inf).all(dim=dim).any()):
+        raise ValueError(f"{name} has a slice along dim={dim} that is entirely -Inf (zero total mass)")
+    return log_p
+
+
+def raise_if_not_finite(result: Tensor, **inputs: Tensor) -> None:
+    """After a loss is computed, make sure it is finite; otherwise name the input that made it so.
+
+    Checking the ``[N]`` per-sample result instead of every ``[N, K]`` input keeps the common path cheap: any
+    NaN or Inf in the logits propagates into the result, and only then are the inputs inspected.
+    """
+    if bool(torch.isfinite(result).all()):
+        return
+    for name, x in inputs.items():
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(f"{name} contains NaN or Inf")
+    raise FloatingPointError("the result is not finite although the inputs are; please report this input")

@@ -1,0 +1,324 @@
+"""The mathematics of transformed teacher matching, as pure tensor functions.
+
+Notation follows Zheng & Yang, "Knowledge Distillation Based on Transformed Teacher Matching" (ICLR 2024):
+teacher logits ``v``, student logits ``z``, ``p^t = softmax(v)``, ``q = softmax(z)``, temperature ``T`` and
+power ``gamma = 1 / T``. Equation numbers in the docstrings are the paper's.
+
+Everything is computed in the log domain: the transformed teacher is ``log_softmax(gamma * v)`` (Eqs. 8-9),
+never ``softmax(v) ** gamma``, so teacher logit gaps far beyond float32's ``exp`` range stay exact.
+
+Dtypes: the losses and gradients compute in float64 when either input is float64 and in float32 otherwise
+(float16 / bfloat16 inputs, also under ``torch.autocast``, are upcast); the result has that compute dtype.
+The entropy and transform functions return the dtype of their input.
+
+Teacher logits never receive a gradient: they are detached on entry.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from wttm_core._checks import (
+    check_log_weights,
+    check_logit_pair,
+    check_logits,
+    check_probabilities,
+    check_reduction,
+    check_scalar,
+    raise_if_not_finite,
+)
+
+__all__ = [
+    "power_transform",
+    "log_power_transform",
+    "renyi_entropy",
+    "shannon_entropy",
+    "power_sum",
+    "log_power_sum",
+    "transformed_teacher_log_probs",
+    "wttm_weights",
+    "kd_loss",
+    "ttm_loss",
+    "wttm_loss",
+    "kd_ttm_decomposition",
+    "kd_grad",
+    "ttm_grad",
+    "wttm_grad",
+]
+
+# Below this distance from alpha = 1 the Renyi entropy is evaluated as log1p(sum p * expm1((alpha-1) log p)),
+# which has no cancellation (all terms share one sign); farther away the plain log-sum-exp form is exact and
+# cannot overflow.
+_NEAR_ONE = 0.5
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Transforms and entropies of a distribution
+# --------------------------------------------------------------------------------------------------------------
+
+
+def log_power_transform(log_p: Tensor, gamma: float, dim: int = -1) -> Tensor:
+    """Log of the power transform (Eq. 7): ``gamma * log p - logsumexp(gamma * log p)``.
+
+    ``log_p`` may be log-probabilities or any unnormalised log-weights (logits): the transform renormalises.
+    With logits ``l`` this is ``log_softmax(gamma * l)``, i.e. temperature ``T = 1 / gamma`` (Eqs. 8-9).
+    """
+    gamma = check_scalar("gamma", gamma)
+    log_p = check_log_weights("log_p", log_p, dim)
+    return torch.log_softmax(gamma * log_p, dim=dim)
+
+
+def power_transform(p: Tensor, gamma: float, dim: int = -1) -> Tensor:
+    """Power transform of a distribution (Eqs. 6-7): ``p_i^gamma / sum_j p_j^gamma``.
+
+    For ``0 < gamma < 1`` it smooths ``p`` (raises small probabilities), for ``gamma > 1`` it sharpens it;
+    ``power_transform(softmax(l), gamma) == softmax(gamma * l)`` (Eqs. 8-9). Zero entries stay zero.
+    """
+    gamma = check_scalar("gamma", gamma)
+    p = check_probabilities("p", p, dim)
+    return torch.softmax(gamma * torch.log(p), dim=dim)
+
+
+def _log_power_sum(log_p: Tensor, gamma: float, dim: int) -> Tensor:
+    return torch.logsumexp(gamma * log_p, dim=dim)
+
+
+def log_power_sum(log_p: Tensor, gamma: float, dim: int = -1) -> Tensor:
+    """``log U_gamma(p) = log sum_j p_j^gamma`` (Eq. 22) from log-probabilities, without leaving the log domain.
+
+    Equals ``(1 - gamma) * H_gamma(p)`` for a normalised ``p``.
+    """
+    gamma = check_scalar("gamma", gamma)
+    log_p = check_log_weights("log_p", log_p, dim)
+    return _log_power_sum(log_p, gamma, dim)
+
+
+def power_sum(p: Tensor, gamma: float, dim: int = -1) -> Tensor:
+    """The power sum ``U_gamma(p) = sum_j p_j^gamma`` (Eq. 22), WTTM's sample weight.
+
+    For ``0 < gamma < 1`` it lies in ``[1, K^(1 - gamma)]``: 1 for a one-hot ``p``, ``K^(1 - gamma)`` for the
+    uniform distribution - a measure of how smooth ``p`` is.
+    """
+    gamma = check_scalar("gamma", gamma)
+    p = check_probabilities("p", p, dim)
+    return torch.exp(_log_power_sum(torch.log(p), gamma, dim))
+
+
+def _shannon_from_log(log_p: Tensor, dim: int) -> Tensor:
+    p = torch.exp(log_p)
+    return -torch.where(p > 0, p * log_p, torch.zeros_like(p)).sum(dim=dim)
+
+
+def _renyi_from_log(log_p: Tensor, alpha: float, dim: int) -> Tensor:
+    """Renyi entropy of order ``alpha`` (Eq. 4) of a normalised distribution given by its logarithm."""
+    if alpha == 1.0:
+        return _shannon_from_log(log_p, dim)
+    if alpha == 0.0:
+        support = (log_p > -math.inf).sum(dim=dim)
+        return torch.log(support.to(log_p.dtype))
+    if math.isinf(alpha):
+        return -log_p.amax(dim=dim)
+    if abs(alpha - 1.0) < _NEAR_ONE:
+        present = log_p > -math.inf
+        safe_log_p = torch.where(present, log_p, torch.zeros_like(log_p))
+        terms = torch.exp(safe_log_p) * torch.expm1((alpha - 1.0) * safe_log_p)
+        log_power = torch.log1p(torch.where(present, terms, torch.zeros_like(terms)).sum(dim=dim))
+    else:
+        log_power = _log_power_sum(log_p, alpha, dim)
+    return log_power / (1.0 - alpha)
+
+
+def renyi_entropy(p: Tensor, alpha: float, dim: int = -1) -> Tensor:
+    """Renyi entropy of order ``alpha`` in nats (Eq. 4): ``log(sum_i p_i^alpha) / (1 - alpha)``.
+
+    Defined for every ``alpha`` in ``[0, inf]``: ``alpha = 0`` gives the log of the support size, ``alpha = 1``
+    the Shannon entropy (the limit), ``alpha = float("inf")`` the min-entropy ``-log max_i p_i``. Near
+    ``alpha = 1`` a cancellation-free form keeps float64 accuracy.
+    """
+    alpha = check_scalar("alpha", alpha, allow_zero=True, allow_inf=True)
+    p = check_probabilities("p", p, dim)
+    return _renyi_from_log(torch.log(p), alpha, dim)
+
+
+def shannon_entropy(p: Tensor, dim: int = -1) -> Tensor:
+    """Shannon entropy ``H(p) = -sum_i p_i log p_i`` in nats, with ``0 log 0 = 0``."""
+    p = check_probabilities("p", p, dim)
+    return -torch.special.xlogy(p, p).sum(dim=dim)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Distillation terms on logits
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _compute_dtype(*xs: Tensor) -> torch.dtype:
+    return torch.float64 if any(x.dtype == torch.float64 for x in xs) else torch.float32
+
+
+def _prepare(student_logits: Tensor, teacher_logits: Tensor) -> tuple[Tensor, Tensor]:
+    """Validate a logit pair, upcast both to the compute dtype and detach the teacher."""
+    check_logit_pair(student_logits, teacher_logits)
+    dtype = _compute_dtype(student_logits, teacher_logits)
+    return student_logits.to(dtype), teacher_logits.detach().to(dtype)
+
+
+def _kl_from_logs(log_target: Tensor, log_input: Tensor) -> Tensor:
+    """Per-row ``D(target || input)`` from the logs of both distributions (``[N, K] -> [N]``)."""
+    return F.kl_div(log_input, log_target, reduction="none", log_target=True).sum(dim=-1)
+
+
+def _reduce(per_sample: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return per_sample.mean()
+    if reduction == "sum":
+        return per_sample.sum()
+    return per_sample
+
+
+def _teacher_terms(teacher: Tensor, gamma: float) -> tuple[Tensor, Tensor]:
+    """``log p^t_T`` (Eqs. 8-9) and ``log U_gamma(p^t)`` (Eq. 22) sharing one log-sum-exp.
+
+    ``log p^t_T = gamma v - lse(gamma v)`` and ``log U_gamma(p^t) = lse(gamma v) - gamma lse(v)``.
+    """
+    scaled = gamma * teacher
+    lse_scaled = torch.logsumexp(scaled, dim=-1, keepdim=True)
+    log_weight = (lse_scaled - gamma * torch.logsumexp(teacher, dim=-1, keepdim=True)).squeeze(-1)
+    return scaled - lse_scaled, log_weight
+
+
+def transformed_teacher_log_probs(teacher_logits: Tensor, gamma: float) -> Tensor:
+    """``log p^t_T = log_softmax(gamma * v)``: the power-transformed teacher (Eqs. 7-9), detached."""
+    gamma = check_scalar("gamma", gamma)
+    check_logits("teacher_logits", teacher_logits)
+    teacher = teacher_logits.detach().to(_compute_dtype(teacher_logits))
+    result = torch.log_softmax(gamma * teacher, dim=-1)
+    raise_if_not_finite(result.sum(dim=-1), teacher_logits=teacher_logits)
+    return result
+
+
+def wttm_weights(teacher_logits: Tensor, gamma: float) -> Tensor:
+    """Per-sample WTTM weights ``U_gamma(p^t)`` (Eq. 23) of the untempered teacher ``p^t = softmax(v)``, ``[N]``.
+
+    The weight is the unnormalised power sum - the normaliser that builds ``p^t_T`` - and carries no gradient.
+    """
+    gamma = check_scalar("gamma", gamma)
+    check_logits("teacher_logits", teacher_logits)
+    teacher = teacher_logits.detach().to(_compute_dtype(teacher_logits))
+    _, log_weight = _teacher_terms(teacher, gamma)
+    weight = torch.exp(log_weight)
+    raise_if_not_finite(weight, teacher_logits=teacher_logits)
+    return weight
+
+
+def kd_loss(
+    student_logits: Tensor, teacher_logits: Tensor, temperature: float, reduction: str = "mean"
+) -> Tensor:
+    """The distillation term of KD (Eq. 1): ``T^2 D(p^t_T || q_T)`` with both sides at temperature ``T``.
+
+    ``reduction="mean"`` averages over the batch (the reference code's convention), ``"sum"`` adds, ``"none"``
+    returns the ``[N]`` per-sample values. The full KD objective of Eq. 1 is
+    ``(1 - lambda) * cross_entropy + lambda * kd_loss``.
+    """
+    temperature = check_scalar("temperature", temperature)
+    reduction = check_reduction(reduction)
+    student, teacher = _prepare(student_logits, teacher_logits)
+    log_pt = torch.log_softmax(teacher / temperature, dim=-1)
+    log_qt = torch.log_softmax(student / temperature, dim=-1)
+    per_sample = temperature**2 * _kl_from_logs(log_pt, log_qt)
+    raise_if_not_finite(per_sample, student_logits=student_logits, teacher_logits=teacher_logits)
+    return _reduce(per_sample, reduction)
+
+
+def ttm_loss(student_logits: Tensor, teacher_logits: Tensor, gamma: float, reduction: str = "mean") -> Tensor:
+    """The distillation term of TTM (Eq. 2): ``D(p^t_T || q)`` with ``T = 1 / gamma`` on the teacher only.
+
+    No ``T^2`` factor (the reference convention). TTM = KD + a Renyi-entropy regulariser: see Eq. 15 and
+    :func:`kd_ttm_decomposition`.
+    """
+    gamma = check_scalar("gamma", gamma)
+    reduction = check_reduction(reduction)
+    student, teacher = _prepare(student_logits, teacher_logits)
+    log_pt = torch.log_softmax(gamma * teacher, dim=-1)
+    per_sample = _kl_from_logs(log_pt, torch.log_softmax(student, dim=-1))
+    raise_if_not_finite(per_sample, student_logits=student_logits, teacher_logits=teacher_logits)
+    return _reduce(per_sample, reduction)
+
+
+def wttm_loss(student_logits: Tensor, teacher_logits: Tensor, gamma: float, reduction: str = "mean") -> Tensor:
+    """The distillation term of weighted TTM (Eq. 23): ``U_gamma(p^t) D(p^t_T || q)``, ``T = 1 / gamma``.
+
+    The sample weight ``U_gamma(p^t)`` (Eq. 22) is large for smooth teacher outputs and 1 for one-hot ones;
+    it shares its log-sum-exp with the transformed teacher, so WTTM costs almost exactly what TTM costs.
+    """
+    gamma = check_scalar("gamma", gamma)
+    reduction = check_reduction(reduction)
+    student, teacher = _prepare(student_logits, teacher_logits)
+    log_pt, log_weight = _teacher_terms(teacher, gamma)
+    per_sample = torch.exp(log_weight) * _kl_from_logs(log_pt, torch.log_softmax(student, dim=-1))
+    raise_if_not_finite(per_sample, student_logits=student_logits, teacher_logits=teacher_logits)
+    return _reduce(per_sample, reduction)
+
+
+def kd_ttm_decomposition(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> dict[str, Tensor]:
+    """The terms of the KD/TTM identity (Eqs. 11-15), per sample (``[N]`` each).
+
+    Returns ``"ttm"`` = ``D(p^t_T || q)``, ``"kd"`` = ``D(p^t_T || q_T)`` (without ``T^2``), ``"renyi"`` =
+    ``H_{1/T}(q)`` and ``"teacher_entropy"`` = ``H(p^t_T)``, such that (Eq. 15)
+    ``ttm = T * kd - (T - 1) * renyi + (T - 1) * teacher_entropy``.
+    """
+    temperature = check_scalar("temperature", temperature)
+    student, teacher = _prepare(student_logits, teacher_logits)
+    log_pt = torch.log_softmax(teacher / temperature, dim=-1)
+    log_q = torch.log_softmax(student, dim=-1)
+    log_qt = torch.log_softmax(student / temperature, dim=-1)
+    terms = {
+        "ttm": _kl_from_logs(log_pt, log_q),
+        "kd": _kl_from_logs(log_pt, log_qt),
+        "renyi": _renyi_from_log(log_q, 1.0 / temperature, dim=-1),
+        "teacher_entropy": _shannon_from_log(log_pt, dim=-1),
+    }
+    raise_if_not_finite(
+        sum(terms.values()), student_logits=student_logits, teacher_logits=teacher_logits
+    )
+    return terms
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Closed-form gradients with respect to the student logits (of the reduction="sum" losses)
+# --------------------------------------------------------------------------------------------------------------
+
+
+def kd_grad(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
+    """Gradient of ``kd_loss(..., reduction="sum")`` w.r.t. the student logits: ``T (q_T - p^t_T)`` (Eq. 21).
+
+    Eq. 21 gives ``(q_T - p^t_T) / T`` for the bare divergence; KD's ``T^2`` factor makes it ``T (q_T - p^t_T)``.
+    """
+    temperature = check_scalar("temperature", temperature)
+    student, teacher = _prepare(student_logits, teacher_logits)
+    grad = temperature * (torch.softmax(student / temperature, -1) - torch.softmax(teacher / temperature, -1))
+    raise_if_not_finite(grad.sum(-1), student_logits=student_logits, teacher_logits=teacher_logits)
+    return grad
+
+
+def ttm_grad(student_logits: Tensor, teacher_logits: Tensor, gamma: float) -> Tensor:
+    """Gradient of ``ttm_loss(..., reduction="sum")`` w.r.t. the student logits: ``q - p^t_T`` (Eq. 20)."""
+    gamma = check_scalar("gamma", gamma)
+    student, teacher = _prepare(student_logits, teacher_logits)
+    grad = torch.softmax(student, -1) - torch.softmax(gamma * teacher, -1)
+    raise_if_not_finite(grad.sum(-1), student_logits=student_logits, teacher_logits=teacher_logits)
+    return grad
+
+
+def wttm_grad(student_logits: Tensor, teacher_logits: Tensor, gamma: float) -> Tensor:
+    """Gradient of ``wttm_loss(..., reduction="sum")``: ``U_gamma(p^t) (q - p^t_T)`` (Eq. 20 weighted by Eq. 22)."""
+    gamma = check_scalar("gamma", gamma)
+    student, teacher = _prepare(student_logits, teacher_logits)
+    log_pt, log_weight = _teacher_terms(teacher, gamma)
+    grad = torch.exp(log_weight).unsqueeze(-1) * (torch.softmax(student, -1) - torch.exp(log_pt))
+    raise_if_not_finite(grad.sum(-1), student_logits=student_logits, teacher_logits=teacher_logits)
+    return grad
+
