@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from wttm_core._checks import (
+    check_finite,
     check_log_weights,
     check_logit_pair,
     check_logits,
@@ -159,9 +160,16 @@ def _compute_dtype(*xs: Tensor) -> torch.dtype:
     return torch.float64 if any(x.dtype == torch.float64 for x in xs) else torch.float32
 
 
-def _prepare(student_logits: Tensor, teacher_logits: Tensor) -> tuple[Tensor, Tensor]:
-    """Validate a logit pair, upcast both to the compute dtype and detach the teacher."""
+def _prepare(student_logits: Tensor, teacher_logits: Tensor, check_values: bool = False) -> tuple[Tensor, Tensor]:
+    """Validate a logit pair, upcast both to the compute dtype and detach the teacher.
+
+    The losses check finiteness afterwards on their ``[N]`` result (cheap, see ``raise_if_not_finite``); the
+    gradients, whose softmaxes hide a ``-inf`` logit, ask for the full check with ``check_values=True``.
+    """
     check_logit_pair(student_logits, teacher_logits)
+    if check_values:
+        check_finite("student_logits", student_logits)
+        check_finite("teacher_logits", teacher_logits)
     dtype = _compute_dtype(student_logits, teacher_logits)
     return student_logits.to(dtype), teacher_logits.detach().to(dtype)
 
@@ -298,27 +306,24 @@ def kd_grad(student_logits: Tensor, teacher_logits: Tensor, temperature: float) 
     Eq. 21 gives ``(q_T - p^t_T) / T`` for the bare divergence; KD's ``T^2`` factor makes it ``T (q_T - p^t_T)``.
     """
     temperature = check_scalar("temperature", temperature)
-    student, teacher = _prepare(student_logits, teacher_logits)
+    student, teacher = _prepare(student_logits, teacher_logits, check_values=True)
     grad = temperature * (torch.softmax(student / temperature, -1) - torch.softmax(teacher / temperature, -1))
-    raise_if_not_finite(grad.sum(-1), student_logits=student_logits, teacher_logits=teacher_logits)
     return grad
 
 
 def ttm_grad(student_logits: Tensor, teacher_logits: Tensor, gamma: float) -> Tensor:
     """Gradient of ``ttm_loss(..., reduction="sum")`` w.r.t. the student logits: ``q - p^t_T`` (Eq. 20)."""
     gamma = check_scalar("gamma", gamma)
-    student, teacher = _prepare(student_logits, teacher_logits)
+    student, teacher = _prepare(student_logits, teacher_logits, check_values=True)
     grad = torch.softmax(student, -1) - torch.softmax(gamma * teacher, -1)
-    raise_if_not_finite(grad.sum(-1), student_logits=student_logits, teacher_logits=teacher_logits)
     return grad
 
 
 def wttm_grad(student_logits: Tensor, teacher_logits: Tensor, gamma: float) -> Tensor:
     """Gradient of ``wttm_loss(..., reduction="sum")``: ``U_gamma(p^t) (q - p^t_T)`` (Eq. 20 weighted by Eq. 22)."""
     gamma = check_scalar("gamma", gamma)
-    student, teacher = _prepare(student_logits, teacher_logits)
+    student, teacher = _prepare(student_logits, teacher_logits, check_values=True)
     log_pt, log_weight = _teacher_terms(teacher, gamma)
     grad = torch.exp(log_weight).unsqueeze(-1) * (torch.softmax(student, -1) - torch.exp(log_pt))
-    raise_if_not_finite(grad.sum(-1), student_logits=student_logits, teacher_logits=teacher_logits)
     return grad
 
