@@ -222,9 +222,7 @@ def wttm_weights(teacher_logits: Tensor, gamma: float) -> Tensor:
     return weight
 
 
-def kd_loss(
-    student_logits: Tensor, teacher_logits: Tensor, temperature: float, reduction: str = "mean"
-) -> Tensor:
+def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float, reduction: str = "mean") -> Tensor:
     """The distillation term of KD (Eq. 1): ``T^2 D(p^t_T || q_T)`` with both sides at temperature ``T``.
 
     ``reduction="mean"`` averages over the batch (the reference code's convention), ``"sum"`` adds, ``"none"``
@@ -289,9 +287,7 @@ def kd_ttm_decomposition(student_logits: Tensor, teacher_logits: Tensor, tempera
         "renyi": _renyi_from_log(log_q, 1.0 / temperature, dim=-1),
         "teacher_entropy": _shannon_from_log(log_pt, dim=-1),
     }
-    raise_if_not_finite(
-        sum(terms.values()), student_logits=student_logits, teacher_logits=teacher_logits
-    )
+    raise_if_not_finite(sum(terms.values()), student_logits=student_logits, teacher_logits=teacher_logits)
     return terms
 
 
@@ -326,4 +322,3 @@ def wttm_grad(student_logits: Tensor, teacher_logits: Tensor, gamma: float) -> T
     log_pt, log_weight = _teacher_terms(teacher, gamma)
     grad = torch.exp(log_weight).unsqueeze(-1) * (torch.softmax(student, -1) - torch.exp(log_pt))
     return grad
-

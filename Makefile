@@ -1,0 +1,50 @@
+# wttm - one command for each job. Every target creates the virtualenv .venv and installs into it when needed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PROFILE ?= default
+SWEEP  ?= sweeps/example.yaml
+
+.PHONY: install test lint notebooks lab present sweep bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e ".[dev,notebooks]"
+	touch $(STAMP)
+
+## test: ruff, then every test (unit, property, training, notebooks, browser)
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check wttm_core tests benchmarks
+
+## notebooks: the main job - execute every notebook with papermill (offline profile) into build/notebooks/
+notebooks: $(STAMP)
+	$(BIN)/python -m wttm_core.notebook_runner --out build/notebooks --profile $(PROFILE)
+
+## lab: JupyterLab on the notebooks, for interactive use
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+## present: the interactive notebooks as Voila dashboards (code hidden), on 127.0.0.1
+present: $(STAMP)
+	$(BIN)/voila notebooks/ --Voila.ip=127.0.0.1 --no-browser
+
+## sweep: re-execute a notebook over a parameter grid (SWEEP=path.yaml) into build/sweeps/<name>/
+sweep: $(STAMP)
+	$(BIN)/python -m wttm_core.sweep $(SWEEP)
+
+## bench: the speed benchmarks (tables with a baseline in the same run)
+bench: $(STAMP)
+	$(BIN)/python benchmarks/losses.py
+	$(BIN)/python benchmarks/train_step.py
+
+clean:
+	rm -rf build runs .pytest_cache .ruff_cache .hypothesis
