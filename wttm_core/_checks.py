@@ -116,12 +116,8 @@ def check_log_weights(name: str, log_p: object, dim: int) -> Tensor:
 
 
 def raise_if_not_finite(result: Tensor, **inputs: Tensor) -> None:
-    """After a loss is computed, make sure it is finite; otherwise name the input that made it so.
-
-    Checking the ``[N]`` per-sample result instead of every ``[N, K]`` input keeps the common path cheap: any
-    NaN or Inf in the logits propagates into the result, and only then are the inputs inspected.
-    """
-    if bool(torch.isfinite(result).all()):
+    """After a result is computed, make sure it is finite; otherwise name the input that made it so."""
+    if math.isfinite(result.item()) if result.dim() == 0 else bool(torch.isfinite(result).all()):
         return
     for name, x in inputs.items():
         check_finite(name, x)

@@ -179,23 +179,32 @@ def _kl_from_logs(log_target: Tensor, log_input: Tensor) -> Tensor:
     return F.kl_div(log_input, log_target, reduction="none", log_target=True).sum(dim=-1)
 
 
-def _reduce(per_sample: Tensor, reduction: str) -> Tensor:
+def _reduce_checked(per_sample: Tensor, reduction: str, student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
+    """Apply ``reduction`` to the ``[N]`` per-sample values, then make sure the result is finite.
+
+    Any NaN or Inf in the logits propagates into the result, so one scalar check replaces a scan of both
+    ``[N, K]`` inputs on the common path; only a non-finite result triggers the scan that names the culprit.
+    """
     if reduction == "mean":
-        return per_sample.mean()
-    if reduction == "sum":
-        return per_sample.sum()
-    return per_sample
+        result = per_sample.mean()
+    elif reduction == "sum":
+        result = per_sample.sum()
+    else:
+        result = per_sample
+    raise_if_not_finite(result, student_logits=student_logits, teacher_logits=teacher_logits)
+    return result
 
 
 def _teacher_terms(teacher: Tensor, gamma: float) -> tuple[Tensor, Tensor]:
-    """``log p^t_T`` (Eqs. 8-9) and ``log U_gamma(p^t)`` (Eq. 22) sharing one log-sum-exp.
+    """``log p^t_T`` (Eqs. 8-9) and ``log U_gamma(p^t)`` (Eq. 22) from two fused log-softmax passes.
 
-    ``log p^t_T = gamma v - lse(gamma v)`` and ``log U_gamma(p^t) = lse(gamma v) - gamma lse(v)``.
+    Since ``p^t_T,j = (p^t_j)^gamma / U_gamma(p^t)`` for every class ``j``, ``log U = gamma log p^t_j - log p^t_T,j``.
+    Taking ``j`` = the teacher's top class (where both logs lie in ``[-log K, 0]``, so nothing cancels) gives
+    ``log U = gamma max_j log p^t_j - max_j log p^t_T,j`` without a separate log-sum-exp.
     """
-    scaled = gamma * teacher
-    lse_scaled = torch.logsumexp(scaled, dim=-1, keepdim=True)
-    log_weight = (lse_scaled - gamma * torch.logsumexp(teacher, dim=-1, keepdim=True)).squeeze(-1)
-    return scaled - lse_scaled, log_weight
+    log_pt = torch.log_softmax(gamma * teacher, dim=-1)
+    top_log_p = torch.log_softmax(teacher, dim=-1).amax(dim=-1)
+    return log_pt, torch.sub(top_log_p, log_pt.amax(dim=-1), alpha=1.0 / gamma).mul_(gamma)
 
 
 def transformed_teacher_log_probs(teacher_logits: Tensor, gamma: float) -> Tensor:
@@ -235,8 +244,7 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float, 
     log_pt = torch.log_softmax(teacher / temperature, dim=-1)
     log_qt = torch.log_softmax(student / temperature, dim=-1)
     per_sample = temperature**2 * _kl_from_logs(log_pt, log_qt)
-    raise_if_not_finite(per_sample, student_logits=student_logits, teacher_logits=teacher_logits)
-    return _reduce(per_sample, reduction)
+    return _reduce_checked(per_sample, reduction, student_logits, teacher_logits)
 
 
 def ttm_loss(student_logits: Tensor, teacher_logits: Tensor, gamma: float, reduction: str = "mean") -> Tensor:
@@ -250,8 +258,7 @@ def ttm_loss(student_logits: Tensor, teacher_logits: Tensor, gamma: float, reduc
     student, teacher = _prepare(student_logits, teacher_logits)
     log_pt = torch.log_softmax(gamma * teacher, dim=-1)
     per_sample = _kl_from_logs(log_pt, torch.log_softmax(student, dim=-1))
-    raise_if_not_finite(per_sample, student_logits=student_logits, teacher_logits=teacher_logits)
-    return _reduce(per_sample, reduction)
+    return _reduce_checked(per_sample, reduction, student_logits, teacher_logits)
 
 
 def wttm_loss(student_logits: Tensor, teacher_logits: Tensor, gamma: float, reduction: str = "mean") -> Tensor:
@@ -265,8 +272,7 @@ def wttm_loss(student_logits: Tensor, teacher_logits: Tensor, gamma: float, redu
     student, teacher = _prepare(student_logits, teacher_logits)
     log_pt, log_weight = _teacher_terms(teacher, gamma)
     per_sample = torch.exp(log_weight) * _kl_from_logs(log_pt, torch.log_softmax(student, dim=-1))
-    raise_if_not_finite(per_sample, student_logits=student_logits, teacher_logits=teacher_logits)
-    return _reduce(per_sample, reduction)
+    return _reduce_checked(per_sample, reduction, student_logits, teacher_logits)
 
 
 def kd_ttm_decomposition(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> dict[str, Tensor]:
