@@ -1,0 +1,272 @@
+"""What the browser tests do in a page: Chromium from Debian, JupyterLab's "Run All Cells", sliders, figures.
+
+Everything here is read from the live DOM: ipywidgets 8 sliders are ``.widget-slider`` with a noUiSlider
+``.noUi-handle`` (focusable, arrow keys move it) and a ``.widget-readout``; plotly figures are ``.js-plotly-plot``
+elements whose ``data`` / ``layout`` properties are plotly.js's own copy of the figure.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from browser_servers import Server
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT = {"width": 1400, "height": 1000}
+RUN_TIMEOUT_S = 120.0
+SETTLE_TIMEOUT_S = 15.0
+ARROW_PRESSES = 3
+
+# a figure's state as plotly.js holds it: trace arrays and the layout's visible text (titles, annotations)
+SNAPSHOT_JS = """() => ({
+  figures: [...document.querySelectorAll('.js-plotly-plot')].map(plot => JSON.stringify({
+    data: (plot.data || []).map(t => ({x: t.x, y: t.y, z: t.z, a: t.a, b: t.b, c: t.c, u: t.u, v: t.v,
+                                       text: t.text, name: t.name, visible: t.visible})),
+    shapes: plot.layout && plot.layout.shapes, annotations: plot.layout && plot.layout.annotations,
+    title: plot.layout && plot.layout.title,
+  })),
+  readouts: [...document.querySelectorAll('.widget-readout')].map(e => e.innerText.trim()),
+  texts: [...document.querySelectorAll('.widget-html, .widget-label, .widget-valid, .widget-output')]
+           .map(e => e.innerText.trim()),
+})"""
+# error outputs and tracebacks, as JupyterLab and Voila render them (errors use the stderr mime type)
+ERRORS_JS = """() => [...document.querySelectorAll(
+    '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"],'
+    + ' .jp-RenderedText[data-mime-type="application/vnd.jupyter.error"]')].map(e => e.innerText)"""
+TRACEBACK = re.compile(r"Traceback|^\w*(Error|Exception)\b", re.MULTILINE)
+WIDGET_FAILURE = re.compile(r"Error displaying widget|Failed to load model class|Could not create a view")
+
+
+def chromium_path() -> str | None:
+    """Debian's Chromium on PATH (``apt-get install chromium``), or None."""
+    return shutil.which("chromium")
+
+
+def launch(playwright: Any, profile: Path):
+    """A persistent Chromium context with a fresh user data dir ``profile`` (must not exist yet)."""
+    if profile.exists():
+        raise ValueError(f"profile: {profile} already exists; the browser must start with a fresh user data dir")
+    return playwright.chromium.launch_persistent_context(
+        str(profile), executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True, viewport=VIEWPORT
+    )
+
+
+@dataclass
+class ConsoleLog:
+    """Console errors and uncaught page errors, collected while a page lives."""
+
+    messages: list[str] = field(default_factory=list)
+
+    def attach(self, page: Any) -> None:
+        page.on("console", lambda message: self._console(message))
+        page.on("pageerror", lambda error: self.messages.append(f"pageerror: {error}"))
+
+    def _console(self, message: Any) -> None:
+        if message.type == "error":
+            self.messages.append(f"console.error: {message.text}")
+
+    def widget_failures(self) -> list[str]:
+        return [line for line in self.messages if WIDGET_FAILURE.search(line) or "anywidget" in line.lower()]
+
+
+def error_outputs(page: Any) -> list[str]:
+    """Texts of every stderr/error output in the page that carries a traceback or an exception name."""
+    return [text for text in page.evaluate(ERRORS_JS) if TRACEBACK.search(text)]
+
+
+def widget_failures_in_page(page: Any) -> list[str]:
+    """Texts where a widget failed to render ("Error displaying widget", unknown model class)."""
+    texts = page.evaluate(
+        "() => [...document.querySelectorAll('.jp-OutputArea-output, .jupyter-widgets')].map(e => e.innerText)"
+    )
+    return [text for text in texts if WIDGET_FAILURE.search(text)]
+
+
+def snapshot(page: Any) -> dict[str, list[str]]:
+    """Figures (plotly.js data and layout text), slider readouts and text widgets, as comparable strings."""
+    return page.evaluate(SNAPSHOT_JS)
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.25):
+    """Call ``predicate`` until it returns something truthy; raise TimeoutError naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+# ---------------------------------------------------------------------------------------------- JupyterLab
+
+
+def _sessions(server: Server) -> list[dict]:
+    with urllib.request.urlopen(server.url("api/sessions"), timeout=5) as response:
+        return json.loads(response.read())
+
+
+def kernel_state(server: Server, notebook: str) -> str | None:
+    """The execution state the server reports for the kernel of ``notebook`` (None before it has one)."""
+    for session in _sessions(server):
+        if Path(session.get("path", "")).name == notebook and session.get("kernel"):
+            return session["kernel"].get("execution_state")
+    return None
+
+
+def _status_bar_idle(page: Any) -> bool:
+    return bool(
+        page.evaluate(
+            "() => { const bar = document.querySelector('#jp-main-statusbar');"
+            " return !!bar && /\\|\\s*Idle/.test(bar.innerText); }"
+        )
+    )
+
+
+def wait_kernel_idle(page: Any, server: Server, notebook: str, timeout: float = 60.0) -> None:
+    """Both the server and the page say the notebook's kernel is idle (started, connected, not busy)."""
+    wait_for(
+        lambda: kernel_state(server, notebook) == "idle" and _status_bar_idle(page),
+        timeout,
+        f"the kernel of {notebook} to be idle",
+    )
+
+
+def open_notebook(page: Any, server: Server, notebook: str) -> None:
+    """Open ``notebook`` (a path relative to the server's root) in JupyterLab and wait for an idle kernel."""
+    page.goto(server.url(f"lab/tree/{notebook}?reset"))  # reset: do not restore notebooks opened earlier
+    page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=60_000)
+    wait_kernel_idle(page, server, notebook)
+
+
+def prompts(page: Any) -> list[str]:
+    """The execution prompts of every code cell of the current notebook ("[3]:", "[*]:", "[ ]:")."""
+    return page.evaluate(
+        "() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt')]"
+        ".map(e => e.innerText.trim())"
+    )
+
+
+def _all_executed(page: Any) -> bool:
+    shown = prompts(page)
+    return bool(shown) and all(re.fullmatch(r"\[\d+\]:", prompt) for prompt in shown)
+
+
+def _click_menu(page: Any, menu: str, item: str) -> None:
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(f"^{menu}$")).first.click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{item}$")).first.click()
+
+
+def run_all_cells(page: Any, server: Server, notebook: str, timeout: float = RUN_TIMEOUT_S) -> int:
+    """Run > Run All Cells, then wait until every code cell shows an execution count and the kernel is idle.
+
+    Run All can be swallowed while a kernel is still (re)starting (seen on a first run): when nothing is
+    running and not every cell has executed, it is retried once. Returns the number of attempts (1 or 2).
+    An error stops execution of the remaining cells; that is reported by :func:`error_outputs`, so this returns
+    as soon as the kernel is idle with an error on the page.
+    """
+    for attempt in (1, 2):
+        _click_menu(page, "Run", "Run All Cells")
+        started = time.monotonic()
+        deadline = started + timeout
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            idle = kernel_state(server, notebook) == "idle" and _status_bar_idle(page)
+            running = any("*" in prompt for prompt in prompts(page))
+            if idle and not running and (_all_executed(page) or error_outputs(page)):
+                return attempt
+            if idle and not running and time.monotonic() - started > 5.0:
+                break  # nothing is running and cells are unexecuted: Run All was lost
+        else:
+            raise TimeoutError(f"{notebook}: cells still running after {timeout:.0f} s: {prompts(page)}")
+        wait_kernel_idle(page, server, notebook)
+    raise AssertionError(f"{notebook}: Run All Cells did not execute every cell twice in a row: {prompts(page)}")
+
+
+# ---------------------------------------------------------------------------------------------- sliders
+
+
+@dataclass
+class SliderMove:
+    """The result of moving one slider with the keyboard."""
+
+    index: int
+    readout_before: str
+    readout_after: str
+    changed: list[str]  # "figure 2", "text 0", ... whatever else changed on the page
+
+
+def slider_count(page: Any) -> int:
+    return page.locator(".widget-slider .noUi-handle").count()
+
+
+def _differences(before: dict[str, list[str]], after: dict[str, list[str]]) -> list[str]:
+    changed = []
+    for kind, label in (("figures", "figure"), ("texts", "text")):
+        old, new = before[kind], after[kind]
+        if len(old) != len(new):
+            changed.append(f"{label} count {len(old)} -> {len(new)}")
+        changed.extend(f"{label} {i}" for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b)
+    return changed
+
+
+def move_slider(page: Any, index: int, presses: int = ARROW_PRESSES, key: str = "ArrowRight") -> SliderMove:
+    """Focus the ``index``-th slider handle, press ``key`` ``presses`` times, wait for the page to follow.
+
+    Waits until the slider's readout has changed and then until figures and text widgets stop changing
+    (the kernel's ``observe`` callback round-trips through the websocket). Only changes *other* than the
+    slider's own readout are reported in ``changed``.
+    """
+    handle = page.locator(".widget-slider .noUi-handle").nth(index)
+    readout = page.locator(".widget-slider").nth(index).locator(".widget-readout")
+    handle.scroll_into_view_if_needed()
+    before = snapshot(page)
+    readout_before = readout.inner_text().strip() if readout.count() else ""
+    handle.focus()
+    for _ in range(presses):
+        page.keyboard.press(key)
+    if readout.count():
+        wait_for(lambda: readout.inner_text().strip() != readout_before, 10.0, f"slider {index}'s readout to move")
+    # settle: the figure follows after a kernel round trip; wait for a change, then for two equal snapshots
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    last = snapshot(page)
+    while time.monotonic() < deadline and not _differences(before, last):
+        time.sleep(0.25)
+        last = snapshot(page)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        current = snapshot(page)
+        if current == last:
+            break
+        last = current
+    return SliderMove(
+        index, readout_before, readout.inner_text().strip() if readout.count() else "", _differences(before, last)
+    )
+
+
+def move_sliders_until_something_follows(page: Any, max_sliders: int = 4) -> list[SliderMove]:
+    """Move sliders in page order until one changes a figure or a text readout; return every move made."""
+    moves = []
+    for index in range(min(slider_count(page), max_sliders)):
+        move = move_slider(page, index)
+        moves.append(move)
+        if move.changed:
+            break
+    return moves

@@ -1,0 +1,105 @@
+"""Fixtures for the browser tests: one Chromium, one JupyterLab, Voila, all on 127.0.0.1 and always shut down.
+
+The servers serve COPIES of the notebooks (JupyterLab's autosave rewrites what it opens) with
+``interactive = True`` injected after the parameters cell, exactly as ``make present`` prepares them.
+Set ``WTTM_BROWSER_NOTEBOOKS`` to point the tests at another folder of notebooks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from browser_pages import chromium_path, launch  # noqa: E402
+from browser_servers import REPO, Server, start_jupyterlab  # noqa: E402
+
+from wttm_core.present import interactive_notebooks, write_presentation  # noqa: E402
+
+NOTEBOOKS = Path(os.environ.get("WTTM_BROWSER_NOTEBOOKS", REPO / "notebooks"))
+SCREENSHOTS = REPO / "build" / "screenshots"
+NO_CHROMIUM = "chromium not installed: apt-get install chromium"
+
+
+def discovered_notebooks() -> list[str]:
+    """Names of the notebooks whose parameters cell declares ``interactive`` (collected at import time)."""
+    return [path.name for path in interactive_notebooks(NOTEBOOKS)] if NOTEBOOKS.is_dir() else []
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    path = chromium_path()
+    if path is None:
+        pytest.skip(NO_CHROMIUM)
+    return path
+
+
+@pytest.fixture(scope="session")
+def presented_notebooks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A temporary root holding interactive=True copies of every interactive notebook."""
+    root = tmp_path_factory.mktemp("notebooks")
+    written = write_presentation(NOTEBOOKS, root)
+    assert written, f"no notebook in {NOTEBOOKS} declares `interactive` in its parameters cell"
+    return root
+
+
+@pytest.fixture(scope="session")
+def browser(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """One Chromium (persistent context on a fresh user data dir) for the whole session."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        context = launch(playwright, tmp_path_factory.mktemp("chromium") / "profile")
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+@pytest.fixture(scope="session")
+def jupyterlab(chromium: str, presented_notebooks: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = start_jupyterlab(presented_notebooks, tmp_path_factory.mktemp("jupyterlab"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def screenshots() -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS
+
+
+class StageTimings:
+    """Seconds per notebook and step, written to ``build/screenshots/timings.json`` (atomically) at the end."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.started = time.monotonic()
+        self.entries: dict[str, dict[str, float]] = {}
+
+    def record(self, name: str, **seconds: float) -> None:
+        self.entries.setdefault(name, {}).update({key: round(value, 2) for key, value in seconds.items()})
+
+    def write(self) -> None:
+        payload = {"stage_s": round(time.monotonic() - self.started, 2), "notebooks": self.entries}
+        temporary = self.path.with_name(f".{self.path.name}.tmp")
+        temporary.write_text(json.dumps(payload, indent=1) + "\n")
+        os.replace(temporary, self.path)
+
+
+@pytest.fixture(scope="session")
+def stage_timings(screenshots: Path) -> Iterator[StageTimings]:
+    timings = StageTimings(screenshots / "timings.json")
+    try:
+        yield timings
+    finally:
+        timings.write()

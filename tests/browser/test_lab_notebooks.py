@@ -1,0 +1,125 @@
+"""Every interactive notebook in a real JupyterLab in Chromium: Run All Cells, no error, a slider moves a figure.
+
+One JupyterLab and one Chromium serve all notebooks; each notebook gets a fresh tab and its kernel is shut
+down afterwards (two CPU cores). A screenshot of each notebook after the interaction goes to
+``build/screenshots/<notebook>.png``; seconds per step go to ``build/screenshots/timings.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from browser_pages import (
+    ConsoleLog,
+    error_outputs,
+    move_sliders_until_something_follows,
+    open_notebook,
+    run_all_cells,
+    slider_count,
+    snapshot,
+    wait_for,
+    widget_failures_in_page,
+)
+from browser_servers import Server
+from conftest import StageTimings, discovered_notebooks
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+NOTEBOOKS = discovered_notebooks()
+WIDGET_RENDER_TIMEOUT_S = 30.0
+
+
+def _shutdown_kernels(server: Server) -> None:
+    """Delete every session (and with it its kernel) so the next notebook has the CPUs to itself."""
+    with urllib.request.urlopen(server.url("api/sessions"), timeout=5) as response:
+        sessions = json.loads(response.read())
+    for session in sessions:
+        request = urllib.request.Request(server.url(f"api/sessions/{session['id']}"), method="DELETE")
+        urllib.request.urlopen(request, timeout=10).close()
+
+
+def _uses_widgets(page) -> bool:
+    """The notebook's outputs hold at least one ipywidgets view (a slider, a box, a FigureWidget)."""
+    return bool(page.evaluate("() => document.querySelectorAll('.jp-OutputArea-output .jupyter-widgets').length"))
+
+
+def _screenshot(page, path: Path) -> None:
+    """Scroll the first slider's output (slider and its figure) to the top of the notebook, then capture."""
+    page.evaluate(
+        "() => { const s = document.querySelector('.widget-slider');"
+        " const area = s && s.closest('.jp-OutputArea'); if (area) area.scrollIntoView({block: 'start'}); }"
+    )
+    time.sleep(0.3)
+    page.screenshot(path=str(path))
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_notebook_runs_and_its_slider_moves_a_figure(
+    notebook: str, stage_timings: StageTimings, jupyterlab: Server, browser, screenshots: Path
+) -> None:
+    page = browser.new_page()
+    console = ConsoleLog()
+    console.attach(page)
+    started = time.monotonic()
+    try:
+        open_notebook(page, jupyterlab, notebook)
+        opened = time.monotonic()
+        attempts = run_all_cells(page, jupyterlab, notebook)
+        executed = time.monotonic()
+
+        errors = error_outputs(page)
+        assert not errors, f"{notebook}: error output after Run All Cells:\n" + "\n---\n".join(errors)
+
+        if slider_count(page) == 0 and _uses_widgets(page):
+            # widgets are there but sliders still mounting (FigureWidget loads its bundle first)
+            wait_for(lambda: slider_count(page) > 0, WIDGET_RENDER_TIMEOUT_S, f"{notebook}'s sliders to render")
+        assert not widget_failures_in_page(page), (
+            f"{notebook}: a widget failed to render: {widget_failures_in_page(page)}"
+        )
+        assert not console.widget_failures(), f"{notebook}: widget errors in the console: {console.widget_failures()}"
+
+        moves = []
+        if slider_count(page):
+            figures = snapshot(page)["figures"]
+            moves = move_sliders_until_something_follows(page)
+            assert moves and moves[-1].changed, (
+                f"{notebook}: moving sliders with the keyboard changed no figure and no readout: "
+                f"{[(m.index, m.readout_before, m.readout_after) for m in moves]} ({len(figures)} figures on the page)"
+            )
+            assert moves[-1].readout_after != moves[-1].readout_before, f"{notebook}: the slider's readout did not move"
+        else:
+            # a notebook that declares `interactive` but shows no slider (e.g. the quickstart) must at least run
+            assert not _uses_widgets(page), f"{notebook}: widgets rendered but none is a slider"
+        moved = time.monotonic()
+        assert not error_outputs(page), f"{notebook}: error output after moving a slider: {error_outputs(page)}"
+
+        _screenshot(page, screenshots / f"{Path(notebook).stem}.png")
+        stage_timings.record(
+            notebook,
+            open_s=opened - started,
+            run_all_s=executed - opened,
+            slider_s=moved - executed,
+            total_s=time.monotonic() - started,
+            run_all_attempts=attempts,
+            sliders=slider_count(page),
+            figures=len(snapshot(page)["figures"]),
+        )
+        if moves:
+            print(
+                f"{notebook}: slider {moves[-1].index} {moves[-1].readout_before} -> {moves[-1].readout_after} "
+                f"changed {moves[-1].changed}"
+            )
+    except BaseException:
+        try:
+            page.screenshot(path=str(screenshots / f"{Path(notebook).stem}-failure.png"))
+        except Exception as error:  # the page itself may be gone; the original failure matters
+            print(f"no failure screenshot: {error}")
+        raise
+    finally:
+        page.close()
+        _shutdown_kernels(jupyterlab)

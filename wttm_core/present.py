@@ -1,0 +1,210 @@
+"""Classroom mode: the interactive notebooks as Voila dashboards (code hidden, sliders live).
+
+A notebook is *interactive* when its papermill ``parameters`` cell assigns ``interactive`` (the switch between
+ipywidgets sliders driving plotly ``FigureWidget``s and static figures). :func:`write_presentation` writes a
+copy of each interactive notebook with ``interactive = True`` injected after its parameters cell (papermill's
+own injection, so a notebook whose committed default is ``False`` still presents live) and without outputs;
+:func:`voila_command` is the Voila command line that serves such a folder on 127.0.0.1.
+
+``python -m wttm_core.present`` (that is ``make present``) does both and runs Voila until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+PARAMETERS_TAG = "parameters"
+INTERACTIVE = "interactive"
+
+__all__ = [
+    "declared_parameters",
+    "declares_interactive",
+    "interactive_notebooks",
+    "presentation_notebook",
+    "voila_command",
+    "write_presentation",
+    "main",
+]
+
+
+def _read_notebook(path: Path) -> dict[str, Any]:
+    try:
+        notebook = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"path: {path} is not a readable notebook ({error})") from error
+    if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
+        raise ValueError(f"path: {path} is not a notebook (no 'cells' list)")
+    return notebook
+
+
+def _source(cell: Mapping[str, Any]) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else str(source)
+
+
+def declared_parameters(path: str | os.PathLike[str]) -> list[str]:
+    """Names assigned at top level in the notebook's cell tagged ``parameters`` (empty when it has none).
+
+    Lines that are not Python (IPython magics such as ``%pip``) are ignored, as papermill itself never runs them
+    through its parameter parser either.
+    """
+    names: list[str] = []
+    for cell in _read_notebook(Path(path))["cells"]:
+        if cell.get("cell_type") != "code" or PARAMETERS_TAG not in cell.get("metadata", {}).get("tags", []):
+            continue
+        python_lines = [line for line in _source(cell).splitlines() if not line.lstrip().startswith(("%", "!"))]
+        try:
+            tree = ast.parse("\n".join(python_lines))
+        except SyntaxError as error:
+            raise ValueError(f"path: the parameters cell of {path} is not valid Python ({error})") from error
+        for node in tree.body:
+            targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+            names.extend(target.id for target in targets if isinstance(target, ast.Name))
+    return names
+
+
+def declares_interactive(path: str | os.PathLike[str]) -> bool:
+    """True when the notebook's parameters cell assigns ``interactive``."""
+    return INTERACTIVE in declared_parameters(path)
+
+
+def interactive_notebooks(directory: str | os.PathLike[str]) -> list[Path]:
+    """The interactive notebooks directly in ``directory``, sorted by name (checkpoint copies excluded)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ValueError(f"directory: {directory} is not a directory")
+    return [path for path in sorted(directory.glob("*.ipynb")) if declares_interactive(path)]
+
+
+def presentation_notebook(path: str | os.PathLike[str], parameters: Mapping[str, Any] | None = None) -> dict:
+    """The notebook at ``path`` without outputs, with ``parameters`` (default ``interactive=True``) injected.
+
+    The injection follows papermill: a cell tagged ``injected-parameters`` (papermill's own translation of the
+    values) right after the ``parameters`` cell, replacing an earlier injected cell.
+    """
+    from papermill.translators import translate_parameters
+
+    if parameters is not None and not isinstance(parameters, Mapping):
+        raise TypeError(f"parameters: expected a mapping, got {type(parameters).__name__}")
+    parameters = {INTERACTIVE: True} if parameters is None else dict(parameters)
+    notebook = _read_notebook(Path(path))
+    cells, injected_after_parameters = [], False
+    for cell in notebook["cells"]:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags:
+            continue  # replaced below, as papermill does
+        if cell.get("cell_type") == "code":
+            cell = {**cell, "outputs": [], "execution_count": None}
+        cells.append(cell)
+        if PARAMETERS_TAG in tags:
+            source = translate_parameters("python3", "python", parameters, "Parameters")
+            injected = {"cell_type": "code", "execution_count": None, "outputs": [], "source": source}
+            cells.append({**injected, "metadata": {"tags": ["injected-parameters"]}})
+            injected_after_parameters = True
+    if not injected_after_parameters:
+        raise ValueError(f"path: {path} has no cell tagged {PARAMETERS_TAG!r} to inject parameters after")
+    return {**notebook, "cells": cells}
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_presentation(
+    source: str | os.PathLike[str],
+    destination: str | os.PathLike[str],
+    parameters: Mapping[str, Any] | None = None,
+) -> list[Path]:
+    """Write a presentation copy (:func:`presentation_notebook`) of every interactive notebook in ``source``.
+
+    Each file is written atomically into ``destination`` (created if missing); stale ``.ipynb`` files there are
+    removed so the dashboard list matches ``source``. Returns the written paths, sorted.
+    """
+    source, destination = Path(source), Path(destination)
+    notebooks = interactive_notebooks(source)
+    if source.resolve() == destination.resolve():
+        raise ValueError("destination: must differ from source (the copies would overwrite the notebooks)")
+    destination.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in notebooks:
+        target = destination / path.name
+        _write_atomically(target, json.dumps(presentation_notebook(path, parameters), indent=1) + "\n")
+        written.append(target)
+    for stale in set(destination.glob("*.ipynb")) - set(written):
+        stale.unlink()
+    return written
+
+
+def voila_command(
+    directory: str | os.PathLike[str],
+    *,
+    port: int = 8866,
+    token: str | None = None,
+    executable: str | None = None,
+) -> list[str]:
+    """The Voila command line serving ``directory`` on 127.0.0.1:``port`` (code hidden, no browser opened).
+
+    ``token=None`` serves without a token (a local classroom screen); tests pass one.
+    """
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        raise ValueError(f"port: expected an integer in 1..65535, got {port!r}")
+    if token is not None and (not isinstance(token, str) or not token.isalnum()):
+        raise ValueError("token: expected None or a non-empty alphanumeric string")
+    voila = executable or shutil.which("voila", path=str(Path(sys.executable).parent)) or "voila"
+    command = [
+        voila,
+        str(directory),
+        "--no-browser",
+        "--Voila.ip=127.0.0.1",
+        f"--Voila.port={port}",
+        "--VoilaConfiguration.strip_sources=True",
+        "--VoilaConfiguration.show_tracebacks=True",
+    ]
+    if token is not None:
+        command.append(f"--Voila.token={token}")
+    return command
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m wttm_core.present``: build the presentation copies, then run Voila on them until Ctrl-C."""
+    parser = argparse.ArgumentParser(prog="python -m wttm_core.present", description=__doc__.splitlines()[0])
+    parser.add_argument("--notebooks", default="notebooks", help="folder holding the notebooks (default: notebooks)")
+    parser.add_argument("--out", default="build/present", help="folder for the presentation copies")
+    parser.add_argument("--port", type=int, default=8866, help="port on 127.0.0.1 (default: 8866)")
+    parser.add_argument("--dry-run", action="store_true", help="write the copies and print the command only")
+    args = parser.parse_args(argv)
+    written = write_presentation(args.notebooks, args.out)
+    if not written:
+        print(f"no interactive notebooks in {args.notebooks}", file=sys.stderr)
+        return 1
+    command = voila_command(args.out, port=args.port)
+    for path in written:
+        print(f"dashboard: http://127.0.0.1:{args.port}/voila/render/{path.name}")
+    print(" ".join(command), flush=True)
+    if args.dry_run:
+        return 0
+    try:
+        return subprocess.call(command)
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
