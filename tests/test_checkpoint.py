@@ -73,12 +73,12 @@ def test_saved_layout_is_readable_by_other_code_bases(tmp_path: Path) -> None:
         epoch=np.int64(7),  # type: ignore[arg-type]
         accuracy=torch.tensor(33.25),  # type: ignore[arg-type]
         optimizer_state=optimizer.state_dict(),
-        extra={"seed": 3, "history": [1.0, 2.0]},
+        extra={"seed": 3, "history": [1.0, np.float32(2.0)]},  # numpy scalars become Python numbers
     )
     raw = torch.load(path, map_location="cpu", weights_only=True)  # plain weights_only, no allow-list needed
     assert set(raw) == {"model", "epoch", "accuracy", "optimizer", "arch", "num_classes", "seed", "history"}
     assert (raw["epoch"], raw["accuracy"], raw["arch"], raw["num_classes"]) == (7, 33.25, "resnet8", 10)
-    assert type(raw["epoch"]) is int and type(raw["accuracy"]) is float
+    assert type(raw["epoch"]) is int and type(raw["accuracy"]) is float and type(raw["history"][1]) is float
     assert next(iter(raw["model"])) == "conv1.weight"
     assert raw["optimizer"]["param_groups"][0]["momentum"] == 0.9
     assert load_checkpoint(path).fc.out_features == 10

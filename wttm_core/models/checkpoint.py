@@ -388,21 +388,21 @@ def _unwrap(model: nn.Module) -> nn.Module:
 _PLAIN_SCALARS = (type(None), bool, int, float, str, bytes, torch.dtype, torch.device)
 
 
-def _check_plain(value: Any, where: str) -> None:
-    """Raise TypeError unless ``value`` is made of tensors, plain scalars and containers, which a
-    ``weights_only`` load can read back."""
+def _plain(value: Any, where: str) -> Any:
+    """``value`` with numpy scalars turned into Python numbers; TypeError unless it is made of tensors, plain
+    scalars and lists/tuples/dicts of them - what a ``weights_only`` load reads back without an allow-list."""
+    if isinstance(value, np.generic):
+        return value.item()
     if isinstance(value, (Tensor, *_PLAIN_SCALARS)):
-        return
+        return value
     if isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            _check_plain(item, f"{where}[{index}]")
-        return
+        items = [_plain(item, f"{where}[{index}]") for index, item in enumerate(value)]
+        return items if isinstance(value, list) else tuple(items)
     if isinstance(value, dict):
-        for key, item in value.items():
+        for key in value:
             if not isinstance(key, (str, int)):
                 raise TypeError(f"{where} has a key of type {type(key).__name__}; use str or int keys")
-            _check_plain(item, f"{where}[{key!r}]")
-        return
+        return {key: _plain(item, f"{where}[{key!r}]") for key, item in value.items()}
     raise TypeError(
         f"{where} is a {type(value).__name__}; checkpoints hold only tensors, numbers, strings and "
         "lists/tuples/dicts of them (so they load without unpickling arbitrary objects)"
@@ -439,12 +439,13 @@ def save_checkpoint(
         if not isinstance(optimizer_state, Mapping):
             kind = type(optimizer_state).__name__
             raise TypeError(f"optimizer_state must be a mapping (optimizer.state_dict()) or None, got {kind}")
-        _check_plain(dict(optimizer_state), "optimizer_state")
-    extra = dict(extra or {})
+        optimizer_state = _plain(dict(optimizer_state), "optimizer_state")
+    if extra is not None and not isinstance(extra, Mapping):
+        raise TypeError(f"extra must be a mapping or None, got {type(extra).__name__}")
+    extra = _plain(dict(extra or {}), "extra")
     clash = sorted(set(extra) & set(RESERVED_KEYS))
     if clash:
         raise ValueError(f"extra must not redefine the standard keys {clash}")
-    _check_plain(extra, "extra")
 
     state = _strip_wrapper_prefixes(
         {key: value.detach().to("cpu") for key, value in _unwrap(model).state_dict().items()}
@@ -457,7 +458,7 @@ def save_checkpoint(
         "model": state,
         "epoch": int(epoch),
         "accuracy": float(accuracy),
-        "optimizer": None if optimizer_state is None else dict(optimizer_state),
+        "optimizer": optimizer_state,
         "arch": arch,
         "num_classes": num_classes,
         **extra,
