@@ -1,0 +1,290 @@
+"""The ``wttm`` command line: train teachers, distil students, evaluate checkpoints, list presets and teachers.
+
+Sub-commands::
+
+    wttm train-teacher --arch resnet20 --epochs 2 --out runs/t ...
+    wttm distill --teacher resnet20 --teacher-checkpoint runs/t/checkpoint.pth --student resnet8 \\
+        --method wttm --gamma 0.3 --beta 1.5 --out runs/s [--resume] ...
+    wttm eval --arch resnet20 --checkpoint runs/t/checkpoint.pth [--dataset synthetic ...]
+    wttm presets [--json]
+    wttm teachers [--root DIR] [--fetch DEST]
+
+Every sub-command builds the same :class:`~wttm_core.engine.TrainConfig` the notebooks use. Bad input prints
+one line (``wttm <command>: error: ...``) and exits with code 2 before anything is written; Ctrl-C during
+training saves the state and exits with code 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+__all__ = ["main", "build_parser"]
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+_MAX_MESSAGE = 600
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        _fail(self.prog, message)
+
+
+def _one_line(message: object) -> str:
+    text = " | ".join(line.strip() for line in str(message).splitlines() if line.strip())
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+
+
+def _fail(prog: str, message: object, code: int = EXIT_USAGE) -> NoReturn:
+    print(f"{prog}: error: {_one_line(message)}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+# ------------------------------------------------------------------------------------------------ arguments
+def _add_data_arguments(p: argparse.ArgumentParser, *, train: bool = True) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", default="synthetic", help="synthetic (offline, default) or cifar100")
+    g.add_argument("--data-dir", default=None, help="folder holding cifar-100-python (default: data)")
+    if train:
+        g.add_argument("--train-size", type=int, default=None, help="training images (default: all)")
+    g.add_argument("--test-size", type=int, default=None, help="test images (default: all)")
+    g.add_argument("--data-seed", type=int, default=0, help="synthetic-set seed / CIFAR subsample seed")
+    g.add_argument("--download", action="store_true", help="download CIFAR-100 when it is missing")
+
+
+def _add_run_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("recipe (defaults: the paper's CIFAR-100 recipe)")
+    g.add_argument("--epochs", type=int, default=None, help="epochs (240); lr milestones scale with it")
+    g.add_argument("--batch-size", type=int, default=None, help="global batch size (64)")
+    g.add_argument("--test-batch-size", type=int, default=None, help="evaluation batch size (256)")
+    g.add_argument("--lr", type=float, default=None, help="initial lr (0.05; 0.01 for MobileNetV2/ShuffleV1/V2)")
+    g.add_argument("--momentum", type=float, default=None, help="SGD momentum (0.9)")
+    g.add_argument("--weight-decay", type=float, default=None, help="weight decay (5e-4)")
+    g.add_argument("--milestones", type=int, nargs="+", default=None, help="lr x0.1 epochs (150 180 210 scaled)")
+    g.add_argument("--label-smoothing", type=float, default=None, help="label smoothing of the CE term (0)")
+    g = p.add_argument_group("execution")
+    g.add_argument("--seed", type=int, default=0, help="seed of the model init and the data order (0)")
+    g.add_argument("--deterministic", action="store_true", help="deterministic kernels (exact resume)")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (auto)")
+    g.add_argument("--amp", default="auto", choices=("auto", "off", "bf16", "fp16"),
+                   help="autocast precision (auto: bf16 on CUDA and on CPUs with bf16 instructions)")
+    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="channels_last memory format (auto: on with bf16/CUDA)")
+    g.add_argument("--compile", action="store_true", help="torch.compile the models (slow first epoch)")
+    g.add_argument("--loader", default="device", help="device (GPU-resident, default) or reference (DataLoader)")
+    g.add_argument("--num-workers", type=int, default=0, help="DataLoader workers of --loader reference (0)")
+    g.add_argument("--sync-bn", action=argparse.BooleanOptionalAction, default=True,
+                   help="under torchrun: BatchNorm statistics over the global batch (default on)")
+    g = p.add_argument_group("output")
+    g.add_argument("--out", required=True, help="run directory (config.json, metrics.jsonl, checkpoints)")
+    g.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    g.add_argument("--force", action="store_true", help="replace a different run in --out")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``wttm`` argument parser (sub-commands train-teacher, distill, eval, presets, teachers)."""
+    parser = _Parser(prog="wttm", description="Transformed teacher matching (TTM / WTTM) distillation lab.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("train-teacher", help="train a model with cross-entropy (a teacher or a vanilla student)")
+    p.add_argument("--arch", required=True, help="architecture, e.g. resnet56")
+    _add_data_arguments(p)
+    _add_run_arguments(p)
+
+    p = sub.add_parser("distill", help="distil a student from a frozen teacher (KD, TTM, WTTM, sums)")
+    p.add_argument("--student", "--arch", dest="arch", required=True, help="student architecture")
+    p.add_argument("--teacher", default=None, help="teacher architecture or standard teacher name")
+    p.add_argument("--teacher-checkpoint", default=None, help="teacher weights (default: the standard file)")
+    p.add_argument("--teacher-dir", default="data", help="where standard teachers are looked up (data)")
+    p.add_argument("--method", default="wttm", help="ce, kd, ttm, wttm, wttm-noce or a sum like wttm+0.8*kd")
+    p.add_argument("--gamma", type=float, default=None, help="power / 1/T of TTM and WTTM (Table 8/9 preset)")
+    p.add_argument("--beta", type=float, default=None, help="weight of the TTM / WTTM term (Table 8/9 preset)")
+    p.add_argument("--temperature", type=float, default=None, help="KD temperature (4)")
+    p.add_argument("--ce-weight", type=float, default=None, help="cross-entropy weight (kd: 0.1, else 1)")
+    p.add_argument("--kd-weight", type=float, default=None, help="KD term weight lambda (0.9)")
+    p.add_argument("--weighting", default=None, help="WTTM sample weight: power-sum (Eq. 22, default), "
+                   "power-sum-normalised, teacher-entropy, one-minus-max, none")
+    p.add_argument("--renyi-order", type=float, default=None, help="order of an added renyi term (1/T)")
+    _add_data_arguments(p)
+    _add_run_arguments(p)
+
+    p = sub.add_parser("eval", help="top-1 / top-5 accuracy and loss of a checkpoint on a test set")
+    p.add_argument("--arch", default=None, help="architecture (default: recorded in the checkpoint)")
+    p.add_argument("--checkpoint", required=True, help="checkpoint file (standard layout or state_dict)")
+    _add_data_arguments(p, train=False)
+    p.add_argument("--batch-size", type=int, default=256, help="evaluation batch size (256)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--amp", default="off", choices=("auto", "off", "bf16", "fp16"), help="precision (off)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    p = sub.add_parser("presets", help="the recipe and the Table 8/9 gamma/beta presets the engine uses")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+
+    p = sub.add_parser("teachers", help="list the standard CIFAR-100 teachers; --fetch downloads them")
+    p.add_argument("--root", default="data", help="where teachers are looked for (data)")
+    p.add_argument("--fetch", metavar="DEST", default=None, help="download and unpack the teachers into DEST")
+    p.add_argument("--url", default=None, help="release archive URL (default: the mdistiller release)")
+    return parser
+
+
+# ------------------------------------------------------------------------------------------------ commands
+def _check_data_dir(args: argparse.Namespace) -> str:
+    if args.data_dir is None:
+        return "data"
+    if not Path(args.data_dir).is_dir() and not args.download:
+        raise ValueError(f"--data-dir: {args.data_dir} does not exist")
+    return str(args.data_dir)
+
+
+def _config_from_args(args: argparse.Namespace) -> Any:
+    from wttm_core.engine import TrainConfig
+
+    given = {
+        "epochs": args.epochs, "batch_size": args.batch_size, "test_batch_size": args.test_batch_size,
+        "lr": args.lr, "momentum": args.momentum, "weight_decay": args.weight_decay,
+        "milestones": tuple(args.milestones) if args.milestones else None,
+        "label_smoothing": args.label_smoothing,
+    }
+    if args.command == "distill":
+        given.update(
+            method=args.method, teacher=args.teacher, teacher_checkpoint=args.teacher_checkpoint,
+            teacher_dir=args.teacher_dir, gamma=args.gamma, beta=args.beta, temperature=args.temperature,
+            ce_weight=args.ce_weight, kd_weight=args.kd_weight, weighting=args.weighting,
+            renyi_order=args.renyi_order,
+        )
+        if args.teacher is None and args.teacher_checkpoint is None:
+            raise ValueError("--teacher and/or --teacher-checkpoint is required")
+    else:
+        given["method"] = "ce"
+    fields = {k: v for k, v in given.items() if v is not None}
+    for name in ("gamma", "beta"):  # None means "preset"; anything given must be valid
+        if name in fields and not fields[name] > 0:
+            raise ValueError(f"--{name} must be > 0, got {fields[name]}")
+    return TrainConfig(
+        arch=args.arch, dataset=args.dataset, data_dir=_check_data_dir(args), train_size=args.train_size,
+        test_size=args.test_size, data_seed=args.data_seed, download=args.download, seed=args.seed,
+        deterministic=args.deterministic, device=args.device, amp=args.amp, channels_last=args.channels_last,
+        compile=args.compile, loader=args.loader, num_workers=args.num_workers, sync_bn=args.sync_bn,
+        out=args.out, quiet=args.quiet, **fields,
+    )
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from wttm_core.engine import train
+
+    config = _config_from_args(args)
+    summary = train(config, resume=args.resume, force=args.force)
+    if not args.quiet:
+        best, last = summary["best_test_acc"], summary["last_test_acc"]
+        print(f"{summary['method']} {summary['arch']}: best test acc {best:.2f}% (epoch {summary['best_epoch']}), "
+              f"last {last:.2f}% (epoch {summary['last_epoch']}); files in {args.out}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from wttm_core.data import load_dataset
+    from wttm_core.engine import evaluate_model
+    from wttm_core.models import load_checkpoint
+
+    model = load_checkpoint(args.checkpoint, arch=args.arch)
+    dataset = load_dataset(args.dataset, "test", data_dir=_check_data_dir(args), size=args.test_size,
+                           seed=args.data_seed, download=args.download)
+    result = evaluate_model(model, dataset, device=args.device, amp=args.amp, batch_size=args.batch_size)
+    if args.json:
+        print(json.dumps({"checkpoint": args.checkpoint, "dataset": args.dataset, **result}))
+    else:
+        print(f"{args.checkpoint} on {args.dataset} test ({int(result['images'])} images): "
+              f"top-1 {result['top1']:.2f}%  top-5 {result['top5']:.2f}%  loss {result['loss']:.4f}")
+    return 0
+
+
+def _cmd_presets(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from wttm_core.presets import PAIR_PRESETS, RECIPE
+
+    if args.json:
+        print(json.dumps({"recipe": dataclasses.asdict(RECIPE),
+                          "pairs": [dataclasses.asdict(p) for p in PAIR_PRESETS]}, indent=2))
+        return 0
+    r = RECIPE
+    print(f"recipe: {r.epochs} epochs, batch {r.batch_size}, SGD momentum {r.momentum}, weight decay "
+          f"{r.weight_decay}, lr {r.lr} ({r.small_lr} for {', '.join(r.small_lr_students)}), x{r.lr_decay} at "
+          f"epochs {'/'.join(map(str, r.milestones))} (scaled with --epochs); KD T={r.kd_temperature:g}, "
+          f"CE {r.kd_ce_weight} / KD {r.kd_weight}; TTM/WTTM CE weight {r.ttm_ce_weight:g}")
+    header = f"{'table':>5}  {'teacher -> student':<26} {'TTM gamma':>9} {'beta':>6}  {'WTTM gamma':>10} {'beta':>6}" \
+             f"  {'WTTM-noCE gamma':>15}"
+    print(header)
+    print("-" * len(header))
+    for p in PAIR_PRESETS:
+        noce = f"{p.wttm_noce_gamma:g}" if p.wttm_noce_gamma is not None else "-"
+        print(f"{p.table:>5}  {p.pair:<26} {p.ttm_gamma:>9g} {p.ttm_beta:>6g}  {p.wttm_gamma:>10g} "
+              f"{p.wttm_beta:>6g}  {noce:>15}")
+    print("gamma = 1/T. WTTM without CE: beta not published; the engine uses the pair's WTTM beta. "
+          "Unknown pairs need --gamma and --beta.")
+    return 0
+
+
+def _entry(entry: Any, name: str) -> Any:
+    return entry.get(name) if isinstance(entry, dict) else getattr(entry, name, None)
+
+
+def _cmd_teachers(args: argparse.Namespace) -> int:
+    from wttm_core import teachers as T
+
+    if args.fetch is not None:
+        kwargs = {"url": args.url} if args.url else {}
+        T.fetch_teachers(args.fetch, **kwargs)
+        root = args.fetch
+    else:
+        root = args.root
+    print(f"{'name':<12} {'arch':<12} {'published top-1':>15}  {'sha256':<8}  file under {root}")
+    for name, entry in T.STANDARD_TEACHERS.items():
+        try:
+            where = str(T.find_teacher_checkpoint(name, root))
+        except FileNotFoundError:
+            where = "missing"
+        accuracy = _entry(entry, "accuracy")
+        shown = f"{accuracy:.2f}%" if isinstance(accuracy, int | float) else "?"
+        digest = "known" if _entry(entry, "sha256") else "unknown"
+        print(f"{name:<12} {_entry(entry, 'arch') or name:<12} {shown:>15}  {digest:<8}  {where}")
+    return 0
+
+
+_COMMANDS = {
+    "train-teacher": _cmd_train,
+    "distill": _cmd_train,
+    "eval": _cmd_eval,
+    "presets": _cmd_presets,
+    "teachers": _cmd_teachers,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``wttm`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    prog = f"wttm {args.command}"
+    from wttm_core.engine import TrainingDiverged
+
+    try:
+        return _COMMANDS[args.command](args)
+    except KeyboardInterrupt as interrupt:
+        print(f"{prog}: {_one_line(interrupt) or 'interrupted'}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except TrainingDiverged as error:
+        _fail(prog, error, code=1)
+    except (ValueError, TypeError, FileNotFoundError, NotADirectoryError) as error:
+        _fail(prog, error)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,323 @@
+"""The typed configuration of one training run, its resolution and its ``config.json`` form.
+
+The command line and the notebooks build the same :class:`TrainConfig`. Fields left at ``None`` / ``"auto"``
+are filled by :func:`resolve_config` from the recipe (:mod:`wttm_core.presets`), the Table 8/9 presets and
+the machine, so that ``config.json`` records every value the run actually used. Validation happens here,
+where values enter: a bad value raises ``ValueError`` naming the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import platform
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from wttm_core.engine.methods import WEIGHTINGS, build_method, parse_method
+from wttm_core.engine.runtime import (
+    AMP_MODES,
+    cpu_has_fast_bf16,
+    default_amp,
+    default_channels_last,
+    resolve_device,
+)
+from wttm_core.presets import RECIPE, learning_rate, method_hyperparameters, scaled_milestones
+
+__all__ = [
+    "TrainConfig",
+    "DATASETS",
+    "LOADERS",
+    "resolve_config",
+    "config_to_dict",
+    "config_from_dict",
+    "identity",
+    "environment_info",
+]
+
+DATASETS = ("synthetic", "cifar100")
+LOADERS = ("device", "reference")
+# Fields that do not change what is computed: two configs differing only here describe the same run.
+_NOT_IDENTITY = frozenset({"out", "quiet", "num_workers"})
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (teacher training is method ``ce`` without a teacher).
+
+    Defaults are the paper's CIFAR-100 recipe (``wttm_core.presets.RECIPE``); ``None`` / ``"auto"`` means
+    "resolve from the recipe, the Table 8/9 presets or the machine".
+    """
+
+    # what is trained, and how
+    arch: str = "resnet8"
+    method: str = "ce"
+    teacher: str | None = None
+    teacher_checkpoint: str | None = None
+    teacher_dir: str = "data"
+    teacher_arch: str | None = None
+    gamma: float | None = None
+    beta: float | None = None
+    temperature: float = RECIPE.kd_temperature
+    ce_weight: float | None = None
+    kd_weight: float = RECIPE.kd_weight
+    label_smoothing: float = 0.0
+    weighting: str = "power-sum"
+    renyi_order: float | None = None
+    metric_temperature: float | None = None
+    preset_source: str | None = None
+    # data
+    dataset: str = "synthetic"
+    data_dir: str = "data"
+    train_size: int | None = None
+    test_size: int | None = None
+    data_seed: int = 0
+    download: bool = False
+    loader: str = "device"
+    num_workers: int = 0
+    # recipe
+    epochs: int = RECIPE.epochs
+    batch_size: int = RECIPE.batch_size
+    test_batch_size: int | None = None
+    lr: float | None = None
+    momentum: float = RECIPE.momentum
+    weight_decay: float = RECIPE.weight_decay
+    milestones: tuple[int, ...] | None = None
+    lr_decay: float = RECIPE.lr_decay
+    # execution
+    seed: int = 0
+    deterministic: bool = False
+    device: str = "auto"
+    amp: str = "auto"
+    channels_last: bool | None = None
+    compile: bool = False
+    sync_bn: bool = True
+    world_size: int = 1
+    out: str | None = None
+    quiet: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def distills(self) -> bool:
+        """Whether a teacher takes part (as a loss term or only for the metrics)."""
+        return self.teacher is not None or self.teacher_checkpoint is not None
+
+
+def _check_int(name: str, value: object, minimum: int, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_float(name: str, value: object, *, positive: bool, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or (value <= 0 if positive else value < 0):  # type: ignore[operator]
+        bound = "> 0" if positive else ">= 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+
+
+def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def _validate(cfg: TrainConfig, model_names: tuple[str, ...]) -> None:
+    if cfg.arch not in model_names:
+        raise ValueError(f"arch: unknown architecture {cfg.arch!r} (choose from {', '.join(model_names)})")
+    parse_method(cfg.method)
+    _check_choice("dataset", cfg.dataset, DATASETS)
+    _check_choice("loader", cfg.loader, LOADERS)
+    _check_choice("amp", cfg.amp, ("auto", *AMP_MODES))
+    _check_choice("weighting", cfg.weighting, WEIGHTINGS)
+    for name in ("epochs", "batch_size"):
+        _check_int(name, getattr(cfg, name), 1)
+    for name in ("train_size", "test_size", "test_batch_size"):
+        _check_int(name, getattr(cfg, name), 1, allow_none=True)
+    for name in ("seed", "data_seed", "num_workers"):
+        _check_int(name, getattr(cfg, name), 0)
+    _check_int("world_size", cfg.world_size, 1)
+    for name in ("gamma", "beta", "lr", "renyi_order", "metric_temperature"):
+        _check_float(name, getattr(cfg, name), positive=True, allow_none=True)
+    _check_float("temperature", cfg.temperature, positive=True)
+    _check_float("lr_decay", cfg.lr_decay, positive=True)
+    for name in ("momentum", "weight_decay", "kd_weight", "label_smoothing"):
+        _check_float(name, getattr(cfg, name), positive=False)
+    _check_float("ce_weight", cfg.ce_weight, positive=False, allow_none=True)
+    if cfg.label_smoothing >= 1:
+        raise ValueError(f"label_smoothing must be < 1, got {cfg.label_smoothing}")
+    if cfg.milestones is not None:
+        ms = tuple(cfg.milestones)
+        if any(isinstance(m, bool) or not isinstance(m, int) or m < 0 for m in ms) or list(ms) != sorted(ms):
+            raise ValueError(f"milestones must be non-decreasing non-negative integers, got {cfg.milestones!r}")
+    if cfg.batch_size % cfg.world_size:
+        raise ValueError(
+            f"batch_size {cfg.batch_size} (the global batch) must be divisible by the {cfg.world_size} processes"
+        )
+    if not isinstance(cfg.extra, dict):
+        raise TypeError(f"extra must be a dict, got {type(cfg.extra).__name__}")
+
+
+def _teacher_arch(cfg: TrainConfig, model_names: tuple[str, ...]) -> str | None:
+    """The teacher's architecture named by ``cfg.teacher`` (an architecture or a standard teacher name)."""
+    if cfg.teacher is None:
+        return cfg.teacher_arch
+    if cfg.teacher in model_names:
+        return cfg.teacher
+    from wttm_core.teachers import STANDARD_TEACHERS
+
+    if cfg.teacher in STANDARD_TEACHERS:
+        return _standard_arch(STANDARD_TEACHERS[cfg.teacher])
+    raise ValueError(
+        f"teacher: {cfg.teacher!r} is neither an architecture nor a standard teacher "
+        f"(standard teachers: {', '.join(STANDARD_TEACHERS)})"
+    )
+
+
+def _checkpoint_arch(path: str, model_names: tuple[str, ...]) -> str:
+    """The architecture recorded in a checkpoint, or named by its ``<arch>_vanilla/`` folder."""
+    from pathlib import Path
+
+    from wttm_core.models import read_checkpoint
+
+    if not Path(path).is_file():
+        raise ValueError(f"teacher_checkpoint: no such file {path}")
+    arch = read_checkpoint(path).get("arch")
+    if arch is None:
+        folder = Path(path).parent.name
+        arch = folder.removesuffix("_vanilla") if folder.endswith("_vanilla") else None
+    if arch not in model_names:
+        raise ValueError(f"teacher_checkpoint: cannot tell the architecture of {path}; name it with teacher")
+    return str(arch)
+
+
+def _standard_arch(entry: Any) -> str:
+    return entry["arch"] if isinstance(entry, dict) else entry.arch
+
+
+def resolve_config(config: TrainConfig, *, world_size: int = 1, local_rank: int | None = None) -> TrainConfig:
+    """Validate ``config`` and return a copy with every ``None`` / ``"auto"`` replaced by the value used.
+
+    Does not touch the disk except to locate a standard teacher's checkpoint under ``teacher_dir``.
+    """
+    from wttm_core.models import MODEL_NAMES
+
+    model_names = tuple(MODEL_NAMES)
+    cfg = dataclasses.replace(config, world_size=world_size, extra=dict(config.extra))
+    if cfg.milestones is not None:
+        cfg.milestones = tuple(cfg.milestones)
+    _validate(cfg, model_names)
+    spec = parse_method(cfg.method)
+
+    teacher_arch = _teacher_arch(cfg, model_names)
+    if cfg.teacher_arch is not None and teacher_arch is not None and cfg.teacher_arch != teacher_arch:
+        raise ValueError(f"teacher_arch {cfg.teacher_arch!r} contradicts teacher {cfg.teacher!r}")
+    cfg.teacher_arch = teacher_arch
+    if cfg.teacher_arch is None and cfg.teacher_checkpoint is not None:
+        cfg.teacher_arch = _checkpoint_arch(cfg.teacher_checkpoint, model_names)
+    needs_teacher = build_method(spec, gamma=1.0, beta=1.0).needs_teacher
+    if needs_teacher and not cfg.distills:
+        raise ValueError(f"method {cfg.method!r} needs a teacher: give teacher and/or teacher_checkpoint")
+    if cfg.teacher is not None and cfg.teacher_checkpoint is None:
+        from wttm_core.teachers import STANDARD_TEACHERS, find_teacher_checkpoint
+
+        if cfg.teacher not in STANDARD_TEACHERS:
+            raise ValueError(
+                f"teacher_checkpoint: the architecture {cfg.teacher!r} has no standard checkpoint; "
+                "give the path of a trained one"
+            )
+        cfg.teacher_checkpoint = str(find_teacher_checkpoint(cfg.teacher, cfg.teacher_dir))
+
+    # gamma / beta from Tables 8-9 when the method needs them and they were not given
+    tuned = [name for name in spec.names if name in ("ttm", "wttm", "wttm-noce")]
+    if tuned and (cfg.gamma is None or cfg.beta is None):
+        preset = method_hyperparameters(tuned[0], cfg.teacher_arch, cfg.arch)
+        if cfg.gamma is None:
+            cfg.gamma = preset["gamma"]  # type: ignore[assignment]
+        if cfg.beta is None:
+            cfg.beta = preset["beta"]  # type: ignore[assignment]
+        cfg.preset_source = str(preset["source"])
+        if cfg.gamma is None or cfg.beta is None:
+            missing = " and ".join(n for n in ("gamma", "beta") if getattr(cfg, n) is None)
+            raise ValueError(
+                f"{missing}: no Table 8/9 preset for {cfg.teacher_arch} -> {cfg.arch} with method "
+                f"{tuned[0]!r}; give {missing} explicitly"
+            )
+    elif tuned:
+        cfg.preset_source = "given"
+    # build once to validate every method hyperparameter together
+    build_method(
+        spec, gamma=cfg.gamma, beta=cfg.beta, temperature=cfg.temperature, ce_weight=cfg.ce_weight,
+        kd_weight=cfg.kd_weight, label_smoothing=cfg.label_smoothing, weighting=cfg.weighting,
+        renyi_order=cfg.renyi_order,
+    )
+    if cfg.metric_temperature is None:
+        cfg.metric_temperature = 1.0 / cfg.gamma if tuned else cfg.temperature  # type: ignore[operator]
+
+    if cfg.lr is None:
+        cfg.lr = learning_rate(cfg.arch)
+    if cfg.milestones is None:
+        cfg.milestones = scaled_milestones(cfg.epochs)
+    if cfg.test_batch_size is None:
+        cfg.test_batch_size = 256  # evaluation in eval mode: the result does not depend on it
+
+    cfg.device = resolve_device(cfg.device, local_rank if world_size > 1 else None)
+    if cfg.amp == "auto":
+        cfg.amp = default_amp(cfg.device)
+    if cfg.amp == "fp16" and cfg.device == "cpu":
+        raise ValueError("amp: fp16 autocast is for CUDA; use bf16 (or off) on the CPU")
+    if cfg.channels_last is None:
+        cfg.channels_last = default_channels_last(cfg.device, cfg.amp)
+    return cfg
+
+
+def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """A JSON-ready dict of the configuration (tuples become lists)."""
+    out = dataclasses.asdict(cfg)
+    if out["milestones"] is not None:
+        out["milestones"] = list(out["milestones"])
+    return out
+
+
+def config_from_dict(data: dict[str, Any]) -> TrainConfig:
+    """The inverse of :func:`config_to_dict`; unknown keys (``environment``, ``data``) are ignored."""
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    kwargs = {k: v for k, v in data.items() if k in names}
+    if kwargs.get("milestones") is not None:
+        kwargs["milestones"] = tuple(kwargs["milestones"])
+    return TrainConfig(**kwargs)
+
+
+def identity(data: dict[str, Any]) -> dict[str, Any]:
+    """The part of a config dict that decides what is computed (used to recognise the same run on disk)."""
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    return {k: v for k, v in data.items() if k in names and k not in _NOT_IDENTITY}
+
+
+def environment_info(device: str) -> dict[str, Any]:
+    """Versions and hardware, recorded in ``config.json`` next to the configuration."""
+    import torchvision
+
+    import wttm_core
+
+    info: dict[str, Any] = {
+        "wttm": getattr(wttm_core, "__version__", "unknown"),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_threads": torch.get_num_threads(),
+        "cpu_fast_bf16": cpu_has_fast_bf16(),
+    }
+    if device.startswith("cuda"):
+        info["cuda"] = torch.version.cuda
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return info
