@@ -261,3 +261,29 @@ def test_save_is_atomic(tmp_path: Path) -> None:
         save_checkpoint(blocker, model, arch="resnet8", epoch=3, accuracy=30.0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker.pth", "ckpt.pth"]
     assert list(blocker.iterdir()) == []
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_saved_files_load_on_the_cpu(tmp_path: Path) -> None:
+    """The published teachers were saved from GPU tensors; they must load with map_location="cpu"."""
+    model = _randomised("resnet8").cuda()
+    folder = tmp_path / "resnet8_vanilla"
+    folder.mkdir()
+    path = folder / "ckpt_epoch_240.pth"
+    accuracy = torch.tensor(70.5, device="cuda")
+    torch.save(
+        {"model": model.state_dict(), "epoch": 240, "accuracy": accuracy}, path, _use_new_zipfile_serialization=False
+    )
+    checkpoint = read_checkpoint(path)
+    assert all(t.device.type == "cpu" for t in checkpoint["model"].values())
+    assert stored_accuracy(checkpoint) == 70.5
+    loaded = load_checkpoint(path)
+    assert all(t.device.type == "cpu" for t in loaded.state_dict().values())
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value.cpu()), key
+    # and this project's files are CPU-only whatever device the model was on
+    saved = save_checkpoint(tmp_path / "mine.pth", model, arch="resnet8", epoch=1, accuracy=accuracy)
+    raw = torch.load(saved, weights_only=True)  # no map_location: the tensors were stored as CPU tensors
+    assert raw["accuracy"] == 70.5 and raw["model"]["fc.weight"].device.type == "cpu"
+    with open(saved, "rb") as handle:
+        assert b"cuda" not in handle.read()
