@@ -29,6 +29,7 @@ INTERACTIVE = "interactive"
 __all__ = [
     "declared_parameters",
     "declares_interactive",
+    "reads_interactive",
     "interactive_notebooks",
     "presentation_notebook",
     "voila_command",
@@ -52,25 +53,45 @@ def _source(cell: Mapping[str, Any]) -> str:
     return "".join(source) if isinstance(source, list) else str(source)
 
 
-def declared_parameters(path: str | os.PathLike[str]) -> list[str]:
-    """Names assigned at top level in the notebook's cell tagged ``parameters`` (empty when it has none).
+def _code_cells(path: Path) -> list[tuple[bool, ast.Module]]:
+    """(is the parameters cell, parsed source) of every code cell; IPython syntax (``%pip``, ``!ls``) is first
+    turned into the Python that IPython itself would run."""
+    from IPython.core.inputtransformer2 import TransformerManager
 
-    Lines that are not Python (IPython magics such as ``%pip``) are ignored, as papermill itself never runs them
-    through its parameter parser either.
-    """
-    names: list[str] = []
-    for cell in _read_notebook(Path(path))["cells"]:
-        if cell.get("cell_type") != "code" or PARAMETERS_TAG not in cell.get("metadata", {}).get("tags", []):
+    to_python = TransformerManager().transform_cell
+    parsed = []
+    for cell in _read_notebook(path)["cells"]:
+        if cell.get("cell_type") != "code":
             continue
-        python_lines = [line for line in _source(cell).splitlines() if not line.lstrip().startswith(("%", "!"))]
+        is_parameters = PARAMETERS_TAG in cell.get("metadata", {}).get("tags", [])
         try:
-            tree = ast.parse("\n".join(python_lines))
+            tree = ast.parse(to_python(_source(cell)))
         except SyntaxError as error:
-            raise ValueError(f"path: the parameters cell of {path} is not valid Python ({error})") from error
+            raise ValueError(f"path: a code cell of {path} is not valid Python ({error})") from error
+        parsed.append((is_parameters, tree))
+    return parsed
+
+
+def declared_parameters(path: str | os.PathLike[str]) -> list[str]:
+    """Names assigned at top level in the notebook's cell tagged ``parameters`` (empty when it has none)."""
+    names: list[str] = []
+    for is_parameters, tree in _code_cells(Path(path)):
+        if not is_parameters:
+            continue
         for node in tree.body:
             targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
             names.extend(target.id for target in targets if isinstance(target, ast.Name))
     return names
+
+
+def reads_interactive(path: str | os.PathLike[str]) -> bool:
+    """True when a code cell other than the parameters cell reads the name ``interactive`` (it switches on it)."""
+    return any(
+        isinstance(node, ast.Name) and node.id == INTERACTIVE and isinstance(node.ctx, ast.Load)
+        for is_parameters, tree in _code_cells(Path(path))
+        if not is_parameters
+        for node in ast.walk(tree)
+    )
 
 
 def declares_interactive(path: str | os.PathLike[str]) -> bool:
@@ -109,6 +130,8 @@ def presentation_notebook(path: str | os.PathLike[str], parameters: Mapping[str,
         if PARAMETERS_TAG in tags:
             source = translate_parameters("python3", "python", parameters, "Parameters")
             injected = {"cell_type": "code", "execution_count": None, "outputs": [], "source": source}
+            if (notebook.get("nbformat"), notebook.get("nbformat_minor", 0)) >= (4, 5):
+                injected["id"] = "injected-parameters"  # nbformat 4.5 requires cell ids
             cells.append({**injected, "metadata": {"tags": ["injected-parameters"]}})
             injected_after_parameters = True
     if not injected_after_parameters:

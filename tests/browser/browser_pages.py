@@ -270,3 +270,42 @@ def move_sliders_until_something_follows(page: Any, max_sliders: int = 4) -> lis
         if move.changed:
             break
     return moves
+
+
+# ---------------------------------------------------------------------------------------------- Voila
+
+VOILA_STATE_JS = """() => ({
+  complete: document.readyState === 'complete' && !document.querySelector('#loading'),
+  pending: [...document.querySelectorAll('.jp-OutputArea-output')].filter(e => !e.children.length
+             && !e.innerText.trim()).length,
+})"""
+
+
+def open_dashboard(page: Any, server: Server, notebook: str, timeout: float = RUN_TIMEOUT_S) -> None:
+    """Open ``notebook`` as a Voila dashboard and wait until it has executed and every widget has rendered.
+
+    Voila streams the page while the kernel executes (``#loading`` shown, document still loading); widget
+    outputs arrive as empty placeholders that the widget manager fills afterwards.
+    """
+    page.goto(server.url(f"voila/render/{notebook}"), wait_until="commit", timeout=timeout * 1000)
+
+    def rendered() -> bool:
+        state = page.evaluate(VOILA_STATE_JS)
+        return state["complete"] and state["pending"] == 0
+
+    wait_for(rendered, timeout, f"the dashboard {notebook} to execute and render its widgets", interval=0.5)
+    # then until figures and widgets stop changing (FigureWidget sizes itself after the first paint)
+    last = snapshot(page)
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        current = snapshot(page)
+        if current == last:
+            return
+        last = current
+
+
+def visible_code_lines(page: Any, code_lines: list[str]) -> list[str]:
+    """The lines of ``code_lines`` that appear verbatim in the page's visible text (should be none)."""
+    text = page.evaluate("() => document.body.innerText")
+    return [line for line in code_lines if line in text]

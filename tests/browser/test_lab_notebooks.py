@@ -25,7 +25,10 @@ from browser_pages import (
     widget_failures_in_page,
 )
 from browser_servers import Server
+from conftest import NOTEBOOKS as NOTEBOOK_DIR
 from conftest import StageTimings, discovered_notebooks
+
+from wttm_core.present import reads_interactive
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -93,7 +96,8 @@ def test_notebook_runs_and_its_slider_moves_a_figure(
             )
             assert moves[-1].readout_after != moves[-1].readout_before, f"{notebook}: the slider's readout did not move"
         else:
-            # a notebook that declares `interactive` but shows no slider (e.g. the quickstart) must at least run
+            # only a notebook that declares `interactive` without switching on it (the quickstart) has no slider
+            assert not reads_interactive(NOTEBOOK_DIR / notebook), f"{notebook}: interactive=True shows no slider"
             assert not _uses_widgets(page), f"{notebook}: widgets rendered but none is a slider"
         moved = time.monotonic()
         assert not error_outputs(page), f"{notebook}: error output after moving a slider: {error_outputs(page)}"
