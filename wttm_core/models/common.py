@@ -8,7 +8,7 @@
 - The weight initialisations of the reference code bases (CRD / RepDistiller, mdistiller), so freshly built
   students start from the same distribution as in the published experiments.
 
-The models themselves are plain ``torch.nn`` code; knowledge distillation (KD, TTM Eq. 6, WTTM Eq. 8 of
+The models themselves are plain ``torch.nn`` code; knowledge distillation (KD Eq. 1, TTM Eq. 2, WTTM Eq. 23 of
 Zheng & Yang, ICLR 2024) only ever sees their logits.
 """
 
