@@ -154,6 +154,16 @@ def open_notebook(page: Any, server: Server, notebook: str) -> None:
     page.goto(server.url(f"lab/tree/{notebook}?reset"))  # reset: do not restore notebooks opened earlier
     page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=60_000)
     wait_kernel_idle(page, server, notebook)
+    _hide_left_sidebar(page)
+
+
+def _hide_left_sidebar(page: Any) -> None:
+    """Collapse the file browser (View > Left Sidebar, Ctrl+B) so figures get the full width in screenshots."""
+    sidebar = page.locator("#jp-left-stack")
+    if sidebar.count() and sidebar.is_visible():
+        page.locator(".jp-NotebookPanel .jp-Notebook").first.click(position={"x": 5, "y": 5})
+        page.keyboard.press("Control+b")
+        wait_for(lambda: not sidebar.is_visible(), 5.0, "the left sidebar to collapse")
 
 
 def prompts(page: Any) -> list[str]:
