@@ -319,3 +319,53 @@ def visible_code_lines(page: Any, code_lines: list[str]) -> list[str]:
     """The lines of ``code_lines`` that appear verbatim in the page's visible text (should be none)."""
     text = page.evaluate("() => document.body.innerText")
     return [line for line in code_lines if line in text]
+
+
+# ---------------------------------------------------------------------------------------------- figure labels
+
+LABELS_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(plot => {
+  // titles from the figure as written (plotly.js fills "Click to enter ... title" placeholders into _fullLayout)
+  const layout = plot.layout || {}, full = plot._fullLayout || {}, data = plot._fullData || [];
+  const text = t => (t && (typeof t === 'string' ? t : t.text) || '').toString().trim();
+  const used = new Set();
+  data.filter(t => t.visible !== false && t.xaxis).forEach(t => { used.add(t.xaxis); used.add(t.yaxis); });
+  const axes = [...used].map(id => {
+    const key = id[0] + 'axis' + id.slice(1);
+    return {axis: key, title: text(layout[key] && layout[key].title), shown: !!(full[key] && full[key].visible)};
+  });
+  const ternary = Object.keys(full).filter(k => /^ternary\\d*$/.test(k)).flatMap(k =>
+    ['aaxis', 'baxis', 'caxis'].map(a => ({axis: k + '.' + a, title: text(((layout[k] || {})[a] || {}).title),
+                                          shown: true})));
+  const legendTraces = data.filter(t => t.visible !== false && t.showlegend !== false && t.name);
+  return {
+    title: text(layout.title) || (layout.annotations || []).map(a => text(a)).filter(Boolean).join(' | '),
+    axes: axes.concat(ternary),
+    traces: data.filter(t => t.visible !== false).length,
+    legend: !!full.showlegend && legendTraces.length > 0,
+    legendTraces: legendTraces.length,
+  };
+})"""
+
+
+def figure_label_problems(page: Any) -> list[str]:
+    """Figures without a title, shown axes without a title, several named traces without a legend."""
+    problems = []
+    for index, figure in enumerate(page.evaluate(LABELS_JS)):
+        if not figure["title"]:
+            problems.append(f"figure {index}: no title")
+        problems += [
+            f"figure {index}: {a['axis']} has no title" for a in figure["axes"] if a["shown"] and not a["title"]
+        ]
+        if figure["legendTraces"] > 1 and not figure["legend"]:
+            problems.append(f"figure {index}: {figure['legendTraces']} named traces but no legend")
+    return problems
+
+
+def sliders_without_readout(page: Any) -> list[str]:
+    """Descriptions of the visible sliders that show no current value (readout hidden or empty)."""
+    return page.evaluate(
+        """() => [...document.querySelectorAll('.widget-slider')].filter(s => s.offsetParent !== null).filter(s => {
+             const r = s.querySelector('.widget-readout');
+             return !r || r.offsetParent === null || !r.innerText.trim();
+           }).map(s => (s.querySelector('.widget-label') || {}).innerText || '(no description)')"""
+    )

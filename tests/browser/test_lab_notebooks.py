@@ -16,10 +16,12 @@ import pytest
 from browser_pages import (
     ConsoleLog,
     error_outputs,
+    figure_label_problems,
     move_sliders_until_something_follows,
     open_notebook,
     run_all_cells,
     slider_count,
+    sliders_without_readout,
     snapshot,
     wait_for,
     widget_failures_in_page,
@@ -101,6 +103,11 @@ def test_notebook_runs_and_its_slider_moves_a_figure(
             assert not _uses_widgets(page), f"{notebook}: widgets rendered but none is a slider"
         moved = time.monotonic()
         assert not error_outputs(page), f"{notebook}: error output after moving a slider: {error_outputs(page)}"
+        assert not sliders_without_readout(page), (
+            f"{notebook}: sliders without a readout: {sliders_without_readout(page)}"
+        )
+        unlabelled = figure_label_problems(page)
+        assert not unlabelled, f"{notebook}: figures need titles, axis titles and legends (issue 7): {unlabelled}"
 
         _screenshot(page, screenshots / f"{Path(notebook).stem}.png")
         stage_timings.record(
