@@ -1,0 +1,281 @@
+"""Running lists of (variant x seed) training runs through the engine, with reuse of finished runs.
+
+The notebooks and the sweep never train on their own: everything goes through
+:func:`wttm_core.engine.prepare` / ``Trainer.fit`` (the same loop as the ``wttm`` command line). This module adds
+what experiments need around it:
+
+* :func:`ensure_teacher` trains a teacher once and reuses it (``build/teachers/<key>/``) across notebooks,
+  sweep points and re-runs; it can keep snapshots of earlier epochs (weaker teachers for question 9);
+* :func:`run_variants` trains every variant for every seed into ``<root>/<label>-s<seed>/``, records the
+  per-epoch diagnostics (:mod:`~wttm_core.experiments.diagnostics`), deletes the checkpoints it does not need
+  and skips runs that already finished with the identical configuration;
+* :func:`load_data` / :func:`teacher_logits` load a data set once and evaluate a teacher on it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from wttm_core.engine import TrainConfig, config_to_dict, prepare, resolve_config
+from wttm_core.engine.config import identity
+from wttm_core.experiments.diagnostics import DiagnosticsRecorder
+from wttm_core.experiments.variants import Variant
+from wttm_core.runs import Run, read_run
+
+__all__ = [
+    "RunSpec",
+    "TeacherSource",
+    "project_root",
+    "resolve_path",
+    "slug",
+    "parse_teacher",
+    "load_data",
+    "ensure_teacher",
+    "teacher_logits",
+    "run_variants",
+]
+
+_CHECKPOINTS = ("checkpoint.pth", "best.pth", "state.pth")
+EpochHook = Callable[["RunSpec", dict[str, Any]], None]
+
+
+def project_root() -> Path:
+    """The repository root when running from a checkout (it holds ``notebooks/``), else the current directory."""
+    root = Path(__file__).resolve().parents[2]
+    return root if (root / "notebooks").is_dir() and (root / "wttm_core").is_dir() else Path.cwd()
+
+
+def resolve_path(path: str | Path) -> Path:
+    """``path`` as given when absolute, else relative to :func:`project_root` (notebooks run in ``notebooks/``)."""
+    path = Path(path)
+    return path if path.is_absolute() else project_root() / path
+
+
+def slug(text: str) -> str:
+    """A folder-name form of a label: ``"KD + 10.8 Renyi(alpha=0.25)"`` -> ``"kd-10.8-renyi-alpha-0.25"``."""
+    out = re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-.")
+    if not out:
+        raise ValueError(f"label {text!r} has no letters or digits to name a folder after")
+    return out
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of an experiment: a variant and a seed."""
+
+    variant: Variant
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{slug(self.variant.label)}-s{self.seed}"
+
+
+@dataclass(frozen=True)
+class TeacherSource:
+    """Where a student's teacher comes from: ``kind`` is ``"standard"``, ``"checkpoint"`` or ``"train"``."""
+
+    kind: str
+    value: str
+
+    def describe(self) -> str:
+        return {"standard": "standard teacher {}", "checkpoint": "checkpoint {}",
+                "train": "a {} teacher trained first"}[self.kind].format(self.value)
+
+
+def parse_teacher(teacher: str) -> TeacherSource:
+    """Read the notebooks' ``teacher`` parameter.
+
+    * ``"train:<arch>"`` (e.g. ``"train:resnet20"``): train a teacher of that architecture first (cached);
+    * a path ending in ``.pth`` / ``.pt``: a checkpoint in the standard layout;
+    * otherwise a standard teacher name (``resnet56``, ``wrn_40_2``, ...; see :mod:`wttm_core.teachers`).
+    """
+    from wttm_core.models import MODEL_NAMES
+    from wttm_core.teachers import STANDARD_TEACHERS
+
+    if not isinstance(teacher, str) or not teacher.strip():
+        raise ValueError(f"teacher must be a non-empty string, got {teacher!r}")
+    if teacher.startswith("train:"):
+        arch = teacher.split(":", 1)[1]
+        if arch not in MODEL_NAMES:
+            raise ValueError(f"teacher: unknown architecture {arch!r} in {teacher!r} (choose from {MODEL_NAMES})")
+        return TeacherSource("train", arch)
+    if teacher.endswith((".pth", ".pt")):
+        return TeacherSource("checkpoint", teacher)
+    if teacher in STANDARD_TEACHERS:
+        return TeacherSource("standard", teacher)
+    raise ValueError(
+        f"teacher must be 'train:<arch>', a checkpoint path (.pth) or a standard teacher "
+        f"({', '.join(STANDARD_TEACHERS)}), got {teacher!r}"
+    )
+
+
+def load_data(
+    dataset: str, train_size: int | None, test_size: int | None, *, data_dir: str | Path = "data", seed: int = 0,
+    download: bool = False,
+) -> tuple[Any, Any]:
+    """The ``(train, test)`` :class:`~wttm_core.data.ImageDataset` pair, loaded once for many runs."""
+    from wttm_core.data import load_dataset
+
+    common = {"data_dir": str(data_dir), "seed": seed, "download": download}
+    return (load_dataset(dataset, "train", size=train_size, **common),
+            load_dataset(dataset, "test", size=test_size, **common))
+
+
+def _same_finished_run(out: Path, config: TrainConfig) -> bool:
+    """Whether ``out`` holds a finished run of exactly this (resolved) configuration."""
+    summary_path, config_path = out / "summary.json", out / "config.json"
+    if not summary_path.is_file() or not config_path.is_file():
+        return False
+    try:
+        summary = json.loads(summary_path.read_text())
+        stored = json.loads(config_path.read_text())
+    except json.JSONDecodeError:
+        return False
+    wanted = json.loads(json.dumps(config_to_dict(resolve_config(config))))
+    return bool(summary.get("complete")) and identity(stored) == identity(wanted)
+
+
+def _with_data(config: TrainConfig, data: tuple[Any, Any] | None) -> TrainConfig:
+    """Record the in-memory data's sizes in the config, so that ``config.json`` says what was trained on."""
+    if data is None:
+        return config
+    extra = dict(config.extra, in_memory_data=True)
+    return dataclasses.replace(config, train_size=len(data[0]), test_size=len(data[1]), extra=extra)
+
+
+def ensure_teacher(
+    arch: str,
+    *,
+    dataset: str,
+    epochs: int,
+    data: tuple[Any, Any] | None = None,
+    data_dir: str = "data",
+    train_size: int | None = None,
+    test_size: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    root: str | Path = "build/teachers",
+    snapshot_epochs: Iterable[int] = (),
+    quiet: bool = False,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Train a ``ce`` teacher of ``arch`` unless an identical finished one exists; return its run directory.
+
+    The run directory ``<root>/<dataset>-<arch>-n<train>-e<epochs>-s<seed>`` holds ``checkpoint.pth`` (the
+    teacher after ``epochs``) and, for every ``e`` in ``snapshot_epochs``, ``checkpoint_epoch<e>.pth`` (the same
+    teacher after ``e`` epochs: weaker teachers from one training run).
+    """
+    snapshots = sorted({int(e) for e in snapshot_epochs})
+    if any(e < 1 or e > epochs for e in snapshots):
+        raise ValueError(f"snapshot_epochs must lie in 1..{epochs}, got {snapshots}")
+    size = len(data[0]) if data is not None else train_size
+    out = resolve_path(root) / f"{dataset}-{arch}-n{size or 'all'}-e{epochs}-s{seed}"
+    config = _with_data(TrainConfig(
+        arch=arch, method="ce", dataset=dataset, data_dir=data_dir, train_size=train_size, test_size=test_size,
+        epochs=epochs, seed=seed, device=device, out=str(out), quiet=quiet,
+    ), data)
+    wanted = [out / f"checkpoint_epoch{e}.pth" for e in snapshots]
+    if _same_finished_run(out, config) and all(p.is_file() for p in wanted):
+        log(f"teacher: reusing {out}")
+        return out
+
+    def snapshot(record: dict[str, Any]) -> None:
+        if record["epoch"] in snapshots:
+            shutil.copyfile(out / "checkpoint.pth", out / f"checkpoint_epoch{record['epoch']}.pth")
+
+    log(f"teacher: training {arch} for {epochs} epoch(s) into {out}")
+    start = time.perf_counter()
+    trainer = prepare(config, data=data)
+    summary = trainer.fit(callbacks=[snapshot], force=True)
+    (out / "state.pth").unlink(missing_ok=True)
+    log(f"teacher: test accuracy {summary['last_test_acc']:.2f}% after {time.perf_counter() - start:.0f} s")
+    return out
+
+
+@torch.inference_mode()
+def teacher_logits(checkpoint: str | Path, dataset: Any, *, device: str = "auto", batch_size: int = 500) -> Tensor:
+    """Float32 logits ``[N, K]`` of a checkpointed model on every image of ``dataset`` (no augmentation)."""
+    from wttm_core.data import DeviceLoader
+    from wttm_core.engine.metrics import predict_logits
+    from wttm_core.engine.runtime import default_amp, default_channels_last, resolve_device
+    from wttm_core.models import load_checkpoint
+
+    device = resolve_device(device)
+    amp = default_amp(device)
+    channels_last = default_channels_last(device, amp)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = load_checkpoint(checkpoint, num_classes=dataset.num_classes).to(device, memory_format=fmt).eval()
+    loader = DeviceLoader(dataset, batch_size, train=False, device=device, memory_format=fmt)
+    logits, _ = predict_logits(model, loader, device=device, amp=amp, channels_last=channels_last)
+    return logits.float().cpu()
+
+
+def run_variants(
+    variants: Sequence[Variant],
+    seeds: Sequence[int],
+    *,
+    base: TrainConfig,
+    root: str | Path,
+    data: tuple[Any, Any] | None = None,
+    diagnostics: bool = True,
+    keep_checkpoints: bool = False,
+    reuse: bool = True,
+    on_epoch: EpochHook | None = None,
+    log: Callable[[str], None] = print,
+) -> list[Run]:
+    """Train every variant with every seed (variant-major order) and return the runs read back from disk.
+
+    Each run is ``base`` with the variant's fields, the seed, ``out = <root>/<label>-s<seed>`` and
+    ``extra["label"]`` set. With ``reuse`` a finished run of the identical configuration is read, not retrained.
+    ``on_epoch(spec, record)`` is called after every epoch (live plots). Checkpoints are deleted after each run
+    unless ``keep_checkpoints``; ``diagnostics`` adds ``diagnostics.jsonl`` (entropy histograms, superclasses).
+    """
+    if not variants:
+        raise ValueError("variants must not be empty")
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+        raise ValueError(f"seeds must be a non-empty list of non-negative integers, got {seeds!r}")
+    labels = [v.label for v in variants]
+    if len({slug(label) for label in labels}) != len(labels):
+        raise ValueError(f"variants need distinct labels (as folder names), got {labels}")
+    root = resolve_path(root)
+    runs: list[Run] = []
+    specs = [RunSpec(variant, seed) for variant in variants for seed in seeds]
+    for index, spec in enumerate(specs, start=1):
+        out = root / spec.name
+        config = _with_data(dataclasses.replace(
+            base, **spec.variant.config_fields(), seed=spec.seed, out=str(out),
+            extra={**base.extra, "label": spec.variant.label},
+        ), data)
+        if reuse and _same_finished_run(out, config):
+            log(f"[{index}/{len(specs)}] {spec.name}: finished before, reusing {out}")
+            runs.append(read_run(out))
+            continue
+        log(f"[{index}/{len(specs)}] {spec.name}: training")
+        trainer = prepare(config, data=data)
+        callbacks: list[Callable[[dict[str, Any]], None]] = []
+        if diagnostics:
+            callbacks.append(DiagnosticsRecorder(trainer))
+        if on_epoch is not None:
+            callbacks.append(lambda record, spec=spec: on_epoch(spec, record))
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "diagnostics.jsonl").unlink(missing_ok=True)
+        summary = trainer.fit(callbacks=callbacks, force=True)
+        if not keep_checkpoints:
+            for name in _CHECKPOINTS:
+                (out / name).unlink(missing_ok=True)
+        log(f"    best {summary['best_test_acc']:.2f}%, last {summary['last_test_acc']:.2f}% "
+            f"in {summary['seconds']:.0f} s")
+        runs.append(read_run(out))
+    return runs
