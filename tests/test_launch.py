@@ -306,6 +306,22 @@ def test_write_presentation_mirrors_the_interactive_notebooks_atomically(folder:
         write_presentation(folder, folder)
 
 
+def test_write_presentation_takes_parameters_per_notebook(folder: Path, tmp_path: Path):
+    def parameters(path: Path) -> dict:
+        return {"interactive": True} | ({"T": 2.0} if "T" in declared_parameters(path) else {})
+
+    write_presentation(folder, tmp_path / "out", parameters)
+    injected = {}
+    for copy in sorted((tmp_path / "out").glob("*.ipynb")):
+        cell = next(
+            c for c in json.loads(copy.read_text())["cells"] if "injected-parameters" in c["metadata"].get("tags", [])
+        )
+        namespace: dict = {}
+        exec("".join(cell["source"]), namespace)
+        injected[copy.name] = {k: v for k, v in namespace.items() if not k.startswith("__")}
+    assert injected == {"a_declares.ipynb": {"interactive": True}, "b_live.ipynb": {"interactive": True, "T": 2.0}}
+
+
 def test_voila_command_binds_localhost_hides_code_and_validates(tmp_path: Path):
     command = voila_command(tmp_path, port=8123, token="abc123")
     assert str(tmp_path) in command and "--no-browser" in command

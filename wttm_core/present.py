@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -153,12 +153,14 @@ def _write_atomically(path: Path, text: str) -> None:
 def write_presentation(
     source: str | os.PathLike[str],
     destination: str | os.PathLike[str],
-    parameters: Mapping[str, Any] | None = None,
+    parameters: Mapping[str, Any] | Callable[[Path], Mapping[str, Any]] | None = None,
 ) -> list[Path]:
     """Write a presentation copy (:func:`presentation_notebook`) of every interactive notebook in ``source``.
 
-    Each file is written atomically into ``destination`` (created if missing); stale ``.ipynb`` files there are
-    removed so the dashboard list matches ``source``. Returns the written paths, sorted.
+    ``parameters`` is one mapping for all notebooks or a function of the notebook's path (e.g. a smaller
+    ``profile`` only where a notebook declares one). Each file is written atomically into ``destination``
+    (created if missing); stale ``.ipynb`` files there are removed so the dashboard list matches ``source``.
+    Returns the written paths, sorted.
     """
     source, destination = Path(source), Path(destination)
     notebooks = interactive_notebooks(source)
@@ -168,7 +170,8 @@ def write_presentation(
     written = []
     for path in notebooks:
         target = destination / path.name
-        _write_atomically(target, json.dumps(presentation_notebook(path, parameters), indent=1) + "\n")
+        values = parameters(path) if callable(parameters) else parameters
+        _write_atomically(target, json.dumps(presentation_notebook(path, values), indent=1) + "\n")
         written.append(target)
     for stale in set(destination.glob("*.ipynb")) - set(written):
         stale.unlink()

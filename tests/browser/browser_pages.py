@@ -260,12 +260,7 @@ def move_slider(page: Any, index: int, presses: int = ARROW_PRESSES, key: str = 
     while time.monotonic() < deadline and not _differences(before, last):
         time.sleep(0.25)
         last = snapshot(page)
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        current = snapshot(page)
-        if current == last:
-            break
-        last = current
+    last = settle(page, last, timeout=max(0.0, deadline - time.monotonic()))
     return SliderMove(
         index, readout_before, readout.inner_text().strip() if readout.count() else "", _differences(before, last)
     )
@@ -304,15 +299,20 @@ def open_dashboard(page: Any, server: Server, notebook: str, timeout: float = RU
         return state["complete"] and state["pending"] == 0
 
     wait_for(rendered, timeout, f"the dashboard {notebook} to execute and render its widgets", interval=0.5)
-    # then until figures and widgets stop changing (FigureWidget sizes itself after the first paint)
-    last = snapshot(page)
-    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    settle(page)
+
+
+def settle(page: Any, last: dict[str, list[str]] | None = None, timeout: float = SETTLE_TIMEOUT_S) -> dict:
+    """Wait until figures, readouts and text widgets are the same in two snapshots 0.5 s apart; return it."""
+    last = snapshot(page) if last is None else last
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         time.sleep(0.5)
         current = snapshot(page)
         if current == last:
-            return
+            break
         last = current
+    return last
 
 
 def visible_code_lines(page: Any, code_lines: list[str]) -> list[str]:

@@ -1,8 +1,9 @@
 """Fixtures for the browser tests: one Chromium, one JupyterLab, Voila, all on 127.0.0.1 and always shut down.
 
 The servers serve COPIES of the notebooks (JupyterLab's autosave rewrites what it opens) with
-``interactive = True`` injected after the parameters cell, exactly as ``make present`` prepares them.
-Set ``WTTM_BROWSER_NOTEBOOKS`` to point the tests at another folder of notebooks.
+``interactive = True`` injected after the parameters cell, as ``make present`` prepares them; a notebook that
+declares a ``profile`` (the training notebooks) also gets the CI profile ``smoke``, since these tests check the
+interface, not the training. Set ``WTTM_BROWSER_NOTEBOOKS`` to point the tests at another folder of notebooks.
 """
 
 from __future__ import annotations
@@ -21,11 +22,23 @@ sys.path.insert(0, str(Path(__file__).parent))
 from browser_pages import chromium_path, launch  # noqa: E402
 from browser_servers import REPO, Server, start_jupyterlab  # noqa: E402
 
-from wttm_core.present import interactive_notebooks, write_presentation  # noqa: E402
+from wttm_core.present import declared_parameters, interactive_notebooks, write_presentation  # noqa: E402
 
 NOTEBOOKS = Path(os.environ.get("WTTM_BROWSER_NOTEBOOKS", REPO / "notebooks"))
 SCREENSHOTS = REPO / "build" / "screenshots"
 NO_CHROMIUM = "chromium not installed: apt-get install chromium"
+BROWSER_PROFILE = "smoke"
+
+
+def browser_parameters(path: Path) -> dict[str, object]:
+    """``interactive=True``, and the CI ``profile`` where the notebook declares one."""
+    return {"interactive": True} | ({"profile": BROWSER_PROFILE} if "profile" in declared_parameters(path) else {})
+
+
+def tells_reader_about_sliders(path: Path) -> bool:
+    """The notebook's prose mentions a slider: then a slider must render and move something."""
+    cells = json.loads(Path(path).read_text())["cells"]
+    return any(cell["cell_type"] == "markdown" and "slider" in "".join(cell["source"]).lower() for cell in cells)
 
 
 def discovered_notebooks() -> list[str]:
@@ -45,7 +58,7 @@ def chromium() -> str:
 def presented_notebooks(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A temporary root holding interactive=True copies of every interactive notebook."""
     root = tmp_path_factory.mktemp("notebooks")
-    written = write_presentation(NOTEBOOKS, root)
+    written = write_presentation(NOTEBOOKS, root, browser_parameters)
     assert written, f"no notebook in {NOTEBOOKS} declares `interactive` in its parameters cell"
     return root
 

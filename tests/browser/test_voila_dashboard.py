@@ -1,8 +1,8 @@
 """Classroom mode: an interactive notebook as a Voila dashboard (``make present``) in Chromium.
 
 Voila serves the same interactive=True copies that ``python -m wttm_core.present`` writes, with the same command
-line (plus a random port and a token). The test opens the dashboards in order - notebooks that switch on
-``interactive`` first - until one shows a slider, and checks there: no error output, no source code visible,
+line (plus a random port and a token). The test opens the dashboards whose prose mentions a slider, by name,
+until one shows a slider, and checks there: no error output, no source code visible,
 every widget rendered (ipywidgets 8 and plotly's anywidget-based FigureWidget), and a keyboard move of the
 slider changes a figure or a readout. Screenshot: ``build/screenshots/voila-<notebook>.png``.
 """
@@ -26,9 +26,9 @@ from browser_pages import (
     widget_failures_in_page,
 )
 from browser_servers import Server, start_voila
-from conftest import NOTEBOOKS, StageTimings
+from conftest import NOTEBOOKS, StageTimings, browser_parameters, tells_reader_about_sliders
 
-from wttm_core.present import reads_interactive, write_presentation
+from wttm_core.present import write_presentation
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -37,7 +37,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 def dashboards(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``make present``'s folder: interactive=True copies of the interactive notebooks."""
     folder = tmp_path_factory.mktemp("present")
-    assert write_presentation(NOTEBOOKS, folder), f"no interactive notebook in {NOTEBOOKS}"
+    assert write_presentation(NOTEBOOKS, folder, browser_parameters), f"no interactive notebook in {NOTEBOOKS}"
     return folder
 
 
@@ -60,17 +60,19 @@ def _code_lines(notebook: Path) -> list[str]:
     return lines
 
 
-def _in_presentation_order(folder: Path) -> list[Path]:
-    """Notebooks that switch on ``interactive`` first (they have the sliders), then the others, by name."""
-    return sorted(folder.glob("*.ipynb"), key=lambda path: (not reads_interactive(path), path.name))
+def _with_sliders(folder: Path) -> list[Path]:
+    """The dashboards whose prose tells the reader about sliders, by name (01 first)."""
+    return [path for path in sorted(folder.glob("*.ipynb")) if tells_reader_about_sliders(path)]
 
 
 @pytest.mark.timeout(300)
 def test_a_dashboard_renders_without_code_and_its_slider_moves_a_figure(
     stage_timings: StageTimings, voila: Server, dashboards: Path, browser, screenshots: Path
 ) -> None:
+    candidates = _with_sliders(dashboards)
+    assert candidates, f"no interactive notebook in {NOTEBOOKS} mentions a slider, so there is no dashboard to move"
     tried = []
-    for notebook in _in_presentation_order(dashboards):
+    for notebook in candidates:
         page = browser.new_page()
         console = ConsoleLog()
         console.attach(page)
