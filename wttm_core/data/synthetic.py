@@ -1,0 +1,240 @@
+"""A synthetic, offline stand-in for CIFAR-100, built as a teaching device for knowledge distillation.
+
+Why it exists: distillation only helps when a teacher's soft labels carry "dark knowledge", i.e. when its
+wrong-class probabilities say which classes resemble the true one. Random labels or trivially separable blobs
+have none. This generator builds that structure in on purpose, with the real CIFAR-100 hierarchy (the same
+100 fine names, 20 superclass names and fine -> coarse mapping), so a classroom or CI machine without the
+real data still shows the phenomena the TTM paper is about.
+
+Generative process (intensities on a 0..1 scale; a "canvas" is 40 x 40 pixels, the 32 x 32 image plus a
+4-pixel margin on every side). ``d`` is ``difficulty``.
+
+1. Class prototypes, drawn once from ``seed`` and shared by both splits:
+
+   * each superclass s: a mean colour ``0.5 + U(-0.08, 0.08)`` per channel and a smooth pattern S_s, the sum
+     of 3 plane waves ``cos(2 pi <f, x> + phi)`` of 0.5 .. 1.5 cycles per canvas (random orientation and
+     phase, each wave tinted by its own random colour vector), scaled to unit RMS. This is the structure the
+     five classes of a superclass share.
+   * each fine class k: a texture F_k built the same way from 3 waves of 3 .. 6 cycles per canvas (period
+     7 .. 13 pixels), also of unit RMS.
+
+2. Each image of fine class k in superclass s (labels are balanced: every consecutive block of 100 images is
+   a random permutation of the 100 classes):
+
+   * class cue: texture T = F_k, except that a fraction ``min(1, 0.25 d)`` of the images are blends
+     ``T = (1 - w) F_k + w F_j`` with a random sibling j (another class of superclass s) and sibling weight
+     w ~ U(0.3, 0.7): when w > 1/2 the image honestly looks more like its sibling, so even a perfect
+     classifier errs on about ``0.125 d`` of the images, always inside the superclass;
+   * canvas = colour_s + 0.15 S_s + 0.075 a T with a per-image strength a ~ U(0.5, 1.5): the class cue is
+     half as strong as the superclass cue;
+   * position: a 32 x 32 window cut from the canvas at offsets uniform in 0 .. 8 (a shift of +-4 px), and a
+     horizontal flip with probability 1/2;
+   * colour: per-channel gain U(0.7, 1.3), brightness offset U(-0.1, 0.1);
+   * clutter: a smooth random field (white noise on an 8 x 8 grid per channel, bilinearly upsampled to
+     32 x 32) of RMS ``0.035 d``, on the same spatial scales as the class textures;
+   * sensor noise: white Gaussian with standard deviation ``0.02 d``;
+   * clipped to 0..1 and rounded to uint8.
+
+What follows, by design: the superclass is the strong, easy cue and the fine class the weak one, so a
+trained network's mistakes and soft labels fall on the four siblings of the true class, and on blended images
+its soft label splits between the two classes that were mixed - information a one-hot label does not carry.
+Position, flip and colour are nuisances, as in real photographs.
+
+``difficulty`` (float >= 0, default 1.0) scales the blended fraction, the clutter and the sensor noise
+together. 0: no blends, no clutter, no noise (only position and colour vary); 1: the default, where about
+12.5% of the test images are beyond any classifier (it tops out near 87.5%) and short training leaves
+networks clearly imperfect; 2: a quarter of the images are lost causes and the noise doubles. Measured
+numbers: ``benchmarks/synthetic_acceptance.py`` and ``tests/test_synthetic_acceptance.py``.
+
+Determinism: the prototypes come from the stream ``(seed, 0)`` and the images from streams
+``(seed, split, chunk)`` of 1,000 images each, so train and test share prototypes but never noise, and the
+first ``size`` images of a split do not depend on how many are generated. Everything is vectorised torch on
+the CPU (50,000 images take a few seconds).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .dataset import ImageDataset
+from .names import CIFAR100_CLASS_NAMES, CIFAR100_SUPERCLASS_NAMES, cifar100_fine_to_coarse
+from .transforms import crop_windows
+
+DEFAULT_SIZES: dict[str, int] = {"train": 50_000, "test": 10_000}
+DEFAULT_DIFFICULTY: float = 1.0
+
+IMAGE_SIZE = 32
+SHIFT = 4
+CANVAS = IMAGE_SIZE + 2 * SHIFT
+CHUNK = 1_000  # images per random stream; a multiple of 100 keeps every chunk class-balanced
+
+COLOUR_SPREAD = 0.08
+SUPER_AMPLITUDE = 0.15
+FINE_AMPLITUDE = 0.075
+FINE_JITTER = (0.5, 1.5)
+SUPER_FREQUENCY = (0.5, 1.5)  # cycles per canvas
+FINE_FREQUENCY = (3.0, 6.0)
+WAVES = 3
+GAIN = (0.7, 1.3)
+BRIGHTNESS = 0.1
+CLUTTER_GRID = 8
+CLUTTER_RMS = 0.035
+NOISE_STD = 0.02
+BLEND_FRACTION = 0.25  # times difficulty (capped at 1): share of images blending in a sibling's texture
+BLEND_SHARE = (0.3, 0.7)  # the sibling's weight in a blended image
+
+_SPLIT_STREAM = {"train": 1, "test": 2}
+_PROTOTYPE_STREAM = 0
+
+
+def _generator(*keys: int) -> torch.Generator:
+    """A CPU generator whose seed is a well-mixed function of ``keys`` (no collisions between streams)."""
+    state = np.random.SeedSequence([int(k) for k in keys]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def _wave_patterns(count: int, frequency: tuple[float, float], generator: torch.Generator) -> torch.Tensor:
+    """``count`` colour patterns [count, 3, CANVAS, CANVAS], each a sum of tinted plane waves, unit RMS."""
+    lo, hi = frequency
+    magnitude = lo + (hi - lo) * torch.rand(count, WAVES, generator=generator)
+    angle = math.pi * torch.rand(count, WAVES, generator=generator)
+    phase = 2 * math.pi * torch.rand(count, WAVES, generator=generator)
+    tint = torch.randn(count, WAVES, 3, generator=generator)
+    coord = torch.arange(CANVAS, dtype=torch.float32) / CANVAS
+    fy = (magnitude * torch.sin(angle))[..., None, None]
+    fx = (magnitude * torch.cos(angle))[..., None, None]
+    waves = torch.cos(2 * math.pi * (fy * coord[:, None] + fx * coord[None, :]) + phase[..., None, None])
+    patterns = torch.einsum("kwc,kwyx->kcyx", tint, waves)
+    return patterns / patterns.square().mean(dim=(1, 2, 3), keepdim=True).sqrt()
+
+
+def synthetic_prototypes(seed: int = 0) -> dict[str, torch.Tensor]:
+    """The class-level ingredients drawn from ``seed``: superclass colours and patterns, fine patterns.
+
+    Returns ``{"colour": [20, 3], "superclass": [20, 3, 40, 40], "fine": [100, 3, 40, 40]}`` (float32).
+    """
+    generator = _generator(seed, _PROTOTYPE_STREAM)
+    colour = 0.5 + COLOUR_SPREAD * (2 * torch.rand(20, 3, generator=generator) - 1)
+    superclass = _wave_patterns(20, SUPER_FREQUENCY, generator)
+    fine = _wave_patterns(100, FINE_FREQUENCY, generator)
+    return {"colour": colour, "superclass": superclass, "fine": fine}
+
+
+def _class_parts(
+    prototypes: dict[str, torch.Tensor], fine_to_coarse: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per fine class: its superclass part (colour + A_S * S), its own texture A_F * F, and its 4 siblings."""
+    shared = (
+        prototypes["colour"][fine_to_coarse][:, :, None, None]
+        + SUPER_AMPLITUDE * prototypes["superclass"][fine_to_coarse]
+    )
+    same = fine_to_coarse[:, None] == fine_to_coarse[None, :]
+    same.fill_diagonal_(False)
+    siblings = same.nonzero()[:, 1].view(len(fine_to_coarse), -1)
+    return shared, FINE_AMPLITUDE * prototypes["fine"], siblings
+
+
+def _uniform(bounds: tuple[float, float], shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    lo, hi = bounds
+    return lo + (hi - lo) * torch.rand(shape, generator=generator)
+
+
+def _generate_chunk(
+    parts: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    count: int,
+    difficulty: float,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """``count`` images, their labels and the latent variables that made them (see the module docstring)."""
+    shared, own, siblings = parts
+    labels = torch.argsort(torch.rand(count // 100, 100, generator=generator), dim=1).reshape(-1)
+    sibling = siblings[labels, torch.randint(0, siblings.shape[1], (count,), generator=generator)]
+    blended = torch.rand(count, generator=generator) < BLEND_FRACTION * difficulty
+    share = torch.where(blended, _uniform(BLEND_SHARE, (count,), generator), 0.0)
+    strength = _uniform(FINE_JITTER, (count,), generator)
+    offsets = torch.randint(0, 2 * SHIFT + 1, (count, 2), generator=generator)
+    flips = torch.rand(count, generator=generator) < 0.5
+    gain = _uniform(GAIN, (count, 3, 1, 1), generator)
+    brightness = _uniform((-BRIGHTNESS, BRIGHTNESS), (count, 1, 1, 1), generator)
+    clutter = torch.randn(count, 3, CLUTTER_GRID, CLUTTER_GRID, generator=generator)
+    noise = torch.randn(count, 3, IMAGE_SIZE, IMAGE_SIZE, generator=generator)
+
+    # (1 - share) * own texture + share * the sibling's, at per-image strength, on the superclass canvas
+    texture = torch.lerp(own[labels], own[sibling], share.view(-1, 1, 1, 1))
+    canvas = shared[labels].add_(strength.view(-1, 1, 1, 1) * texture)
+    signal = crop_windows(canvas, offsets, flips, IMAGE_SIZE, IMAGE_SIZE)
+    smooth = torch.nn.functional.interpolate(clutter, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear")
+    smooth = smooth / smooth.square().mean().sqrt()
+    pixels = gain * signal + brightness + difficulty * (CLUTTER_RMS * smooth + NOISE_STD * noise)
+    images = pixels.clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
+    latents = {
+        "sibling": torch.where(blended, sibling, labels),
+        "sibling_weight": share,
+        "strength": strength,
+        "offsets": offsets,
+        "flips": flips,
+    }
+    return images, labels, latents
+
+
+def make_synthetic_with_latents(
+    split: str, *, size: int | None = None, seed: int = 0, difficulty: float = DEFAULT_DIFFICULTY
+) -> tuple[ImageDataset, dict[str, torch.Tensor]]:
+    """Generate a split together with the hidden variables behind every image.
+
+    The latents (one entry per image) let a notebook compare what a teacher's soft labels say with what is
+    actually in the picture: ``sibling`` (int64, the class whose texture was blended in, or the image's own
+    label when it was not blended), ``sibling_weight`` (float, w of the blend, 0 when not blended),
+    ``strength`` (the class texture's per-image strength a), ``offsets`` (int64 [N, 2], canvas window
+    top/left) and ``flips`` (bool). Arguments as for :func:`make_synthetic`.
+    """
+    if split not in _SPLIT_STREAM:
+        raise ValueError(f"split must be one of {list(_SPLIT_STREAM)}, got {split!r}")
+    if size is None:
+        size = DEFAULT_SIZES[split]
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise ValueError(f"size must be a positive integer, got {size!r}")
+    if (
+        isinstance(difficulty, bool)
+        or not isinstance(difficulty, (int, float))
+        or not math.isfinite(difficulty)
+        or difficulty < 0
+    ):
+        raise ValueError(f"difficulty must be a finite non-negative number, got {difficulty!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    fine_to_coarse = cifar100_fine_to_coarse()
+    parts = _class_parts(synthetic_prototypes(seed), fine_to_coarse)
+    pieces = []
+    for chunk in range(-(-size // CHUNK)):
+        # always draw a whole chunk so the first images never depend on how many are kept
+        pieces.append(
+            _generate_chunk(parts, CHUNK, float(difficulty), _generator(seed, _SPLIT_STREAM[split], chunk))
+        )
+    dataset = ImageDataset(
+        images=torch.cat([images for images, _, _ in pieces])[:size],
+        labels=torch.cat([labels for _, labels, _ in pieces])[:size],
+        class_names=list(CIFAR100_CLASS_NAMES),
+        superclass_names=list(CIFAR100_SUPERCLASS_NAMES),
+        fine_to_coarse=fine_to_coarse,
+    )
+    latents = {key: torch.cat([latent[key] for _, _, latent in pieces])[:size] for key in pieces[0][2]}
+    return dataset, latents
+
+
+def make_synthetic(
+    split: str, *, size: int | None = None, seed: int = 0, difficulty: float = DEFAULT_DIFFICULTY
+) -> ImageDataset:
+    """Generate the synthetic data set's ``split`` (see the module docstring for the generative process).
+
+    Args:
+        split: ``"train"`` or ``"test"`` (same prototypes, independent images).
+        size: number of images (default 50,000 train / 10,000 test); the first ``size`` images of the default
+            set when smaller (any size may be generated).
+        seed: selects the prototypes and the image streams.
+        difficulty: scale of the sibling blends, clutter and sensor noise, >= 0 (default 1.0).
+    """
+    return make_synthetic_with_latents(split, size=size, seed=seed, difficulty=difficulty)[0]
