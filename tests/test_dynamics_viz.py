@@ -1,0 +1,161 @@
+"""Figure builders for training dynamics: traces, titles, axis labels and values for given inputs (no browser)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import plotly.graph_objects as go
+import pytest
+
+from wttm_core.runs import Series, read_runs
+from wttm_core.viz.dynamics import (
+    PALETTE,
+    LiveCurves,
+    colour_for,
+    curves_from_runs,
+    entropy_histogram_figure,
+    epoch_curves_figure,
+    group_summary_figure,
+    histograms_from_runs,
+    superclass_figure,
+    superclass_from_runs,
+    sweep_summary_figure,
+    teacher_strength_figure,
+    update_figure,
+)
+
+
+def titles(figure: go.Figure) -> tuple[str, str, str]:
+    return figure.layout.title.text, figure.layout.xaxis.title.text, figure.layout.yaxis.title.text
+
+
+def test_epoch_curves_have_bands_units_and_an_epoch_marker() -> None:
+    curves = {
+        "KD": Series([1, 2, 3], [0.5, 0.6, 0.7], [0.1, 0.1, 0.2], 3),
+        "TTM": Series([1, 2, 3], [2.0, 2.5, 3.0], None, 1),
+    }
+    figure = epoch_curves_figure(curves, metric="student_entropy", title="Fig. 1", epoch=2)
+    assert titles(figure) == ("Fig. 1", "epoch", "mean student entropy H(q) on the test set (nats)")
+    band, kd, ttm = figure.data
+    assert band.fill == "toself" and band.showlegend is False
+    assert list(band.y) == pytest.approx([0.6, 0.7, 0.9, 0.5, 0.5, 0.4])  # mean + std, then mean - std reversed
+    assert kd.name == "KD (3 seeds)" and list(kd.y) == [0.5, 0.6, 0.7] and kd.line.color == PALETTE[0]
+    assert ttm.name == "TTM" and ttm.line.color == PALETTE[1]
+    assert [shape.x0 for shape in figure.layout.shapes] == [2]
+    with pytest.raises(ValueError, match="non-empty"):
+        epoch_curves_figure({})
+    with pytest.raises(ValueError, match="same length"):
+        epoch_curves_figure({"x": Series([1, 2], [1.0], None, 1)})
+
+
+def test_palette_is_okabe_ito_and_cycles() -> None:
+    assert colour_for(0) == "#0072B2" and colour_for(len(PALETTE)) == colour_for(0)
+
+
+def test_entropy_histograms_are_fractions_with_the_mean_in_the_legend() -> None:
+    hist = {"CE": {"edges": [0.0, 1.0, 2.0], "counts": [1, 3]}, "KD T=4": {"edges": [0.0, 1.0, 2.0], "counts": [4, 0]}}
+    figure = entropy_histogram_figure(hist, epoch=5)
+    assert titles(figure) == ("Student output entropy on the test set (epoch 5)",
+                              "student output entropy H(q) (nats)", "fraction of test images")
+    ce, kd = figure.data
+    assert list(ce.x) == [0.5, 1.5] and list(ce.y) == [0.25, 0.75] and ce.name == "CE (mean 1.25)"
+    assert list(kd.y) == [1.0, 0.0] and kd.name == "KD T=4 (mean 0.50)"
+    assert figure.layout.barmode == "overlay"
+    with pytest.raises(ValueError, match="edges"):
+        entropy_histogram_figure({"x": {"edges": [0, 1], "counts": [1, 2]}})
+
+
+def test_superclass_bars_are_sorted_by_the_first_label() -> None:
+    names = ["fish", "trees", "people"]
+    figure = superclass_figure(names, {"KD": [0.3, 0.1, 0.2], "TTM": [0.6, 0.5, 0.4]})
+    kd, ttm = figure.data
+    assert list(kd.y) == ["trees", "people", "fish"] and list(kd.x) == [0.1, 0.2, 0.3]
+    assert list(ttm.x) == [0.5, 0.4, 0.6] and kd.orientation == "h"
+    assert titles(figure)[1].endswith("(nats)") and titles(figure)[2] == "superclass"
+    with pytest.raises(ValueError, match="superclasses"):
+        superclass_figure(names, {"KD": [0.1]})
+
+
+def test_group_summary_shows_mean_std_and_every_seed() -> None:
+    figure = group_summary_figure({"KD": [70.0, 72.0], "WTTM": [75.0]}, title="Q8", reference=71.0)
+    bars, dots = figure.data
+    assert list(bars.y) == [71.0, 75.0] and list(bars.error_y.array) == pytest.approx([math.sqrt(2.0), 0.0])
+    assert list(dots.x) == ["KD", "KD", "WTTM"] and list(dots.y) == [70.0, 72.0, 75.0]
+    assert titles(figure) == ("Q8", "variant", "test accuracy (%)")
+    assert figure.layout.shapes[0].y0 == 71.0
+    with pytest.raises(ValueError, match="empty"):
+        group_summary_figure({"KD": []}, title="x")
+
+
+def test_teacher_strength_lines() -> None:
+    figure = teacher_strength_figure([60.0, 70.0], {"KD": ([50.0, 51.0], [0.5, 0.4]), "WTTM": ([52.0, 55.0], [1, 1])})
+    assert [t.name for t in figure.data] == ["KD", "WTTM"] and list(figure.data[1].y) == [52.0, 55.0]
+    assert titles(figure)[1] == "teacher test accuracy (%)"
+    with pytest.raises(ValueError, match="one mean"):
+        teacher_strength_figure([60.0], {"KD": ([1.0, 2.0], [0.0, 0.0])})
+
+
+def test_sweep_summary_groups_by_colour_and_sorts_numeric_x() -> None:
+    rows = [
+        {"gamma": "0.3", "methods": "ttm", "best_mean": 60.0, "best_std": 1.0},
+        {"gamma": "0.2", "methods": "ttm", "best_mean": 58.0, "best_std": 2.0},
+        {"gamma": "0.2", "methods": "wttm", "best_mean": 59.0, "best_std": ""},
+        {"gamma": "0.3", "methods": "wttm", "best_mean": "not run"},
+    ]
+    figure = sweep_summary_figure(rows, x="gamma", y="best_mean", colour="methods", error="best_std")
+    ttm, wttm = figure.data
+    assert ttm.name == "methods = ttm" and list(ttm.x) == [0.2, 0.3] and list(ttm.y) == [58.0, 60.0]
+    assert list(ttm.error_y.array) == [2.0, 1.0]
+    assert list(wttm.x) == [0.2]  # the row without a number is left out
+    with pytest.raises(ValueError, match="numeric"):
+        sweep_summary_figure(rows, x="gamma", y="missing")
+
+
+def test_update_figure_copies_data_in_place() -> None:
+    a = epoch_curves_figure({"KD": Series([1, 2], [1.0, 2.0], None, 1)}, epoch=1)
+    b = epoch_curves_figure({"KD": Series([1, 2], [3.0, 4.0], None, 1)}, epoch=2, title="new")
+    widget = go.FigureWidget(a)
+    update_figure(widget, b)
+    assert list(widget.data[0].y) == [3.0, 4.0] and widget.layout.title.text == "new"
+    assert widget.layout.shapes[0].x0 == 2
+    with pytest.raises(ValueError, match="traces"):
+        update_figure(widget, go.Figure())
+
+
+def test_live_curves_append_points_per_run() -> None:
+    live = LiveCurves(["KD", "WTTM"], interactive=True)
+    assert isinstance(live.figure, go.FigureWidget)
+    live.update("KD", 0, {"epoch": 1, "test_acc": 10.0})
+    live.update("KD", 0, {"epoch": 2, "test_acc": 20.0})
+    live.update("KD", 1, {"epoch": 1, "test_acc": 12.0})
+    live.update("WTTM", 0, {"epoch": 1, "test_acc": None})  # nothing recorded: no trace
+    assert len(live.figure.data) == 2
+    first, second = live.figure.data
+    assert list(first.x) == [1, 2] and list(first.y) == [10.0, 20.0] and first.showlegend is True
+    assert second.showlegend is False and second.line.color == first.line.color
+    static = LiveCurves(["KD"], interactive=False)
+    static.update("KD", 0, {"epoch": 1, "test_acc": 5.0})
+    assert not isinstance(static.figure, go.FigureWidget) and list(static.figure.data[0].y) == [5.0]
+    with pytest.raises(ValueError, match="announced"):
+        live.update("TTM", 0, {"epoch": 1, "test_acc": 1.0})
+
+
+def _write_run(path: Path, label: str, seed: int, hist: list[int], kl: list[float]) -> None:
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps({"method": "kd", "seed": seed, "extra": {"label": label}}))
+    (path / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "student_entropy": 1.0 + seed}) + "\n")
+    row = {"epoch": 1, "entropy_histogram": {"edges": [0.0, 1.0, 2.0], "counts": hist},
+           "superclass": {"kl_transformed_teacher": kl}}
+    (path / "diagnostics.jsonl").write_text(json.dumps(row) + "\n")
+
+
+def test_builders_from_runs_average_seeds(tmp_path: Path) -> None:
+    _write_run(tmp_path / "a0", "KD", 0, [1, 1], [0.1, 0.3])
+    _write_run(tmp_path / "a1", "KD", 1, [2, 0], [0.3, 0.5])
+    runs = read_runs(tmp_path)
+    assert histograms_from_runs(runs) == {"KD": {"edges": [0.0, 1.0, 2.0], "counts": [3, 1]}}
+    assert superclass_from_runs(runs)["KD"] == pytest.approx([0.2, 0.4])
+    series = curves_from_runs(runs, "student_entropy")["KD"]
+    assert series.mean == [1.5] and series.n == 2

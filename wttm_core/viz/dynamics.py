@@ -1,0 +1,467 @@
+"""Figure builders for training runs: the paper's Figs. 1-3, per-superclass divergence, result summaries, sweeps.
+
+Every builder takes plain numbers (lists, dicts, :class:`wttm_core.runs.Series`) and returns a
+``plotly.graph_objects.Figure`` with a title, axis titles with units and a legend, in a colour-blind-safe
+palette; none reads files. The ``*_from_runs`` helpers turn :class:`wttm_core.runs.Run` objects into those
+inputs. :class:`LiveCurves` draws test accuracy while the engine trains (a ``FigureWidget`` updated in place
+when interactive, a static figure otherwise).
+
+* Fig. 1 - mean student entropy H(q) over epochs (KD vs TTM vs WTTM at T = 4): :func:`epoch_curves_figure` with
+  ``metric="student_entropy"``;
+* Fig. 2 - mean D(p^t_T || q) over epochs (TTM vs WTTM without CE): ``metric="kl_transformed_teacher"``;
+* Fig. 3 - histograms of the student's per-sample output entropy: :func:`entropy_histogram_figure`;
+* teacher-student divergence per superclass: :func:`superclass_figure`;
+* mean +- std of a final metric per variant with the individual seeds: :func:`group_summary_figure`;
+* student accuracy against teacher accuracy (question 9): :func:`teacher_strength_figure`;
+* a sweep's summary CSV rows: :func:`sweep_summary_figure`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+
+from wttm_core.runs import Run, Series, aggregate_series, group_runs
+
+# Okabe-Ito: distinguishable with the common colour-vision deficiencies
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442", "#000000")
+
+
+def apply_layout(figure: go.Figure, *, title: str, x_title: str, y_title: str) -> go.Figure:
+    """Title, axis titles, white template and a legend that does not cover the data."""
+    figure.update_layout(
+        title={"text": title},
+        xaxis_title=x_title,
+        yaxis_title=y_title,
+        template="plotly_white",
+        legend={"title": {"text": ""}},
+        margin={"l": 70, "r": 20, "t": 60, "b": 60},
+        hovermode="closest",
+    )
+    return figure
+
+
+__all__ = [
+    "METRIC_LABELS",
+    "colour_for",
+    "epoch_curves_figure",
+    "curves_from_runs",
+    "entropy_histogram_figure",
+    "histograms_from_runs",
+    "superclass_figure",
+    "superclass_from_runs",
+    "group_summary_figure",
+    "teacher_strength_figure",
+    "sweep_summary_figure",
+    "LiveCurves",
+    "update_figure",
+]
+
+# y-axis titles (with units) of the metrics the engine writes to metrics.jsonl
+METRIC_LABELS: dict[str, str] = {
+    "student_entropy": "mean student entropy H(q) on the test set (nats)",
+    "kl_transformed_teacher": "mean D(p^t_T || q) on the test set (nats)",
+    "kd_divergence": "mean D(p^t_T || q_T) on the test set (nats)",
+    "renyi_entropy": "mean Renyi entropy H_1/T(q) on the test set (nats)",
+    "test_acc": "test accuracy (%)",
+    "train_acc": "training accuracy (%)",
+    "test_loss": "test cross-entropy (nats)",
+    "train_loss": "training loss",
+    "weight_mean": "mean WTTM weight U_gamma(p^t) (dimensionless)",
+    "teacher_agreement": "agreement with the teacher's top-1 (%)",
+    "lr": "learning rate",
+}
+
+
+def colour_for(index: int) -> str:
+    """The ``index``-th colour of the shared colour-blind-safe palette (cycling)."""
+    return PALETTE[index % len(PALETTE)]
+
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    h = hex_colour.lstrip("#")
+    r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def _check_curves(curves: Mapping[str, Series]) -> None:
+    if not isinstance(curves, Mapping) or not curves:
+        raise ValueError("curves must be a non-empty mapping label -> Series")
+    for label, series in curves.items():
+        if not isinstance(series, Series):
+            raise TypeError(f"curves[{label!r}] must be a wttm_core.runs.Series, got {type(series).__name__}")
+        if len(series.epochs) != len(series.mean) or (series.std is not None and len(series.std) != len(series.mean)):
+            raise ValueError(f"curves[{label!r}]: epochs, mean and std must have the same length")
+
+
+def epoch_curves_figure(
+    curves: Mapping[str, Series],
+    *,
+    metric: str = "test_acc",
+    title: str | None = None,
+    y_title: str | None = None,
+    epoch: int | None = None,
+) -> go.Figure:
+    """One line per label (mean over seeds) with a shaded +- 1 std band; ``epoch`` draws a marker line.
+
+    With ``metric="student_entropy"`` this is the paper's Fig. 1, with ``"kl_transformed_teacher"`` Fig. 2.
+    """
+    _check_curves(curves)
+    figure = go.Figure()
+    for index, (label, series) in enumerate(curves.items()):
+        colour = colour_for(index)
+        if series.std is not None:
+            upper = [m + s for m, s in zip(series.mean, series.std, strict=True)]
+            lower = [m - s for m, s in zip(series.mean, series.std, strict=True)]
+            figure.add_trace(
+                go.Scatter(
+                    x=list(series.epochs) + list(series.epochs)[::-1],
+                    y=upper + lower[::-1],
+                    fill="toself",
+                    fillcolor=_rgba(colour, 0.18),
+                    line={"width": 0},
+                    hoverinfo="skip",
+                    showlegend=False,
+                    name=f"{label} +- std",
+                    legendgroup=label,
+                )
+            )
+        seeds = f" ({series.n} seeds)" if series.n > 1 else ""
+        figure.add_trace(
+            go.Scatter(
+                x=list(series.epochs),
+                y=list(series.mean),
+                mode="lines+markers",
+                name=f"{label}{seeds}",
+                line={"color": colour, "width": 2.5},
+                marker={"size": 6},
+                legendgroup=label,
+            )
+        )
+    if epoch is not None:
+        figure.add_vline(x=epoch, line={"color": "#555555", "dash": "dot", "width": 1})
+    apply_layout(
+        figure,
+        title=title or f"{metric} over epochs",
+        x_title="epoch",
+        y_title=y_title or METRIC_LABELS.get(metric, metric),
+    )
+    return figure
+
+
+def curves_from_runs(runs: Sequence[Run], metric: str, *, by: str = "label") -> dict[str, Series]:
+    """``{label: Series}`` of ``metric`` averaged over the seeds of each group (see :func:`group_runs`)."""
+    return {str(label): aggregate_series(group, metric) for label, group in group_runs(runs, by).items()}
+
+
+def entropy_histogram_figure(
+    histograms: Mapping[str, Mapping[str, Sequence[float]]],
+    *,
+    title: str = "Student output entropy on the test set",
+    epoch: int | None = None,
+) -> go.Figure:
+    """Overlaid histograms ``{label: {"edges": [...], "counts": [...]}}`` as fractions of the test images (Fig. 3).
+
+    Counts of several seeds can be summed before calling; the y axis is normalised per label.
+    """
+    if not isinstance(histograms, Mapping) or not histograms:
+        raise ValueError("histograms must be a non-empty mapping label -> {'edges', 'counts'}")
+    figure = go.Figure()
+    for index, (label, hist) in enumerate(histograms.items()):
+        edges, counts = list(hist["edges"]), list(hist["counts"])
+        if len(edges) != len(counts) + 1:
+            raise ValueError(f"histograms[{label!r}]: need len(edges) == len(counts) + 1")
+        total = sum(counts) or 1
+        centres = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        widths = [b - a for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        mean = sum(c * n for c, n in zip(centres, counts, strict=True)) / total
+        figure.add_trace(
+            go.Bar(
+                x=centres,
+                y=[n / total for n in counts],
+                width=widths,
+                name=f"{label} (mean {mean:.2f})",
+                marker={"color": colour_for(index), "line": {"width": 0}},
+                opacity=0.55,
+            )
+        )
+    suffix = f" (epoch {epoch})" if epoch is not None else ""
+    apply_layout(
+        figure, title=title + suffix, x_title="student output entropy H(q) (nats)", y_title="fraction of test images"
+    )
+    figure.update_layout(barmode="overlay", bargap=0)
+    return figure
+
+
+def _summed_histogram(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[float]]:
+    edges = rows[0]["entropy_histogram"]["edges"]
+    counts = [0] * (len(edges) - 1)
+    for row in rows:
+        hist = row["entropy_histogram"]
+        if hist["edges"] != edges:
+            raise ValueError("entropy histograms with different bins cannot be summed")
+        counts = [a + b for a, b in zip(counts, hist["counts"], strict=True)]
+    return {"edges": edges, "counts": counts}
+
+
+def histograms_from_runs(runs: Sequence[Run], *, epoch: int | None = None) -> dict[str, dict[str, list[float]]]:
+    """``{label: histogram}`` at ``epoch`` (default: each run's last), counts summed over each group's seeds."""
+    return {
+        str(label): _summed_histogram([run.diagnostic(epoch) for run in group])
+        for label, group in group_runs(runs).items()
+    }
+
+
+def superclass_figure(
+    names: Sequence[str],
+    values: Mapping[str, Sequence[float]],
+    *,
+    title: str = "Teacher-student divergence per superclass",
+    x_title: str = "mean D(p^t_T || q) on the test images of the superclass (nats)",
+    epoch: int | None = None,
+) -> go.Figure:
+    """Grouped horizontal bars: one bar per label for each superclass (sorted by the first label's value)."""
+    if not values:
+        raise ValueError("values must be a non-empty mapping label -> per-superclass list")
+    for label, vals in values.items():
+        if len(vals) != len(names):
+            raise ValueError(f"values[{label!r}] has {len(vals)} entries for {len(names)} superclasses")
+    first = next(iter(values.values()))
+    order = sorted(range(len(names)), key=lambda i: first[i])
+    figure = go.Figure()
+    for index, (label, vals) in enumerate(values.items()):
+        figure.add_trace(
+            go.Bar(
+                y=[names[i] for i in order],
+                x=[vals[i] for i in order],
+                orientation="h",
+                name=label,
+                marker={"color": colour_for(index)},
+            )
+        )
+    suffix = f" (epoch {epoch})" if epoch is not None else ""
+    apply_layout(figure, title=title + suffix, x_title=x_title, y_title="superclass")
+    figure.update_layout(barmode="group", height=max(420, 26 * len(names) * max(1, len(values)) // 2))
+    return figure
+
+
+def superclass_from_runs(
+    runs: Sequence[Run], *, key: str = "kl_transformed_teacher", epoch: int | None = None
+) -> dict[str, list[float]]:
+    """``{label: per-superclass mean of key}`` at ``epoch`` (default last), averaged over each group's seeds."""
+    out = {}
+    for label, group in group_runs(runs).items():
+        rows = [run.diagnostic(epoch)["superclass"][key] for run in group]
+        out[str(label)] = [sum(col) / len(col) for col in zip(*rows, strict=True)]
+    return out
+
+
+def group_summary_figure(
+    values: Mapping[str, Sequence[float]],
+    *,
+    title: str,
+    y_title: str = "test accuracy (%)",
+    reference: float | None = None,
+    reference_label: str = "reference",
+) -> go.Figure:
+    """Bars of the mean per label with +- 1 std error bars and every seed's value as a dot."""
+    if not values:
+        raise ValueError("values must be a non-empty mapping label -> list of numbers")
+    labels = list(values)
+    means, stds = [], []
+    for label in labels:
+        xs = [float(v) for v in values[label]]
+        if not xs:
+            raise ValueError(f"values[{label!r}] is empty")
+        mean = sum(xs) / len(xs)
+        means.append(mean)
+        stds.append(math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0)
+    figure = go.Figure(
+        go.Bar(
+            x=labels,
+            y=means,
+            error_y={"type": "data", "array": stds, "visible": True, "color": "#333333"},
+            marker={"color": [colour_for(i) for i in range(len(labels))]},
+            name="mean +- std over seeds",
+            text=[f"{m:.2f}" for m in means],
+            textposition="outside",
+        )
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=[label for label in labels for _ in values[label]],
+            y=[float(v) for label in labels for v in values[label]],
+            mode="markers",
+            marker={"color": "#222222", "size": 7, "symbol": "circle-open"},
+            name="one seed",
+        )
+    )
+    if reference is not None:
+        figure.add_hline(
+            y=reference,
+            line={"color": "#555555", "dash": "dash"},
+            annotation_text=reference_label,
+            annotation_position="top left",
+        )
+    lows = [m - s for m, s in zip(means, stds, strict=True)] + [float(v) for vs in values.values() for v in vs]
+    highs = [m + s for m, s in zip(means, stds, strict=True)] + [float(v) for vs in values.values() for v in vs]
+    span = max(highs) - min(lows) or 1.0
+    apply_layout(figure, title=title, x_title="variant", y_title=y_title)
+    figure.update_yaxes(range=[min(lows) - 0.3 * span, max(highs) + 0.3 * span])
+    return figure
+
+
+def teacher_strength_figure(
+    teacher_accuracy: Sequence[float],
+    students: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    *,
+    title: str = "Student accuracy against teacher accuracy",
+    y_title: str = "student test accuracy (%)",
+) -> go.Figure:
+    """Lines with error bars: ``students = {method: (means, stds)}`` against the teachers' test accuracy (%)."""
+    figure = go.Figure()
+    for index, (label, (means, stds)) in enumerate(students.items()):
+        if len(means) != len(teacher_accuracy) or len(stds) != len(teacher_accuracy):
+            raise ValueError(f"students[{label!r}] needs one mean and one std per teacher")
+        figure.add_trace(
+            go.Scatter(
+                x=list(teacher_accuracy),
+                y=list(means),
+                mode="lines+markers",
+                name=label,
+                error_y={"type": "data", "array": list(stds), "visible": True},
+                line={"color": colour_for(index), "width": 2.5},
+                marker={"size": 8},
+            )
+        )
+    apply_layout(figure, title=title, x_title="teacher test accuracy (%)", y_title=y_title)
+    return figure
+
+
+def sweep_summary_figure(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    x: str,
+    y: str,
+    colour: str | None = None,
+    error: str | None = None,
+    title: str | None = None,
+) -> go.Figure:
+    """A sweep's result rows: ``y`` against ``x``, one line per value of ``colour``, optional error bars."""
+    usable = [row for row in rows if _number(row.get(y)) is not None and row.get(x) not in (None, "")]
+    if not usable:
+        raise ValueError(f"no row has both {x!r} and a numeric {y!r}")
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for row in usable:
+        groups.setdefault(str(row.get(colour, "")) if colour else y, []).append(row)
+    figure = go.Figure()
+    numeric_x = all(_number(row[x]) is not None for row in usable)
+    for index, (name, group) in enumerate(groups.items()):
+        if numeric_x:
+            group = sorted(group, key=lambda r: _number(r[x]))  # type: ignore[arg-type, return-value]
+        errors = [_number(r.get(error)) or 0.0 for r in group] if error else None
+        figure.add_trace(
+            go.Scatter(
+                x=[_number(r[x]) if numeric_x else str(r[x]) for r in group],
+                y=[_number(r[y]) for r in group],
+                mode="lines+markers",
+                name=f"{colour} = {name}" if colour else y,
+                error_y={"type": "data", "array": errors, "visible": True} if errors else None,
+                line={"color": colour_for(index), "width": 2.5},
+                marker={"size": 8},
+            )
+        )
+    apply_layout(figure, title=title or f"Sweep: {y} against {x}", x_title=x, y_title=METRIC_LABELS.get(y, y))
+    return figure
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if math.isfinite(value) else None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def update_figure(target: go.Figure, source: go.Figure) -> None:
+    """Copy ``source``'s trace data and title into ``target`` in place (a ``FigureWidget`` driven by a slider).
+
+    Both must have the same number and kinds of traces (they come from the same builder).
+    """
+    if len(target.data) != len(source.data):
+        raise ValueError(f"target has {len(target.data)} traces, source {len(source.data)}: not the same builder")
+    context = target.batch_update() if hasattr(target, "batch_update") else _nullcontext()
+    with context:
+        for old, new in zip(target.data, source.data, strict=True):
+            for key in ("x", "y", "name", "text"):
+                if key in new and new[key] is not None:
+                    old[key] = new[key]
+        target.layout.title.text = source.layout.title.text
+        target.layout.shapes = source.layout.shapes
+
+
+class _nullcontext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class LiveCurves:
+    """Test accuracy of every run while it trains: one line per run, one colour per label.
+
+    ``interactive=True`` builds a ``plotly.graph_objects.FigureWidget`` (display it before training; each
+    :meth:`update` appends a point in place); otherwise a plain figure collects the points for display afterwards.
+    """
+
+    def __init__(
+        self,
+        labels: Sequence[str],
+        *,
+        metric: str = "test_acc",
+        interactive: bool = False,
+        title: str = "Test accuracy while training",
+    ) -> None:
+        if not labels:
+            raise ValueError("labels must not be empty")
+        self.metric = metric
+        self._colours = {label: colour_for(i) for i, label in enumerate(labels)}
+        figure = go.Figure()
+        apply_layout(figure, title=title, x_title="epoch", y_title=METRIC_LABELS.get(metric, metric))
+        self.figure: go.Figure = go.FigureWidget(figure) if interactive else figure
+        self._trace: dict[str, int] = {}
+
+    def update(self, label: str, seed: int, record: Mapping[str, Any]) -> None:
+        """Add the epoch ``record`` (a ``metrics.jsonl`` row) of run ``label`` / ``seed``."""
+        if label not in self._colours:
+            raise ValueError(f"label: {label!r} was not announced (known: {list(self._colours)})")
+        key = f"{label} seed {seed}"
+        value = record.get(self.metric)
+        if value is None:
+            return
+        if key not in self._trace:
+            first_of_label = not any(k.startswith(f"{label} seed ") for k in self._trace)
+            self.figure.add_trace(
+                go.Scatter(
+                    x=[],
+                    y=[],
+                    mode="lines+markers",
+                    name=label,
+                    legendgroup=label,
+                    showlegend=first_of_label,
+                    line={"color": self._colours[label], "width": 2},
+                    marker={"size": 5},
+                )
+            )
+            self._trace[key] = len(self.figure.data) - 1
+        trace = self.figure.data[self._trace[key]]
+        trace.x = (*(trace.x or ()), record["epoch"])
+        trace.y = (*(trace.y or ()), float(value))
