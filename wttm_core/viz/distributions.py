@@ -1,0 +1,260 @@
+"""Figures of single distributions: the power transform (Eqs. 7-9), Renyi entropies (Eq. 4), point-wise maps (Fig. 4).
+
+Each ``*_spec`` function returns a :class:`~wttm_core.viz.style.FigureSpec` (cheap, used by slider callbacks);
+the matching ``*_figure`` returns the ``go.Figure``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+
+from wttm_core.functional import power_sum, power_transform, renyi_entropy, shannon_entropy
+from wttm_core.theory import renyi_curve
+from wttm_core.viz.style import COLORS, OKABE_ITO, FigureSpec, as_array, base_layout
+from wttm_core.viz.widgets import readout_table
+
+__all__ = [
+    "distribution_bars",
+    "distribution_bars_spec",
+    "power_transform_spec",
+    "power_transform_figure",
+    "power_transform_readout",
+    "renyi_spec",
+    "renyi_figure",
+    "pointwise_map_spec",
+    "pointwise_map_figure",
+]
+
+_CYCLE = [COLORS["teacher"], COLORS["transformed"], COLORS["student"], COLORS["ttm"], COLORS["kd"], COLORS["wttm"]]
+
+
+def _probs(p: Any, name: str) -> torch.Tensor:
+    arr = as_array(p, name, ndim=1)
+    if arr.size == 0:
+        raise ValueError(f"{name} must not be empty")
+    return torch.from_numpy(arr)
+
+
+def _class_labels(k: int, class_names: Sequence[str] | None) -> list[str]:
+    if class_names is None:
+        return [str(i) for i in range(k)]
+    names = [str(c) for c in class_names]
+    if len(names) != k:
+        raise ValueError(f"class_names must have {k} entries, got {len(names)}")
+    return names
+
+
+def distribution_bars_spec(
+    distributions: Mapping[str, Any],
+    *,
+    title: str = "Class probabilities",
+    class_names: Sequence[str] | None = None,
+    colors: Sequence[str] | None = None,
+) -> FigureSpec:
+    """Grouped bars, one trace per named distribution (all of the same length ``K``)."""
+    if not isinstance(distributions, Mapping) or not distributions:
+        raise ValueError("distributions must be a non-empty mapping name -> probabilities")
+    arrays = {str(name): as_array(p, f"distributions[{name!r}]", ndim=1) for name, p in distributions.items()}
+    sizes = {a.size for a in arrays.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"all distributions must have the same number of classes, got sizes {sorted(sizes)}")
+    labels = _class_labels(sizes.pop(), class_names)
+    palette = list(colors) if colors is not None else _CYCLE
+    traces = [
+        {"type": "bar", "x": labels, "y": values, "name": name, "marker": {"color": palette[i % len(palette)]}}
+        for i, (name, values) in enumerate(arrays.items())
+    ]
+    layout = base_layout(title, "class", "probability", barmode="group", yaxis={"rangemode": "tozero"})
+    return FigureSpec(traces, layout)
+
+
+def distribution_bars(
+    distributions: Mapping[str, Any],
+    *,
+    title: str = "Class probabilities",
+    class_names: Sequence[str] | None = None,
+    colors: Sequence[str] | None = None,
+) -> go.Figure:
+    """Grouped bar chart of named distributions over the same classes (probability on the y axis)."""
+    return distribution_bars_spec(distributions, title=title, class_names=class_names, colors=colors).to_figure()
+
+
+def power_transform_spec(
+    teacher_probs: Any, temperature: float, *, class_names: Sequence[str] | None = None
+) -> FigureSpec:
+    """Bars of the teacher ``p^t`` and its power transform ``p^t_T`` with ``gamma = 1 / T`` (Eqs. 7-9)."""
+    p = _probs(teacher_probs, "teacher_probs")
+    gamma = 1.0 / float(temperature)
+    transformed = power_transform(p, gamma)
+    spec = distribution_bars_spec(
+        {
+            "teacher p<sup>t</sup>": p,
+            f"transformed p<sup>t</sup><sub>T</sub> (gamma = {gamma:.3g})": transformed,
+        },
+        title=f"Power transform with gamma = 1/T = {gamma:.3g} (T = {float(temperature):.3g})",
+        class_names=class_names,
+    )
+    spec.layout["yaxis"] = {**spec.layout["yaxis"], "range": [0.0, 1.0]}
+    return spec
+
+
+def power_transform_figure(
+    teacher_probs: Any, temperature: float, *, class_names: Sequence[str] | None = None
+) -> go.Figure:
+    """:func:`power_transform_spec` as a figure."""
+    return power_transform_spec(teacher_probs, temperature, class_names=class_names).to_figure()
+
+
+def power_transform_readout(teacher_probs: Any, temperature: float) -> str:
+    """HTML readout: T, gamma, H(p^t), H(p^t_T), H_gamma(p^t) and U_gamma(p^t) with its bounds (Eq. 22)."""
+    p = _probs(teacher_probs, "teacher_probs")
+    gamma = 1.0 / float(temperature)
+    transformed = power_transform(p, gamma)
+    k = p.numel()
+    rows = [
+        ("T / gamma", f"{float(temperature):.3g} / {gamma:.3g}"),
+        ("H(p^t)  Shannon, nats", f"{float(shannon_entropy(p)):.4f}"),
+        ("H(p^t_T)  Shannon, nats", f"{float(shannon_entropy(transformed)):.4f}"),
+        ("H_gamma(p^t)  Renyi, nats", f"{float(renyi_entropy(p, gamma)):.4f}"),
+        ("U_gamma(p^t)  in [1, K^(1-gamma)]", f"{float(power_sum(p, gamma)):.4f}  in [1, {k ** (1 - gamma):.4f}]"),
+    ]
+    return readout_table(rows)
+
+
+def _default_alphas() -> np.ndarray:
+    return np.geomspace(0.01, 100.0, 41)
+
+
+def renyi_spec(teacher_probs: Any, temperature: float, *, alphas: Sequence[float] | None = None) -> FigureSpec:
+    """Renyi entropy ``H_alpha`` (Eq. 4) against the order alpha for ``p^t`` and ``p^t_T`` (log alpha axis).
+
+    Dotted lines mark ``log K`` (the ``alpha -> 0`` limit), ``alpha = 1`` (Shannon) and ``alpha = gamma = 1/T``,
+    the order of the Renyi term in Eq. 15.
+    """
+    p = _probs(teacher_probs, "teacher_probs")
+    gamma = 1.0 / float(temperature)
+    alpha_grid = as_array(_default_alphas() if alphas is None else alphas, "alphas", ndim=1)
+    if alpha_grid.size == 0 or (alpha_grid <= 0).any():
+        raise ValueError("alphas must be a non-empty list of positive orders (the axis is logarithmic)")
+    transformed = power_transform(p, gamma)
+    log_k = math.log(p.numel())
+    curves = renyi_curve(torch.stack([p, transformed]), alpha_grid).numpy()
+    traces = [
+        {
+            "type": "scatter",
+            "x": alpha_grid,
+            "y": curves[0],
+            "mode": "lines",
+            "name": "teacher p<sup>t</sup>",
+            "line": {"color": COLORS["teacher"], "width": 3},
+        },
+        {
+            "type": "scatter",
+            "x": alpha_grid,
+            "y": curves[1],
+            "mode": "lines",
+            "name": "transformed p<sup>t</sup><sub>T</sub>",
+            "line": {"color": COLORS["transformed"], "width": 3},
+        },
+        {
+            "type": "scatter",
+            "x": [gamma, gamma],
+            "y": [0.0, log_k],
+            "mode": "lines",
+            "name": f"alpha = gamma = {gamma:.3g} (Eq. 15)",
+            "line": {"color": COLORS["renyi"], "dash": "dot"},
+        },
+        {
+            "type": "scatter",
+            "x": [float(alpha_grid.min()), float(alpha_grid.max())],
+            "y": [log_k, log_k],
+            "mode": "lines",
+            "name": f"log K = {log_k:.3g} (alpha -> 0)",
+            "line": {"color": COLORS["bound"], "dash": "dot"},
+        },
+        {
+            "type": "scatter",
+            "x": [1.0, 1.0],
+            "y": [float(shannon_entropy(p)), float(shannon_entropy(transformed))],
+            "mode": "markers",
+            "name": "alpha = 1: Shannon entropy",
+            "marker": {"color": OKABE_ITO["bluish_green"], "size": 10, "symbol": "diamond"},
+        },
+    ]
+    layout = base_layout(
+        f"Renyi entropy against its order (T = {float(temperature):.3g})",
+        "order alpha (log scale)",
+        "Renyi entropy H<sub>alpha</sub> (nats)",
+        xaxis={"type": "log"},
+        yaxis={"range": [0.0, 1.05 * log_k]},
+    )
+    return FigureSpec(traces, layout)
+
+
+def renyi_figure(teacher_probs: Any, temperature: float, *, alphas: Sequence[float] | None = None) -> go.Figure:
+    """:func:`renyi_spec` as a figure."""
+    return renyi_spec(teacher_probs, temperature, alphas=alphas).to_figure()
+
+
+def pointwise_map_spec(
+    gamma: float, *, reference_gammas: Sequence[float] = (0.25, 0.5), points: int = 201
+) -> FigureSpec:
+    """Point-wise maps ``f(p) = p^gamma`` (Eq. 7, Fig. 4) for the current and reference gammas, and ``f(p) = p``.
+
+    A good smoothing map has ``f(0) = 0``, ``f(1) = 1``, is non-decreasing and lies above the identity.
+    """
+    gamma = float(gamma)
+    if not gamma > 0:
+        raise ValueError(f"gamma must be > 0, got {gamma}")
+    grid = np.linspace(0.0, 1.0, points)
+    dashes = ["dash", "dashdot", "longdash"]
+    traces: list[dict[str, Any]] = [
+        {
+            "type": "scatter",
+            "x": grid,
+            "y": grid,
+            "mode": "lines",
+            "name": "identity f(p) = p",
+            "line": {"color": COLORS["bound"], "dash": "dot"},
+        }
+    ]
+    for i, ref in enumerate(reference_gammas):
+        traces.append(
+            {
+                "type": "scatter",
+                "x": grid,
+                "y": grid ** float(ref),
+                "mode": "lines",
+                "name": f"p^{float(ref):g}",
+                "line": {"color": COLORS["renyi"], "dash": dashes[i % len(dashes)], "width": 1.5},
+            }
+        )
+    traces.append(
+        {
+            "type": "scatter",
+            "x": grid,
+            "y": grid**gamma,
+            "mode": "lines",
+            "name": f"f(p) = p^gamma, gamma = {gamma:.3g}",
+            "line": {"color": COLORS["transformed"], "width": 4},
+        }
+    )
+    layout = base_layout(
+        f"Point-wise map f(p) = p^{gamma:.3g} before renormalisation",
+        "p (probability)",
+        "f(p) (unnormalised weight)",
+        xaxis={"range": [0.0, 1.0]},
+        yaxis={"range": [0.0, 1.02]},
+    )
+    return FigureSpec(traces, layout)
+
+
+def pointwise_map_figure(gamma: float, *, reference_gammas: Sequence[float] = (0.25, 0.5)) -> go.Figure:
+    """:func:`pointwise_map_spec` as a figure."""
+    return pointwise_map_spec(gamma, reference_gammas=reference_gammas).to_figure()

@@ -1,0 +1,230 @@
+"""Figures of the KD and TTM gradients (Eqs. 20-21): the 3-class simplex view and toy gradient flows."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+
+from wttm_core.functional import kd_grad, ttm_grad
+from wttm_core.theory import SIMPLEX_VERTICES, FlowResult, gradient_flow, probability_velocity, simplex_xy
+from wttm_core.viz.style import COLORS, FigureSpec, as_array, base_layout
+
+__all__ = [
+    "simplex_spec",
+    "simplex_figure",
+    "flow_curves_spec",
+    "flow_curves_figure",
+    "QUANTITY_LABELS",
+]
+
+QUANTITY_LABELS = {
+    "entropy": "H(q)",
+    "divergence": "D(p_T‖q)",
+    "tempered_divergence": "D(p_T‖q_T)",
+}
+_METHOD_LABELS = {"kd": "KD", "ttm": "TTM", "wttm": "WTTM"}
+_DASHES = ["solid", "dash", "dot", "dashdot"]
+_ARROW_LENGTH = 0.22  # the longer of the two velocity arrows, in units of the triangle's side
+
+
+def _three(x: Any, name: str) -> torch.Tensor:
+    arr = as_array(x, name, ndim=1)
+    if arr.size != 3:
+        raise ValueError(f"{name} must hold 3 logits (the 3-class view), got {arr.size}")
+    return torch.from_numpy(arr).unsqueeze(0)
+
+
+def _xy(p: torch.Tensor) -> tuple[list[float], list[float]]:
+    pts = simplex_xy(p).reshape(-1, 2)
+    return pts[:, 0].tolist(), pts[:, 1].tolist()
+
+
+def simplex_spec(
+    teacher_logits: Any,
+    temperature: float,
+    student_logits: Any,
+    *,
+    steps: int = 80,
+    lr: float = 2.0,
+) -> FigureSpec:
+    """The 3-class probability simplex: teacher, transformed teacher, student, gradient directions and flows.
+
+    Arrows show where ``q`` moves under one gradient step on the logits for KD (``T (q_T - p^t_T)``, Eq. 21 with
+    KD's ``T^2``) and TTM (``q - p^t_T``, Eq. 20), scaled together so that their lengths compare. Lines are the
+    paths of ``q`` under ``steps`` steps of each flow: KD ends at the untempered teacher ``p^t``, TTM at ``p^t_T``.
+    """
+    t = float(temperature)
+    v = _three(teacher_logits, "teacher_logits")
+    z = _three(student_logits, "student_logits")
+    p = torch.softmax(v, -1)
+    p_t = torch.softmax(v / t, -1)
+    q = torch.softmax(z, -1)
+    q_t = torch.softmax(z / t, -1)
+    vel = {
+        "kd": simplex_xy(probability_velocity(z, kd_grad(z, v, t)))[0],
+        "ttm": simplex_xy(probability_velocity(z, ttm_grad(z, v, 1.0 / t)))[0],
+    }
+    longest = max(float(torch.linalg.vector_norm(d)) for d in vel.values())
+    scale = _ARROW_LENGTH / longest if longest > 1e-12 else 0.0
+    start = simplex_xy(q)[0]
+    corners = SIMPLEX_VERTICES.tolist()
+    traces: list[dict[str, Any]] = [
+        {
+            "type": "scatter",
+            "x": [c[0] for c in corners] + [corners[0][0]],
+            "y": [c[1] for c in corners] + [corners[0][1]],
+            "mode": "lines",
+            "name": "probability simplex",
+            "line": {"color": COLORS["bound"], "width": 1},
+            "hoverinfo": "skip",
+            "showlegend": False,
+        },
+        {
+            "type": "scatter",
+            "x": [-0.04, 1.04, 0.5],
+            "y": [-0.05, -0.05, math.sqrt(3) / 2 + 0.05],
+            "mode": "text",
+            "text": ["class 0", "class 1", "class 2"],
+            "name": "corners",
+            "hoverinfo": "skip",
+            "showlegend": False,
+        },
+    ]
+    for method in ("kd", "ttm"):
+        flow = gradient_flow(v, method, t, steps=steps, lr=lr, student_logits=z, record_probs=True)
+        xs, ys = _xy(flow.probs[:, 0, :])
+        traces.append(
+            {
+                "type": "scatter",
+                "x": xs,
+                "y": ys,
+                "mode": "lines",
+                "name": f"{_METHOD_LABELS[method]} flow of q ({steps} steps)",
+                "line": {"color": COLORS[method], "width": 2, "dash": "dot"},
+            }
+        )
+    for method in ("kd", "ttm"):
+        end = start + scale * vel[method]
+        traces.append(
+            {
+                "type": "scatter",
+                "x": [float(start[0]), float(end[0])],
+                "y": [float(start[1]), float(end[1])],
+                "mode": "lines+markers",
+                "name": f"{_METHOD_LABELS[method]}: direction q moves",
+                "line": {"color": COLORS[method], "width": 4},
+                "marker": {"symbol": ["circle", "arrow"], "size": [1, 16], "angleref": "previous"},
+            }
+        )
+    points = [
+        ("teacher p<sup>t</sup>", p, COLORS["teacher"], "circle"),
+        (f"transformed p<sup>t</sup><sub>T</sub> (T = {t:.3g})", p_t, COLORS["transformed"], "diamond"),
+        ("student q", q, COLORS["student"], "circle"),
+        ("student q<sub>T</sub>", q_t, COLORS["student"], "circle-open"),
+    ]
+    for name, dist, color, symbol in points:
+        xs, ys = _xy(dist)
+        traces.append(
+            {
+                "type": "scatter",
+                "x": xs,
+                "y": ys,
+                "mode": "markers",
+                "name": name,
+                "marker": {"color": color, "size": 14, "symbol": symbol, "line": {"width": 2, "color": color}},
+            }
+        )
+    layout = base_layout(
+        f"KD and TTM on the 3-class simplex (T = {t:.3g})",
+        "simplex plane (barycentric x)",
+        "simplex plane (barycentric y)",
+        height=560,
+        xaxis={"visible": False, "range": [-0.12, 1.12]},
+        yaxis={"visible": False, "range": [-0.12, 1.0], "scaleanchor": "x", "scaleratio": 1.0},
+        legend={"orientation": "v", "x": 1.02, "y": 1.0, "yanchor": "top"},
+        margin={"l": 20, "r": 20, "t": 70, "b": 20},
+    )
+    return FigureSpec(traces, layout)
+
+
+def simplex_figure(
+    teacher_logits: Any, temperature: float, student_logits: Any, *, steps: int = 80, lr: float = 2.0
+) -> go.Figure:
+    """:func:`simplex_spec` as a figure."""
+    return simplex_spec(teacher_logits, temperature, student_logits, steps=steps, lr=lr).to_figure()
+
+
+def flow_curves_spec(
+    results: Mapping[str, FlowResult],
+    quantities: Sequence[str] = ("divergence",),
+    *,
+    title: str,
+    yaxis_title: str,
+    references: Mapping[str, float] | None = None,
+    log_y: bool = False,
+) -> FigureSpec:
+    """Batch means of recorded flow quantities against the step, one line per (run, quantity).
+
+    ``results`` maps a legend label to a :class:`~wttm_core.theory.FlowResult`; the colour follows the run's
+    method (KD vermillion, TTM blue, WTTM purple), the dash pattern the quantity. ``references`` adds horizontal
+    dashed lines (label -> value).
+    """
+    if not results:
+        raise ValueError("results must not be empty")
+    bad = [q for q in quantities if q not in QUANTITY_LABELS]
+    if bad or not quantities:
+        raise ValueError(f"quantities must be a non-empty subset of {sorted(QUANTITY_LABELS)}, got {list(quantities)}")
+    traces: list[dict[str, Any]] = []
+    last_step = 0
+    for label, result in results.items():
+        if not isinstance(result, FlowResult):
+            raise TypeError(f"results[{label!r}] must be a FlowResult, got {type(result).__name__}")
+        steps = result.steps.numpy()
+        last_step = max(last_step, int(steps[-1]))
+        for i, quantity in enumerate(quantities):
+            values = getattr(result, quantity).mean(dim=-1).numpy()
+            suffix = f": {QUANTITY_LABELS[quantity]}" if len(quantities) > 1 else ""
+            traces.append(
+                {
+                    "type": "scatter",
+                    "x": steps,
+                    "y": np.maximum(values, 1e-12) if log_y else values,
+                    "mode": "lines",
+                    "name": f"{label}{suffix}",
+                    "line": {"color": COLORS[result.method], "dash": _DASHES[i % len(_DASHES)], "width": 3},
+                }
+            )
+    for j, (label, value) in enumerate((references or {}).items()):
+        traces.append(
+            {
+                "type": "scatter",
+                "x": [0, last_step],
+                "y": [float(value), float(value)],
+                "mode": "lines",
+                "name": label,
+                "line": {"color": [COLORS["teacher"], COLORS["transformed"], COLORS["bound"]][j % 3], "dash": "dot"},
+            }
+        )
+    extra: dict[str, Any] = {"yaxis": {"type": "log"}} if log_y else {}
+    layout = base_layout(title, "gradient step", yaxis_title, **extra)
+    return FigureSpec(traces, layout)
+
+
+def flow_curves_figure(
+    results: Mapping[str, FlowResult],
+    quantities: Sequence[str] = ("divergence",),
+    *,
+    title: str,
+    yaxis_title: str,
+    references: Mapping[str, float] | None = None,
+    log_y: bool = False,
+) -> go.Figure:
+    """:func:`flow_curves_spec` as a figure."""
+    return flow_curves_spec(
+        results, quantities, title=title, yaxis_title=yaxis_title, references=references, log_y=log_y
+    ).to_figure()

@@ -1,0 +1,208 @@
+"""Figures of WTTM's sample weights ``U_gamma(p^t)`` (Eqs. 22-23) over a batch of teacher outputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+
+from wttm_core.functional import shannon_entropy, wttm_weights
+from wttm_core.viz.style import COLORS, FigureSpec, as_array, base_layout
+from wttm_core.viz.widgets import readout_table
+
+__all__ = [
+    "weights_and_entropy",
+    "power_sum_scatter_spec",
+    "power_sum_scatter_figure",
+    "power_sum_histogram_spec",
+    "power_sum_histogram_figure",
+    "weight_share_spec",
+    "weight_share_figure",
+    "weights_readout",
+]
+
+
+def _batch(teacher_logits: Any) -> torch.Tensor:
+    arr = as_array(teacher_logits, "teacher_logits", ndim=2)
+    if arr.shape[0] < 1 or arr.shape[1] < 2:
+        raise ValueError(f"teacher_logits must be [N, K] with N >= 1 and K >= 2, got shape {arr.shape}")
+    return torch.from_numpy(arr)
+
+
+def weights_and_entropy(teacher_logits: Any, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+    """``U_gamma(p^t)`` (Eq. 22) and the Shannon entropy ``H(p^t)`` in nats of every sample, as numpy arrays.
+
+    Compute these once per slider move and pass them to the ``*_spec`` builders of this module.
+    """
+    v = _batch(teacher_logits)
+    weights = wttm_weights(v, float(gamma)).numpy()
+    entropy = shannon_entropy(torch.softmax(v, dim=-1)).numpy()
+    return weights, entropy
+
+
+def _pair(weights: Any, entropy: Any) -> tuple[np.ndarray, np.ndarray]:
+    w = as_array(weights, "weights", ndim=1)
+    h = as_array(entropy, "entropy", ndim=1)
+    if w.shape != h.shape or w.size == 0:
+        raise ValueError(f"weights and entropy must be non-empty and of the same length, got {w.size} and {h.size}")
+    return w, h
+
+
+def _num_classes(num_classes: int) -> int:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int | np.integer) or num_classes < 2:
+        raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+    return int(num_classes)
+
+
+def power_sum_scatter_spec(weights: Any, entropy: Any, gamma: float, num_classes: int) -> FigureSpec:
+    """``U_gamma(p^t)`` against ``H(p^t)`` per sample, with the bounds 1 (one-hot) and ``K^(1-gamma)`` (uniform).
+
+    ``weights`` and ``entropy`` come from :func:`weights_and_entropy` (one value per sample).
+    """
+    weights, entropy = _pair(weights, entropy)
+    k = _num_classes(num_classes)
+    upper = k ** (1.0 - float(gamma))
+    h_max = float(np.log(k))
+    traces = [
+        {
+            "type": "scattergl" if weights.size > 1000 else "scatter",
+            "x": entropy,
+            "y": weights,
+            "mode": "markers",
+            "name": "one teacher output",
+            "marker": {"color": COLORS["wttm"], "size": 5, "opacity": 0.5},
+        },
+        {
+            "type": "scatter",
+            "x": [0.0, h_max],
+            "y": [upper, upper],
+            "mode": "lines",
+            "name": f"max K^(1-gamma) = {upper:.3g} (uniform)",
+            "line": {"color": COLORS["bound"], "dash": "dash"},
+        },
+        {
+            "type": "scatter",
+            "x": [0.0, h_max],
+            "y": [1.0, 1.0],
+            "mode": "lines",
+            "name": "min 1 (one-hot)",
+            "line": {"color": COLORS["teacher"], "dash": "dot"},
+        },
+    ]
+    layout = base_layout(
+        f"WTTM weight U_gamma(p^t) grows with the teacher's entropy (gamma = {float(gamma):.3g})",
+        "teacher entropy H(p^t) (nats)",
+        "weight U_gamma(p^t) (unitless)",
+        yaxis={"range": [0.0, 1.05 * upper]},
+    )
+    return FigureSpec(traces, layout)
+
+
+def power_sum_scatter_figure(weights: Any, entropy: Any, gamma: float, num_classes: int) -> go.Figure:
+    """:func:`power_sum_scatter_spec` as a figure."""
+    return power_sum_scatter_spec(weights, entropy, gamma, num_classes).to_figure()
+
+
+def power_sum_histogram_spec(weights: Any, gamma: float, num_classes: int, *, bins: int = 30) -> FigureSpec:
+    """Histogram of ``U_gamma(p^t)`` over the batch on ``[1, K^(1-gamma)]``, with the batch mean marked."""
+    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
+        raise ValueError(f"bins must be a positive int, got {bins!r}")
+    weights = as_array(weights, "weights", ndim=1)
+    if weights.size == 0:
+        raise ValueError("weights must not be empty")
+    k = _num_classes(num_classes)
+    upper = k ** (1.0 - float(gamma))
+    counts, edges = np.histogram(weights, bins=bins, range=(1.0, max(upper, 1.0 + 1e-9)))
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    mean = float(weights.mean())
+    traces = [
+        {
+            "type": "bar",
+            "x": centres,
+            "y": counts,
+            "width": float(edges[1] - edges[0]),
+            "name": "samples per bin",
+            "marker": {"color": COLORS["wttm"]},
+        },
+        {
+            "type": "scatter",
+            "x": [mean, mean],
+            "y": [0, int(counts.max()) if counts.size else 1],
+            "mode": "lines",
+            "name": f"batch mean U = {mean:.3g}",
+            "line": {"color": COLORS["teacher"], "dash": "dash", "width": 3},
+        },
+    ]
+    layout = base_layout(
+        f"Distribution of U_gamma(p^t) over {weights.size} teacher outputs (gamma = {float(gamma):.3g})",
+        "weight U_gamma(p^t) (unitless)",
+        "number of samples",
+        xaxis={"range": [0.0, upper * 1.02 + 0.5]},
+    )
+    return FigureSpec(traces, layout)
+
+
+def power_sum_histogram_figure(weights: Any, gamma: float, num_classes: int, *, bins: int = 30) -> go.Figure:
+    """:func:`power_sum_histogram_spec` as a figure."""
+    return power_sum_histogram_spec(weights, gamma, num_classes, bins=bins).to_figure()
+
+
+def _groups(entropy: np.ndarray, groups: int) -> list[np.ndarray]:
+    order = np.argsort(entropy, kind="stable")
+    return np.array_split(order, groups)
+
+
+def weight_share_spec(weights: Any, entropy: Any, gamma: float, *, groups: int = 5) -> FigureSpec:
+    """Share of the total distillation weight per teacher-entropy group: TTM (equal) against WTTM (``U``)."""
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"groups must be a positive int, got {groups!r}")
+    weights, entropy = _pair(weights, entropy)
+    if groups > weights.size:
+        raise ValueError(f"groups ({groups}) must not exceed the number of samples ({weights.size})")
+    parts = _groups(entropy, groups)
+    labels = [f"{i + 1}: H {entropy[idx].min():.2f}-{entropy[idx].max():.2f}" for i, idx in enumerate(parts)]
+    ttm_share = [idx.size / weights.size for idx in parts]
+    wttm_share = [float(weights[idx].sum() / weights.sum()) for idx in parts]
+    traces = [
+        {
+            "type": "bar",
+            "x": labels,
+            "y": ttm_share,
+            "name": "TTM (every sample weight 1)",
+            "marker": {"color": COLORS["ttm"]},
+        },
+        {
+            "type": "bar",
+            "x": labels,
+            "y": wttm_share,
+            "name": "WTTM (weight U_gamma(p^t))",
+            "marker": {"color": COLORS["wttm"]},
+        },
+    ]
+    layout = base_layout(
+        f"WTTM moves weight to smooth teacher outputs (gamma = {float(gamma):.3g})",
+        "teacher-entropy group, sharpest to smoothest (nats)",
+        "share of the total weight",
+        barmode="group",
+        yaxis={"rangemode": "tozero"},
+    )
+    return FigureSpec(traces, layout)
+
+
+def weight_share_figure(weights: Any, entropy: Any, gamma: float, *, groups: int = 5) -> go.Figure:
+    """:func:`weight_share_spec` as a figure."""
+    return weight_share_spec(weights, entropy, gamma, groups=groups).to_figure()
+
+
+def weights_readout(weights: Any, gamma: float, num_classes: int) -> str:
+    """HTML readout: gamma, T, the range and mean of U over the batch and its theoretical bounds (Eq. 22)."""
+    weights = as_array(weights, "weights", ndim=1)
+    k = _num_classes(num_classes)
+    rows = [
+        ("gamma / T", f"{float(gamma):.3g} / {1.0 / float(gamma):.3g}"),
+        ("U over the batch: min / mean / max", f"{weights.min():.3f} / {weights.mean():.3f} / {weights.max():.3f}"),
+        ("bounds [1, K^(1-gamma)]", f"[1, {k ** (1.0 - float(gamma)):.3f}]"),
+    ]
+    return readout_table(rows)
