@@ -27,7 +27,6 @@ PARAMETERS_TAG = "parameters"
 INTERACTIVE = "interactive"
 
 __all__ = [
-    "declared_parameters",
     "declares_interactive",
     "reads_interactive",
     "interactive_notebooks",
@@ -72,18 +71,6 @@ def _code_cells(path: Path) -> list[tuple[bool, ast.Module]]:
     return parsed
 
 
-def declared_parameters(path: str | os.PathLike[str]) -> list[str]:
-    """Names assigned at top level in the notebook's cell tagged ``parameters`` (empty when it has none)."""
-    names: list[str] = []
-    for is_parameters, tree in _code_cells(Path(path)):
-        if not is_parameters:
-            continue
-        for node in tree.body:
-            targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
-            names.extend(target.id for target in targets if isinstance(target, ast.Name))
-    return names
-
-
 def reads_interactive(path: str | os.PathLike[str]) -> bool:
     """True when a code cell other than the parameters cell reads the name ``interactive`` (it switches on it)."""
     return any(
@@ -95,7 +82,10 @@ def reads_interactive(path: str | os.PathLike[str]) -> bool:
 
 
 def declares_interactive(path: str | os.PathLike[str]) -> bool:
-    """True when the notebook's parameters cell assigns ``interactive``."""
+    """True when the notebook's parameters cell assigns ``interactive`` (as papermill reads that cell)."""
+    from wttm_core.notebook_runner import declared_parameters
+
+    _read_notebook(Path(path))  # a clear ValueError for a file that is not a notebook
     return INTERACTIVE in declared_parameters(path)
 
 

@@ -98,6 +98,15 @@ def widget_failures_in_page(page: Any) -> list[str]:
     return [text for text in texts if WIDGET_FAILURE.search(text)]
 
 
+def widget_view_count(page: Any) -> int:
+    """Rendered widget views in outputs: ipywidgets (``.jupyter-widgets``) and plotly FigureWidgets (an anywidget
+    view is a bare ``.js-plotly-plot`` directly in the output, unlike a static figure's ``.jp-RenderedPlotly``)."""
+    return page.evaluate(
+        "() => document.querySelectorAll('.jp-OutputArea-output .jupyter-widgets,"
+        " .jp-OutputArea-output.lm-Panel > .js-plotly-plot').length"
+    )
+
+
 def snapshot(page: Any) -> dict[str, list[str]]:
     """Figures (plotly.js data and layout text), slider readouts and text widgets, as comparable strings."""
     return page.evaluate(SNAPSHOT_JS)

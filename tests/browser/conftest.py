@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from browser_pages import chromium_path, launch  # noqa: E402
 from browser_servers import REPO, Server, start_jupyterlab  # noqa: E402
 
-from wttm_core.present import declared_parameters, interactive_notebooks, write_presentation  # noqa: E402
+from wttm_core.notebook_runner import declared_parameters  # noqa: E402
+from wttm_core.present import interactive_notebooks, write_presentation  # noqa: E402
 
 NOTEBOOKS = Path(os.environ.get("WTTM_BROWSER_NOTEBOOKS", REPO / "notebooks"))
 SCREENSHOTS = REPO / "build" / "screenshots"

@@ -26,6 +26,7 @@ from browser_pages import (
     snapshot,
     wait_for,
     widget_failures_in_page,
+    widget_view_count,
 )
 from browser_servers import Server
 from conftest import NOTEBOOKS as NOTEBOOK_DIR
@@ -46,11 +47,6 @@ def _shutdown_kernels(server: Server) -> None:
     for session in sessions:
         request = urllib.request.Request(server.url(f"api/sessions/{session['id']}"), method="DELETE")
         urllib.request.urlopen(request, timeout=10).close()
-
-
-def _uses_widgets(page) -> bool:
-    """The notebook's outputs hold at least one ipywidgets view (a slider, a box, a FigureWidget)."""
-    return bool(page.evaluate("() => document.querySelectorAll('.jp-OutputArea-output .jupyter-widgets').length"))
 
 
 def _screenshot(page, path: Path) -> None:
@@ -92,7 +88,7 @@ def test_notebook_runs_and_its_slider_moves_a_figure(
         assert not console.widget_failures(), f"{notebook}: widget errors in the console: {console.widget_failures()}"
 
         if reads_interactive(source):
-            assert _uses_widgets(page), f"{notebook}: switches on `interactive` but shows no widget with it True"
+            assert widget_view_count(page), f"{notebook}: switches on `interactive` but shows no widget with it True"
         if tells_reader_about_sliders(source):
             assert slider_count(page), f"{notebook}: its text mentions sliders but none rendered"
         moves = []
