@@ -162,13 +162,15 @@ def _generate_chunk(
     clutter = torch.randn(count, 3, CLUTTER_GRID, CLUTTER_GRID, generator=generator)
     noise = torch.randn(count, 3, IMAGE_SIZE, IMAGE_SIZE, generator=generator)
 
-    # (1 - share) * own texture + share * the sibling's, at per-image strength, on the superclass canvas
-    texture = torch.lerp(own[labels], own[sibling], share.view(-1, 1, 1, 1))
-    canvas = shared[labels].add_(strength.view(-1, 1, 1, 1) * texture)
+    # class cue: own texture, blended with the sibling's where chosen, at the per-image strength
+    texture = own[labels]
+    chosen = blended.nonzero().squeeze(1)
+    texture[chosen] = torch.lerp(texture[chosen], own[sibling[chosen]], share[chosen].view(-1, 1, 1, 1))
+    canvas = shared[labels].add_(texture.mul_(strength.view(-1, 1, 1, 1)))
     signal = crop_windows(canvas, offsets, flips, IMAGE_SIZE, IMAGE_SIZE)
     smooth = torch.nn.functional.interpolate(clutter, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear")
-    smooth = smooth / smooth.square().mean().sqrt()
-    pixels = gain * signal + brightness + difficulty * (CLUTTER_RMS * smooth + NOISE_STD * noise)
+    smooth.mul_(difficulty * CLUTTER_RMS / smooth.square().mean().sqrt())
+    pixels = signal.mul_(gain).add_(brightness).add_(smooth).add_(noise.mul_(difficulty * NOISE_STD))
     images = pixels.clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
     latents = {
         "sibling": torch.where(blended, sibling, labels),
