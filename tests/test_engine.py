@@ -138,7 +138,14 @@ def test_half_precision_logits_give_float32_losses():
 
 
 # ------------------------------------------------------------------------------------------------ config
-def test_resolve_presets_and_recipe():
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    """Work in a temporary directory holding a (content-free) checkpoint file ``t.pth``."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.pth").write_bytes(b"")
+
+
+def test_resolve_presets_and_recipe(in_tmp):
     cfg = resolve_config(TrainConfig(arch="resnet20", teacher_arch="resnet56", teacher_checkpoint="t.pth",
                                      method="wttm", epochs=24, device="cpu"))
     assert (cfg.gamma, cfg.beta, cfg.preset_source) == (0.3, 1.5, "Table 8")
@@ -172,8 +179,9 @@ def test_resolve_presets_and_recipe():
     ({"method": "wttm", "teacher_checkpoint": "t.pth", "teacher_arch": "resnet20"}, "gamma"),
     ({"teacher": "resnet1000"}, "teacher"),
     ({"batch_size": 63}, "batch_size"),
+    ({"method": "kd", "teacher_checkpoint": "missing.pth"}, "teacher_checkpoint"),
 ])
-def test_resolve_rejects_bad_values(changes, field):
+def test_resolve_rejects_bad_values(changes, field, in_tmp):
     world = 2 if changes.get("batch_size") == 63 else 1
     with pytest.raises(ValueError, match=field):
         resolve_config(TrainConfig(**{"device": "cpu", **changes}), world_size=world)

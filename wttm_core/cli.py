@@ -256,6 +256,9 @@ def _cmd_teachers(args: argparse.Namespace) -> int:
         shown = f"{accuracy:.2f}%" if isinstance(accuracy, int | float) else "?"
         digest = "known" if _entry(entry, "sha256") else "unknown"
         print(f"{name:<12} {_entry(entry, 'arch') or name:<12} {shown:>15}  {digest:<8}  {where}")
+    for name, entry in T.STANDARD_TEACHERS.items():
+        if _entry(entry, "note"):
+            print(f"note ({name}): {_entry(entry, 'note')}")
     return 0
 
 
@@ -284,6 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _fail(prog, error, code=1)
     except (ValueError, TypeError, FileNotFoundError, NotADirectoryError) as error:
         _fail(prog, error)
+    except OSError as error:  # e.g. a teacher download that failed (offline): say what to do, exit 1
+        _fail(prog, error, code=1)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import math
 import platform
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -182,12 +183,8 @@ def _teacher_arch(cfg: TrainConfig, model_names: tuple[str, ...]) -> str | None:
 
 def _checkpoint_arch(path: str, model_names: tuple[str, ...]) -> str:
     """The architecture recorded in a checkpoint, or named by its ``<arch>_vanilla/`` folder."""
-    from pathlib import Path
-
     from wttm_core.models import read_checkpoint
 
-    if not Path(path).is_file():
-        raise ValueError(f"teacher_checkpoint: no such file {path}")
     arch = read_checkpoint(path).get("arch")
     if arch is None:
         folder = Path(path).parent.name
@@ -219,6 +216,8 @@ def resolve_config(config: TrainConfig, *, world_size: int = 1, local_rank: int 
     if cfg.teacher_arch is not None and teacher_arch is not None and cfg.teacher_arch != teacher_arch:
         raise ValueError(f"teacher_arch {cfg.teacher_arch!r} contradicts teacher {cfg.teacher!r}")
     cfg.teacher_arch = teacher_arch
+    if cfg.teacher_checkpoint is not None and not Path(cfg.teacher_checkpoint).is_file():
+        raise ValueError(f"teacher_checkpoint: no such file {cfg.teacher_checkpoint}")
     if cfg.teacher_arch is None and cfg.teacher_checkpoint is not None:
         cfg.teacher_arch = _checkpoint_arch(cfg.teacher_checkpoint, model_names)
     needs_teacher = build_method(spec, gamma=1.0, beta=1.0).needs_teacher
@@ -227,12 +226,15 @@ def resolve_config(config: TrainConfig, *, world_size: int = 1, local_rank: int 
     if cfg.teacher is not None and cfg.teacher_checkpoint is None:
         from wttm_core.teachers import STANDARD_TEACHERS, find_teacher_checkpoint
 
-        if cfg.teacher not in STANDARD_TEACHERS:
+        try:
+            cfg.teacher_checkpoint = str(find_teacher_checkpoint(cfg.teacher, cfg.teacher_dir))
+        except FileNotFoundError:
+            if cfg.teacher in STANDARD_TEACHERS:
+                raise
             raise ValueError(
-                f"teacher_checkpoint: the architecture {cfg.teacher!r} has no standard checkpoint; "
-                "give the path of a trained one"
-            )
-        cfg.teacher_checkpoint = str(find_teacher_checkpoint(cfg.teacher, cfg.teacher_dir))
+                f"teacher_checkpoint: {cfg.teacher!r} is not a standard teacher and {cfg.teacher_dir} holds no "
+                f"{cfg.teacher}_vanilla/ folder; give the path of a trained checkpoint"
+            ) from None
 
     # gamma / beta from Tables 8-9 when the method needs them and they were not given
     tuned = [name for name in spec.names if name in ("ttm", "wttm", "wttm-noce")]

@@ -23,6 +23,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -119,28 +120,42 @@ def barrier(ctx: DistContext) -> None:
         dist.barrier()
 
 
+class _SumOverRanks(torch.autograd.Function):
+    """``all_reduce(SUM)`` with a gradient: every rank's output is the sum, so d(loss)/d(input) is the sum of the
+    ranks' d(loss)/d(output) - itself an all-reduce."""
+
+    @staticmethod
+    def forward(ctx: Any, tensor: Tensor) -> Tensor:
+        total = tensor.clone()
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        return total
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        total = grad.clone()
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        return total
+
+
 class GlobalBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d whose training-mode statistics cover the whole global batch across all ranks.
 
-    Per channel, the ranks all-reduce ``sum x``, ``sum x^2`` and the element count through the autograd-aware
-    ``torch.distributed.nn.functional.all_reduce``, so gradients flow through the shared mean and variance
-    exactly as in one process holding the whole batch. Statistics are computed in float32. Outside a process
-    group, or in eval mode, it is a plain ``BatchNorm2d``.
+    Per channel, the ranks all-reduce ``sum x`` and the element count, then ``sum (x - mean)^2`` (two passes, as
+    accurate as one process's variance), through an autograd-aware all-reduce, so gradients flow through the shared mean and variance exactly as in one process holding the whole batch.
+    Statistics are computed in float32 (float64 for float64 input). Outside a process group, or in eval mode, it is a plain ``BatchNorm2d``.
     """
 
     def forward(self, input: Tensor) -> Tensor:
         if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(input)
-        from torch.distributed.nn.functional import all_reduce
-
-        x = input.float()
-        channels = x.shape[1]
-        count = torch.full((1,), x.numel() / channels, dtype=torch.float32, device=x.device)
-        sums = torch.cat([x.sum(dim=(0, 2, 3)), (x * x).sum(dim=(0, 2, 3)), count])
-        total = all_reduce(sums, op=dist.ReduceOp.SUM)
+        x = input.to(torch.promote_types(input.dtype, torch.float32))
+        channels, dims = x.shape[1], (0, 2, 3)
+        count = torch.full((1,), x.numel() / channels, dtype=x.dtype, device=x.device)
+        total = _SumOverRanks.apply(torch.cat([x.sum(dim=dims), count]))
         n = total[-1]
         mean = total[:channels] / n
-        var = (total[channels : 2 * channels] / n - mean * mean).clamp_min(0.0)
+        centred = x - mean.view(1, channels, 1, 1)
+        var = _SumOverRanks.apply((centred * centred).sum(dim=dims)) / n  # second pass: no cancellation
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
@@ -149,7 +164,7 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
                 self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), momentum)
                 self.running_var.lerp_(unbiased.to(self.running_var.dtype), momentum)
         shape = (1, channels, 1, 1)
-        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        y = centred * torch.rsqrt(var.view(shape) + self.eps)
         if self.affine:
             y = y * self.weight.view(shape) + self.bias.view(shape)
         return y.to(input.dtype)
@@ -167,9 +182,9 @@ def _convert(module: nn.Module) -> nn.Module:
         replaced = GlobalBatchNorm2d(
             module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats
         )
-        tensors = list(module.state_dict().values())
-        if tensors:
-            replaced.to(tensors[0].device)
+        floats = [t for t in module.state_dict().values() if t.is_floating_point()]
+        if floats:
+            replaced.to(device=floats[0].device, dtype=floats[0].dtype)
         replaced.load_state_dict(module.state_dict())
         replaced.train(module.training)
         return replaced

@@ -111,6 +111,19 @@ def _load_data(cfg: TrainConfig, data: tuple[Any, Any] | None) -> tuple[Any, Any
     return train_set, test_set
 
 
+def _load_teacher(cfg: TrainConfig, num_classes: int) -> nn.Module:
+    """The frozen teacher: a standard teacher's file is checked against its known digest (``load_teacher``)."""
+    from wttm_core.models import load_checkpoint
+    from wttm_core.teachers import STANDARD_TEACHERS, find_teacher_checkpoint, load_teacher
+
+    path = Path(str(cfg.teacher_checkpoint))
+    if cfg.teacher in STANDARD_TEACHERS and num_classes == 100:
+        with contextlib.suppress(FileNotFoundError):
+            if find_teacher_checkpoint(cfg.teacher, cfg.teacher_dir).resolve() == path.resolve():
+                return load_teacher(cfg.teacher, cfg.teacher_dir)
+    return load_checkpoint(path, arch=cfg.teacher_arch, num_classes=num_classes)
+
+
 def _memory_format(cfg: TrainConfig) -> torch.memory_format:
     return torch.channels_last if cfg.channels_last else torch.contiguous_format
 
@@ -119,7 +132,7 @@ class Trainer:
     """A fully built run (data, models, optimizer, loaders); :meth:`fit` trains it and writes the run files."""
 
     def __init__(self, cfg: TrainConfig, ctx: D.DistContext, *, data: tuple[Any, Any] | None = None) -> None:
-        from wttm_core.models import build_model, load_checkpoint
+        from wttm_core.models import build_model
 
         self.cfg, self.ctx = cfg, ctx
         self.device = torch.device(cfg.device)
@@ -134,7 +147,7 @@ class Trainer:
         fmt = _memory_format(cfg)
         self.teacher: nn.Module | None = None
         if cfg.teacher_checkpoint is not None:
-            teacher = load_checkpoint(cfg.teacher_checkpoint, arch=cfg.teacher_arch, num_classes=num_classes)
+            teacher = _load_teacher(cfg, num_classes)
             self.teacher = teacher.to(self.device, memory_format=fmt).eval().requires_grad_(False)
 
         seed_everything(cfg.seed)
