@@ -158,21 +158,44 @@ def wait_kernel_idle(page: Any, server: Server, notebook: str, timeout: float = 
     )
 
 
-def open_notebook(page: Any, server: Server, notebook: str) -> None:
-    """Open ``notebook`` (a path relative to the server's root) in JupyterLab and wait for an idle kernel."""
-    page.goto(server.url(f"lab/tree/{notebook}?reset"))  # reset: do not restore notebooks opened earlier
-    page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=60_000)
-    wait_kernel_idle(page, server, notebook)
+def open_lab(page: Any, server: Server) -> None:
+    """Load JupyterLab (a fresh workspace, nothing restored) and collapse the file browser."""
+    page.goto(server.url("lab?reset"))
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.started", timeout=60_000)
+    page.wait_for_function("() => window.jupyterapp.commands.hasCommand('docmanager:open')", timeout=60_000)
+    page.wait_for_selector("#jp-main-dock-panel", timeout=60_000)
     _hide_left_sidebar(page)
 
 
+def _current_notebook(page: Any) -> str | None:
+    return page.evaluate(
+        "() => { const w = window.jupyterapp.shell.currentWidget;"
+        " return w && w.node.classList.contains('jp-NotebookPanel') ? w.context.path : null; }"
+    )
+
+
+def open_notebook(page: Any, server: Server, notebook: str) -> None:
+    """Open ``notebook`` (a path relative to the server's root) in the loaded JupyterLab; wait for an idle kernel."""
+    page.evaluate("path => window.jupyterapp.commands.execute('docmanager:open', {path})", notebook)
+    wait_for(lambda: _current_notebook(page) == notebook, 60.0, f"{notebook} to open")
+    page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell", timeout=60_000)
+    wait_kernel_idle(page, server, notebook)
+
+
+def close_notebooks(page: Any) -> None:
+    """Save (the copies; closing a modified notebook would ask) and close every open document."""
+    page.evaluate(
+        "async () => { const app = window.jupyterapp;"
+        " for (const w of Array.from(app.shell.widgets('main'))) { if (w.context) await w.context.save(); }"
+        " await app.commands.execute('application:close-all'); }"
+    )
+    wait_for(lambda: page.locator(".jp-NotebookPanel").count() == 0, 15.0, "every notebook to close")
+
+
 def _hide_left_sidebar(page: Any) -> None:
-    """Collapse the file browser (View > Left Sidebar, Ctrl+B) so figures get the full width in screenshots."""
-    sidebar = page.locator("#jp-left-stack")
-    if sidebar.count() and sidebar.is_visible():
-        page.locator(".jp-NotebookPanel .jp-Notebook").first.click(position={"x": 5, "y": 5})
-        page.keyboard.press("Control+b")
-        wait_for(lambda: not sidebar.is_visible(), 5.0, "the left sidebar to collapse")
+    """Collapse the file browser (what View > Left Sidebar does) so figures get the full width in screenshots."""
+    page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
+    wait_for(lambda: not page.locator("#jp-left-stack").is_visible(), 5.0, "the left sidebar to collapse")
 
 
 def prompts(page: Any) -> list[str]:

@@ -167,6 +167,8 @@ def start_jupyterlab(root: Path, workdir: Path) -> Server:
         f"--IdentityProvider.token={token}",
         f"--ServerApp.root_dir={root}",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        # window.jupyterapp: notebooks are opened and closed in one page (an app load costs ~8 s on 2 cores)
+        "--LabApp.expose_app_in_browser=True",
         *_root_flag(),
     ]
     server = _spawn("jupyterlab", command, workdir, port, token)

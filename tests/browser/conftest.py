@@ -19,7 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from browser_pages import chromium_path, launch  # noqa: E402
+from browser_pages import ConsoleLog, chromium_path, launch, open_lab  # noqa: E402
 from browser_servers import REPO, Server, start_jupyterlab  # noqa: E402
 
 from wttm_core.notebook_runner import declared_parameters  # noqa: E402
@@ -84,6 +84,30 @@ def jupyterlab(chromium: str, presented_notebooks: Path, tmp_path_factory: pytes
         yield server
     finally:
         server.stop()
+
+
+class LabPage:
+    """The one JupyterLab tab every notebook is opened in, with its console log."""
+
+    def __init__(self, context: object, server: Server) -> None:
+        self.server = server
+        self.page = context.new_page()
+        self.console = ConsoleLog()
+        self.console.attach(self.page)
+        open_lab(self.page, server)
+
+    def reload(self) -> None:
+        """After a failure: a fresh app (dialogs, half-run notebooks and all gone)."""
+        open_lab(self.page, self.server)
+
+
+@pytest.fixture(scope="session")
+def lab_page(browser, jupyterlab: Server) -> Iterator[LabPage]:
+    lab = LabPage(browser, jupyterlab)
+    try:
+        yield lab
+    finally:
+        lab.page.close()
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,9 @@
 """Every interactive notebook in a real JupyterLab in Chromium: Run All Cells, no error, a slider moves a figure.
 
-One JupyterLab and one Chromium serve all notebooks; each notebook gets a fresh tab and its kernel is shut
-down afterwards (two CPU cores). A screenshot of each notebook after the interaction goes to
-``build/screenshots/<notebook>.png``; seconds per step go to ``build/screenshots/timings.json``.
+One JupyterLab in one Chromium tab serves all notebooks: each is opened, run, saved (it is a copy) and closed,
+and its kernel is shut down afterwards (two CPU cores); after a failure the app is reloaded. A screenshot of
+each notebook after the interaction goes to ``build/screenshots/<notebook>.png``; seconds per step go to
+``build/screenshots/timings.json``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from browser_pages import (
-    ConsoleLog,
+    close_notebooks,
     error_outputs,
     figure_label_problems,
     move_sliders_until_something_follows,
@@ -30,7 +31,7 @@ from browser_pages import (
 )
 from browser_servers import Server
 from conftest import NOTEBOOKS as NOTEBOOK_DIR
-from conftest import StageTimings, discovered_notebooks, tells_reader_about_sliders
+from conftest import LabPage, StageTimings, discovered_notebooks, tells_reader_about_sliders
 
 from wttm_core.present import reads_interactive
 
@@ -62,12 +63,12 @@ def _screenshot(page, path: Path) -> None:
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("notebook", NOTEBOOKS)
 def test_notebook_runs_and_its_slider_moves_a_figure(
-    notebook: str, stage_timings: StageTimings, jupyterlab: Server, browser, screenshots: Path
+    notebook: str, stage_timings: StageTimings, lab_page: LabPage, screenshots: Path
 ) -> None:
-    page = browser.new_page()
-    console = ConsoleLog()
-    console.attach(page)
+    page, jupyterlab, console = lab_page.page, lab_page.server, lab_page.console
+    console.messages.clear()
     started = time.monotonic()
+    failed = True
     try:
         open_notebook(page, jupyterlab, notebook)
         opened = time.monotonic()
@@ -124,12 +125,15 @@ def test_notebook_runs_and_its_slider_moves_a_figure(
                 f"{notebook}: slider {moves[-1].index} {moves[-1].readout_before} -> {moves[-1].readout_after} "
                 f"changed {moves[-1].changed}"
             )
-    except BaseException:
-        try:
-            page.screenshot(path=str(screenshots / f"{Path(notebook).stem}-failure.png"))
-        except Exception as error:  # the page itself may be gone; the original failure matters
-            print(f"no failure screenshot: {error}")
-        raise
+        failed = False
     finally:
-        page.close()
+        if failed:
+            try:
+                page.screenshot(path=str(screenshots / f"{Path(notebook).stem}-failure.png"))
+            except Exception as error:  # the page itself may be gone; the original failure matters
+                print(f"no failure screenshot: {error}")
         _shutdown_kernels(jupyterlab)
+        if failed:
+            lab_page.reload()
+        else:
+            close_notebooks(page)
