@@ -19,12 +19,14 @@ from wttm_core.viz.dynamics import (
     epoch_curves_figure,
     group_summary_figure,
     histograms_from_runs,
+    label_colours,
     superclass_figure,
     superclass_from_runs,
     sweep_summary_figure,
     teacher_strength_figure,
     update_figure,
 )
+from wttm_core.viz.style import COLORS, OKABE_ITO
 
 
 def titles(figure: go.Figure) -> tuple[str, str, str]:
@@ -41,8 +43,8 @@ def test_epoch_curves_have_bands_units_and_an_epoch_marker() -> None:
     band, kd, ttm = figure.data
     assert band.fill == "toself" and band.showlegend is False
     assert list(band.y) == pytest.approx([0.6, 0.7, 0.9, 0.5, 0.5, 0.4])  # mean + std, then mean - std reversed
-    assert kd.name == "KD (3 seeds)" and list(kd.y) == [0.5, 0.6, 0.7] and kd.line.color == PALETTE[0]
-    assert ttm.name == "TTM" and ttm.line.color == PALETTE[1]
+    assert kd.name == "KD (3 seeds)" and list(kd.y) == [0.5, 0.6, 0.7] and kd.line.color == COLORS["kd"]
+    assert ttm.name == "TTM" and ttm.line.color == COLORS["ttm"]
     assert [shape.x0 for shape in figure.layout.shapes] == [2]
     with pytest.raises(ValueError, match="non-empty"):
         epoch_curves_figure({})
@@ -50,15 +52,25 @@ def test_epoch_curves_have_bands_units_and_an_epoch_marker() -> None:
         epoch_curves_figure({"x": Series([1, 2], [1.0], None, 1)})
 
 
-def test_palette_is_okabe_ito_and_cycles() -> None:
-    assert colour_for(0) == "#0072B2" and colour_for(len(PALETTE)) == colour_for(0)
+def test_palette_is_okabe_ito_and_methods_keep_their_colours() -> None:
+    assert set(PALETTE) == set(OKABE_ITO.values()) and colour_for(len(PALETTE)) == colour_for(0)
+    colours = label_colours(["KD (T=4)", "TTM (beta=36)", "WTTM (beta=36/mean U)", "CE"])
+    assert colours["KD (T=4)"] == COLORS["kd"] and colours["TTM (beta=36)"] == COLORS["ttm"]
+    assert colours["WTTM (beta=36/mean U)"] == COLORS["wttm"]
+    assert colours["CE"] not in {COLORS["kd"], COLORS["ttm"], COLORS["wttm"]}
+    # two KD runs in one figure cannot share KD's colour: both get distinct palette colours
+    two = label_colours(["KD (T=1)", "KD (T=4)", "CE"])
+    assert len(set(two.values())) == 3
 
 
 def test_entropy_histograms_are_fractions_with_the_mean_in_the_legend() -> None:
     hist = {"CE": {"edges": [0.0, 1.0, 2.0], "counts": [1, 3]}, "KD T=4": {"edges": [0.0, 1.0, 2.0], "counts": [4, 0]}}
     figure = entropy_histogram_figure(hist, epoch=5)
-    assert titles(figure) == ("Student output entropy on the test set (epoch 5)",
-                              "student output entropy H(q) (nats)", "fraction of test images")
+    assert titles(figure) == (
+        "Student output entropy on the test set (epoch 5)",
+        "student output entropy H(q) (nats)",
+        "fraction of test images",
+    )
     ce, kd = figure.data
     assert list(ce.x) == [0.5, 1.5] and list(ce.y) == [0.25, 0.75] and ce.name == "CE (mean 1.25)"
     assert list(kd.y) == [1.0, 0.0] and kd.name == "KD T=4 (mean 0.50)"
@@ -146,8 +158,11 @@ def _write_run(path: Path, label: str, seed: int, hist: list[int], kl: list[floa
     path.mkdir(parents=True)
     (path / "config.json").write_text(json.dumps({"method": "kd", "seed": seed, "extra": {"label": label}}))
     (path / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "student_entropy": 1.0 + seed}) + "\n")
-    row = {"epoch": 1, "entropy_histogram": {"edges": [0.0, 1.0, 2.0], "counts": hist},
-           "superclass": {"kl_transformed_teacher": kl}}
+    row = {
+        "epoch": 1,
+        "entropy_histogram": {"edges": [0.0, 1.0, 2.0], "counts": hist},
+        "superclass": {"kl_transformed_teacher": kl},
+    }
     (path / "diagnostics.jsonl").write_text(json.dumps(row) + "\n")
 
 

@@ -209,18 +209,43 @@ def test_tiny_synthetic_experiment_end_to_end(tmp_path: Path) -> None:
     """Teacher trained once (snapshots kept), 2 variants x 2 seeds, diagnostics written, reuse on re-run."""
     data = load_data("synthetic", 128, 64)
     messages: list[str] = []
-    teacher_dir = ensure_teacher("resnet8", dataset="synthetic", epochs=2, data=data, root=tmp_path / "teachers",
-                                 snapshot_epochs=[1], device="cpu", quiet=True, log=messages.append)
+    teacher_dir = ensure_teacher(
+        "resnet8",
+        dataset="synthetic",
+        epochs=2,
+        data=data,
+        root=tmp_path / "teachers",
+        snapshot_epochs=[1],
+        device="cpu",
+        quiet=True,
+        log=messages.append,
+    )
     assert (teacher_dir / "checkpoint.pth").is_file() and (teacher_dir / "checkpoint_epoch1.pth").is_file()
     assert not (teacher_dir / "state.pth").exists()
-    again = ensure_teacher("resnet8", dataset="synthetic", epochs=2, data=data, root=tmp_path / "teachers",
-                           snapshot_epochs=[1], device="cpu", quiet=True, log=messages.append)
+    again = ensure_teacher(
+        "resnet8",
+        dataset="synthetic",
+        epochs=2,
+        data=data,
+        root=tmp_path / "teachers",
+        snapshot_epochs=[1],
+        device="cpu",
+        quiet=True,
+        log=messages.append,
+    )
     assert again == teacher_dir and "reusing" in messages[-1]
 
     logits = teacher_logits(teacher_dir / "checkpoint.pth", data[0], device="cpu")
     assert logits.shape == (128, 100) and logits.dtype == torch.float32
-    base = TrainConfig(arch="resnet8", teacher_checkpoint=str(teacher_dir / "checkpoint.pth"), dataset="synthetic",
-                       epochs=2, device="cpu", quiet=True, metric_temperature=4.0)
+    base = TrainConfig(
+        arch="resnet8",
+        teacher_checkpoint=str(teacher_dir / "checkpoint.pth"),
+        dataset="synthetic",
+        epochs=2,
+        device="cpu",
+        quiet=True,
+        metric_temperature=4.0,
+    )
     variants = [method_variant("kd"), method_variant("ttm", label="TTM g0.25", gamma=0.25, beta=2.0)]
     runs = run_variants(variants, [0, 1], base=base, root=tmp_path / "runs", data=data, log=messages.append)
     assert [r.name for r in runs] == ["kd-s0", "kd-s1", "ttm-g0.25-s0", "ttm-g0.25-s1"]

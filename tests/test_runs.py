@@ -21,8 +21,16 @@ from wttm_core.runs import (
 )
 
 
-def write_run(path: Path, *, method: str, seed: int, accs: list[float], label: str | None = None,
-              finished: bool = True, diagnostics: list[dict] | None = None) -> Path:
+def write_run(
+    path: Path,
+    *,
+    method: str,
+    seed: int,
+    accs: list[float],
+    label: str | None = None,
+    finished: bool = True,
+    diagnostics: list[dict] | None = None,
+) -> Path:
     path.mkdir(parents=True)
     config = {"method": method, "seed": seed, "arch": "resnet8", "extra": {"label": label} if label else {}}
     (path / "config.json").write_text(json.dumps(config))

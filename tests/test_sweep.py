@@ -24,15 +24,30 @@ REPO = Path(__file__).resolve().parent.parent
 
 TINY_NOTEBOOK = {
     "cells": [
-        {"cell_type": "code", "execution_count": None, "id": "p", "metadata": {"tags": ["parameters"]},
-         "outputs": [], "source": "x = 1\nfail = False\nresults_dir = None"},
-        {"cell_type": "code", "execution_count": None, "id": "b", "metadata": {}, "outputs": [],
-         "source": ("from wttm_core.sweep import write_results\n"
-                    "if fail:\n    raise RuntimeError(f'point {x} was asked to fail')\n"
-                    "write_results(results_dir, [{'label': 'square', 'y': x * x}, {'label': 'cube', 'y': x ** 3}])")},
+        {
+            "cell_type": "code",
+            "execution_count": None,
+            "id": "p",
+            "metadata": {"tags": ["parameters"]},
+            "outputs": [],
+            "source": "x = 1\nfail = False\nresults_dir = None",
+        },
+        {
+            "cell_type": "code",
+            "execution_count": None,
+            "id": "b",
+            "metadata": {},
+            "outputs": [],
+            "source": (
+                "from wttm_core.sweep import write_results\n"
+                "if fail:\n    raise RuntimeError(f'point {x} was asked to fail')\n"
+                "write_results(results_dir, [{'label': 'square', 'y': x * x}, {'label': 'cube', 'y': x ** 3}])"
+            ),
+        },
     ],
     "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
-    "nbformat": 4, "nbformat_minor": 5,
+    "nbformat": 4,
+    "nbformat_minor": 5,
 }
 
 
@@ -60,7 +75,11 @@ def test_two_point_grid_runs_collects_plots_and_skips_on_rerun(tmp_path: Path) -
         assert (outcome.directory / "notebook.ipynb").is_file() and (outcome.directory / "done.json").is_file()
     rows = read_csv(report.csv_path)
     assert [(r["x"], r["label"], r["y"]) for r in rows] == [
-        ("2", "square", "4"), ("2", "cube", "8"), ("3", "square", "9"), ("3", "cube", "27")]
+        ("2", "square", "4"),
+        ("2", "cube", "8"),
+        ("3", "square", "9"),
+        ("3", "cube", "27"),
+    ]
     assert all(r["point"] for r in rows)
     assert report.plot_path is not None and "plotly.min.js" in report.plot_path.read_text()
     assert (report.root / "plotly.min.js").is_file()
@@ -69,8 +88,11 @@ def test_two_point_grid_runs_collects_plots_and_skips_on_rerun(tmp_path: Path) -
     # a re-run skips both points; a grown grid runs only the new point and keeps the old rows
     again = run_sweep(load_sweep(path), out=out, log=lambda message: None)
     assert [o.status for o in again.outcomes] == ["skipped", "skipped"]
-    grown = run_sweep(parse_sweep({"name": "tiny", "notebook": str(tmp_path / "tiny.ipynb"), "grid": {"x": [2, 3, 4]}}),
-                      out=out, log=lambda message: None)
+    grown = run_sweep(
+        parse_sweep({"name": "tiny", "notebook": str(tmp_path / "tiny.ipynb"), "grid": {"x": [2, 3, 4]}}),
+        out=out,
+        log=lambda message: None,
+    )
     assert [o.status for o in grown.outcomes] == ["skipped", "skipped", "done"]
     assert [r["y"] for r in read_csv(grown.csv_path)] == ["4", "8", "9", "27", "16", "64"]
 
@@ -94,11 +116,21 @@ def test_failed_points_are_reported_and_retried(tmp_path: Path, capsys: pytest.C
 
 
 def test_grid_expansion_ids_and_results_round_trip(tmp_path: Path) -> None:
-    spec = parse_sweep({"notebook": str(REPO / "notebooks" / "05_train_students.ipynb"),
-                        "grid": {"methods": [["ttm"], ["wttm"]], "gamma": [0.2, 0.3]}, "points": [{"gamma": 1.0}]})
+    spec = parse_sweep(
+        {
+            "notebook": str(REPO / "notebooks" / "05_train_students.ipynb"),
+            "grid": {"methods": [["ttm"], ["wttm"]], "gamma": [0.2, 0.3]},
+            "points": [{"gamma": 1.0}],
+        }
+    )
     points = expand_points(spec)
-    assert points == [{"methods": ["ttm"], "gamma": 0.2}, {"methods": ["ttm"], "gamma": 0.3},
-                      {"methods": ["wttm"], "gamma": 0.2}, {"methods": ["wttm"], "gamma": 0.3}, {"gamma": 1.0}]
+    assert points == [
+        {"methods": ["ttm"], "gamma": 0.2},
+        {"methods": ["ttm"], "gamma": 0.3},
+        {"methods": ["wttm"], "gamma": 0.2},
+        {"methods": ["wttm"], "gamma": 0.3},
+        {"gamma": 1.0},
+    ]
     ids = [point_id(p) for p in points]
     assert len(set(ids)) == 5 and ids[0].startswith("gamma=0.2_methods=ttm-")
     assert point_id({"gamma": 0.2, "methods": ["ttm"]}) == ids[0]  # key order does not matter

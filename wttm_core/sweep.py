@@ -127,8 +127,16 @@ def parse_sweep(data: Any, *, default_name: str = "sweep", base_dir: str | Path 
     timeout = data.get("timeout", 900)
     if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
         raise ValueError(f"timeout must be a positive integer (seconds per cell), got {timeout!r}")
-    return SweepSpec(name, path, parameters, grid, [dict(p) for p in points], results_parameter,
-                     {k: str(v) for k, v in plot.items()}, timeout)
+    return SweepSpec(
+        name,
+        path,
+        parameters,
+        grid,
+        [dict(p) for p in points],
+        results_parameter,
+        {k: str(v) for k, v in plot.items()},
+        timeout,
+    )
 
 
 def load_sweep(path: str | Path) -> SweepSpec:
@@ -280,10 +288,15 @@ def run_sweep(
         except Exception as error:  # a failed point is recorded and reported, the sweep goes on
             seconds = time.perf_counter() - start
             message = _error_text(error)
-            write_json(directory / "failed.json", {
-                "parameters": point, "seconds": seconds, "error": message,
-                "traceback": traceback.format_exc()[-4000:],
-            })
+            write_json(
+                directory / "failed.json",
+                {
+                    "parameters": point,
+                    "seconds": seconds,
+                    "error": message,
+                    "traceback": traceback.format_exc()[-4000:],
+                },
+            )
             log(f"    FAILED after {seconds:.1f} s: {message}")
             outcomes.append(PointOutcome(point, directory, "failed", seconds, message))
             continue
@@ -346,8 +359,9 @@ def _write_plot(root: Path, rows: Sequence[dict[str, Any]], plot: dict[str, str]
     if missing:
         print(f"summary plot skipped: no result column {missing} (columns: {sorted({k for r in rows for k in r})})")
         return None
-    figure = sweep_summary_figure(rows, x=plot["x"], y=plot["y"], colour=plot.get("colour"),
-                                  error=plot.get("error"), title=plot.get("title"))
+    figure = sweep_summary_figure(
+        rows, x=plot["x"], y=plot["y"], colour=plot.get("colour"), error=plot.get("error"), title=plot.get("title")
+    )
     path = root / "summary.html"
     # plotly.js sits next to the page once per sweep, so the plot opens offline
     script = root / "plotly.min.js"

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from wttm_core import functional as WF
+from wttm_core.runs import read_jsonl
 
 __all__ = [
     "ENTROPY_BINS",
@@ -126,15 +127,17 @@ class DiagnosticsRecorder:
         self.bins = bins
         self.path = Path(trainer.cfg.out) / "diagnostics.jsonl"
         self.gamma = 1.0 / float(trainer.cfg.metric_temperature)
-        self.rows: list[dict[str, Any]] = []
+        # a resumed run keeps the rows of the epochs it already finished
+        self.rows: list[dict[str, Any]] = read_jsonl(self.path) if self.path.is_file() else []
         self._teacher_logits: Tensor | None = None
 
     def _logits(self, model: Any) -> tuple[Tensor, Tensor]:
         from wttm_core.engine.metrics import predict_logits
 
         cfg = self.trainer.cfg
-        return predict_logits(model, self.trainer.test_loader, device=cfg.device, amp=cfg.amp,
-                              channels_last=bool(cfg.channels_last))
+        return predict_logits(
+            model, self.trainer.test_loader, device=cfg.device, amp=cfg.amp, channels_last=bool(cfg.channels_last)
+        )
 
     def __call__(self, record: dict[str, Any]) -> None:
         from wttm_core.engine.state import write_jsonl
@@ -144,8 +147,10 @@ class DiagnosticsRecorder:
         if trainer.teacher is not None and self._teacher_logits is None:
             self._teacher_logits = self._logits(trainer.teacher)[0]
         student_logits, labels = self._logits(trainer.student)
-        row = diagnostics_row(record["epoch"], student_logits, self._teacher_logits, labels, fine_to_coarse,
-                              self.gamma, self.bins)
+        row = diagnostics_row(
+            record["epoch"], student_logits, self._teacher_logits, labels, fine_to_coarse, self.gamma, self.bins
+        )
+        self.rows = [r for r in self.rows if r["epoch"] < record["epoch"]]
         if not self.rows and self._teacher_logits is not None:
             teacher_entropy = WF.shannon_entropy(torch.softmax(self._teacher_logits.float(), -1))
             row["teacher_entropy_histogram"] = entropy_histogram(teacher_entropy, student_logits.shape[-1], self.bins)

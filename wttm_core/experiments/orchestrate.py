@@ -14,12 +14,12 @@ what experiments need around it:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import re
-import shutil
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,11 +29,13 @@ from torch import Tensor
 
 from wttm_core.engine import TrainConfig, config_to_dict, prepare, resolve_config
 from wttm_core.engine.config import identity
+from wttm_core.engine.state import atomic_write
 from wttm_core.experiments.diagnostics import DiagnosticsRecorder
 from wttm_core.experiments.variants import Variant
 from wttm_core.runs import Run, read_run
 
 __all__ = [
+    "SNAPSHOT_ALL_UP_TO",
     "RunSpec",
     "TeacherSource",
     "project_root",
@@ -47,6 +49,7 @@ __all__ = [
 ]
 
 _CHECKPOINTS = ("checkpoint.pth", "best.pth", "state.pth")
+SNAPSHOT_ALL_UP_TO = 20
 EpochHook = Callable[["RunSpec", dict[str, Any]], None]
 
 
@@ -90,8 +93,11 @@ class TeacherSource:
     value: str
 
     def describe(self) -> str:
-        return {"standard": "standard teacher {}", "checkpoint": "checkpoint {}",
-                "train": "a {} teacher trained first"}[self.kind].format(self.value)
+        return {
+            "standard": "standard teacher {}",
+            "checkpoint": "checkpoint {}",
+            "train": "a {} teacher trained first",
+        }[self.kind].format(self.value)
 
 
 def parse_teacher(teacher: str) -> TeacherSource:
@@ -122,33 +128,76 @@ def parse_teacher(teacher: str) -> TeacherSource:
 
 
 def load_data(
-    dataset: str, train_size: int | None, test_size: int | None, *, data_dir: str | Path = "data", seed: int = 0,
+    dataset: str,
+    train_size: int | None,
+    test_size: int | None,
+    *,
+    data_dir: str | Path = "data",
+    seed: int = 0,
     download: bool = False,
 ) -> tuple[Any, Any]:
     """The ``(train, test)`` :class:`~wttm_core.data.ImageDataset` pair, loaded once for many runs."""
     from wttm_core.data import load_dataset
 
     common = {"data_dir": str(data_dir), "seed": seed, "download": download}
-    return (load_dataset(dataset, "train", size=train_size, **common),
-            load_dataset(dataset, "test", size=test_size, **common))
+    return (
+        load_dataset(dataset, "train", size=train_size, **common),
+        load_dataset(dataset, "test", size=test_size, **common),
+    )
 
 
-def _same_finished_run(out: Path, config: TrainConfig) -> bool:
-    """Whether ``out`` holds a finished run of exactly this (resolved) configuration."""
-    summary_path, config_path = out / "summary.json", out / "config.json"
-    if not summary_path.is_file() or not config_path.is_file():
-        return False
+@contextlib.contextmanager
+def _exclusive(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``<directory>.lock`` (POSIX ``flock``; a no-op where it is unavailable).
+
+    Two processes asking for the same teacher or run (a notebook and a sweep point, two test sessions) would
+    otherwise train into the same directory at once; the second one now waits and then reuses the first's result.
+    """
     try:
-        summary = json.loads(summary_path.read_text())
+        import fcntl
+    except ImportError:  # Windows: no cross-process lock, runs are still written atomically
+        yield
+        return
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with open(directory.parent / f".{directory.name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _run_state(out: Path, config: TrainConfig) -> str | None:
+    """What ``out`` holds for this (resolved) configuration: ``"finished"``, ``"resumable"`` (an interrupted run
+    with its ``state.pth``) or ``None`` (nothing, or another run)."""
+    config_path = out / "config.json"
+    if not config_path.is_file():
+        return None
+    try:
         stored = json.loads(config_path.read_text())
+        summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").is_file() else {}
     except json.JSONDecodeError:
-        return False
+        return None
     wanted = json.loads(json.dumps(config_to_dict(resolve_config(config))))
-    return bool(summary.get("complete")) and identity(stored) == identity(wanted)
+    if identity(stored) != identity(wanted):
+        return None
+    if summary.get("complete"):
+        return "finished"
+    return "resumable" if (out / "state.pth").is_file() else None
+
+
+def _epochs_done(out: Path) -> list[int]:
+    """The epochs an interrupted run committed (its ``metrics.jsonl``)."""
+    path = out / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line)["epoch"] for line in path.read_text().splitlines() if line.strip()]
 
 
 def _with_data(config: TrainConfig, data: tuple[Any, Any] | None) -> TrainConfig:
-    """Record the in-memory data's sizes in the config, so that ``config.json`` says what was trained on."""
+    """``config`` as it is recorded: an absolute ``data_dir`` (notebooks run in ``notebooks/``, the command line
+    at the root: the same run must look the same) and, for in-memory data, its sizes."""
+    config = dataclasses.replace(config, data_dir=str(resolve_path(config.data_dir)))
     if data is None:
         return config
     extra = dict(config.extra, in_memory_data=True)
@@ -167,7 +216,7 @@ def ensure_teacher(
     seed: int = 0,
     device: str = "auto",
     root: str | Path = "build/teachers",
-    snapshot_epochs: Iterable[int] = (),
+    snapshot_epochs: Iterable[int] | None = None,
     quiet: bool = False,
     log: Callable[[str], None] = print,
 ) -> Path:
@@ -175,33 +224,59 @@ def ensure_teacher(
 
     The run directory ``<root>/<dataset>-<arch>-n<train>-e<epochs>-s<seed>`` holds ``checkpoint.pth`` (the
     teacher after ``epochs``) and, for every ``e`` in ``snapshot_epochs``, ``checkpoint_epoch<e>.pth`` (the same
-    teacher after ``e`` epochs: weaker teachers from one training run).
+    teacher after ``e`` epochs: weaker teachers from one training run). ``None`` keeps a snapshot of every epoch
+    for short runs (at most :data:`SNAPSHOT_ALL_UP_TO` epochs) and none for longer ones.
     """
+    if snapshot_epochs is None:
+        snapshot_epochs = range(1, epochs + 1) if epochs <= SNAPSHOT_ALL_UP_TO else ()
     snapshots = sorted({int(e) for e in snapshot_epochs})
     if any(e < 1 or e > epochs for e in snapshots):
         raise ValueError(f"snapshot_epochs must lie in 1..{epochs}, got {snapshots}")
     size = len(data[0]) if data is not None else train_size
     out = resolve_path(root) / f"{dataset}-{arch}-n{size or 'all'}-e{epochs}-s{seed}"
-    config = _with_data(TrainConfig(
-        arch=arch, method="ce", dataset=dataset, data_dir=data_dir, train_size=train_size, test_size=test_size,
-        epochs=epochs, seed=seed, device=device, out=str(out), quiet=quiet,
-    ), data)
-    wanted = [out / f"checkpoint_epoch{e}.pth" for e in snapshots]
-    if _same_finished_run(out, config) and all(p.is_file() for p in wanted):
+    config = _with_data(
+        TrainConfig(
+            arch=arch,
+            method="ce",
+            dataset=dataset,
+            data_dir=data_dir,
+            train_size=train_size,
+            test_size=test_size,
+            epochs=epochs,
+            seed=seed,
+            device=device,
+            out=str(out),
+            quiet=quiet,
+        ),
+        data,
+    )
+    with _exclusive(out):
+        _train_teacher(out, config, snapshots, data, log)
+    return out
+
+
+def _train_teacher(
+    out: Path, config: TrainConfig, snapshots: list[int], data: tuple[Any, Any] | None, log: Callable[[str], None]
+) -> None:
+    state = _run_state(out, config)
+    if state == "finished" and all((out / f"checkpoint_epoch{e}.pth").is_file() for e in snapshots):
         log(f"teacher: reusing {out}")
-        return out
+        return
+    done = len(_epochs_done(out)) if state == "resumable" else 0
+    resume = state == "resumable" and all((out / f"checkpoint_epoch{e}.pth").is_file() for e in snapshots if e <= done)
 
     def snapshot(record: dict[str, Any]) -> None:
         if record["epoch"] in snapshots:
-            shutil.copyfile(out / "checkpoint.pth", out / f"checkpoint_epoch{record['epoch']}.pth")
+            payload = (out / "checkpoint.pth").read_bytes()
+            atomic_write(out / f"checkpoint_epoch{record['epoch']}.pth", lambda handle: handle.write(payload), "wb")
 
-    log(f"teacher: training {arch} for {epochs} epoch(s) into {out}")
+    what = f"resuming after epoch {done}" if resume else "training"
+    log(f"teacher: {what} {config.arch} for {config.epochs} epoch(s) into {out}")
     start = time.perf_counter()
     trainer = prepare(config, data=data)
-    summary = trainer.fit(callbacks=[snapshot], force=True)
+    summary = trainer.fit(callbacks=[snapshot], resume=resume, force=not resume)
     (out / "state.pth").unlink(missing_ok=True)
     log(f"teacher: test accuracy {summary['last_test_acc']:.2f}% after {time.perf_counter() - start:.0f} s")
-    return out
 
 
 @torch.inference_mode()
@@ -254,28 +329,50 @@ def run_variants(
     specs = [RunSpec(variant, seed) for variant in variants for seed in seeds]
     for index, spec in enumerate(specs, start=1):
         out = root / spec.name
-        config = _with_data(dataclasses.replace(
-            base, **spec.variant.config_fields(), seed=spec.seed, out=str(out),
-            extra={**base.extra, "label": spec.variant.label},
-        ), data)
-        if reuse and _same_finished_run(out, config):
-            log(f"[{index}/{len(specs)}] {spec.name}: finished before, reusing {out}")
+        config = _with_data(
+            dataclasses.replace(
+                base,
+                **spec.variant.config_fields(),
+                seed=spec.seed,
+                out=str(out),
+                extra={**base.extra, "label": spec.variant.label},
+            ),
+            data,
+        )
+        with _exclusive(out):
+            state = _run_state(out, config) if reuse else None
+            if state == "finished":
+                log(f"[{index}/{len(specs)}] {spec.name}: finished before, reusing {out}")
+            else:
+                resume = state == "resumable"
+                log(f"[{index}/{len(specs)}] {spec.name}: " + ("resuming" if resume else "training"))
+                hook = (lambda record, spec=spec: on_epoch(spec, record)) if on_epoch is not None else None
+                _train_run(out, config, data, diagnostics, keep_checkpoints, hook, resume, log)
             runs.append(read_run(out))
-            continue
-        log(f"[{index}/{len(specs)}] {spec.name}: training")
-        trainer = prepare(config, data=data)
-        callbacks: list[Callable[[dict[str, Any]], None]] = []
-        if diagnostics:
-            callbacks.append(DiagnosticsRecorder(trainer))
-        if on_epoch is not None:
-            callbacks.append(lambda record, spec=spec: on_epoch(spec, record))
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "diagnostics.jsonl").unlink(missing_ok=True)
-        summary = trainer.fit(callbacks=callbacks, force=True)
-        if not keep_checkpoints:
-            for name in _CHECKPOINTS:
-                (out / name).unlink(missing_ok=True)
-        log(f"    best {summary['best_test_acc']:.2f}%, last {summary['last_test_acc']:.2f}% "
-            f"in {summary['seconds']:.0f} s")
-        runs.append(read_run(out))
     return runs
+
+
+def _train_run(
+    out: Path,
+    config: TrainConfig,
+    data: tuple[Any, Any] | None,
+    diagnostics: bool,
+    keep_checkpoints: bool,
+    hook: Callable[[dict[str, Any]], None] | None,
+    resume: bool,
+    log: Callable[[str], None],
+) -> None:
+    trainer = prepare(config, data=data)
+    out.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        (out / "diagnostics.jsonl").unlink(missing_ok=True)
+    callbacks: list[Callable[[dict[str, Any]], None]] = []
+    if diagnostics:
+        callbacks.append(DiagnosticsRecorder(trainer))
+    if hook is not None:
+        callbacks.append(hook)
+    summary = trainer.fit(callbacks=callbacks, resume=resume, force=not resume)
+    if not keep_checkpoints:
+        for name in _CHECKPOINTS:
+            (out / name).unlink(missing_ok=True)
+    log(f"    best {summary['best_test_acc']:.2f}%, last {summary['last_test_acc']:.2f}% in {summary['seconds']:.0f} s")

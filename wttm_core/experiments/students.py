@@ -7,7 +7,7 @@ of best and last accuracy (mean +- std) next to the paper's numbers and Welch-te
 
 Profiles (sizes from :data:`wttm_core.presets.PROFILES`; the pair is this notebook's choice):
 
-* ``smoke`` - 512 / 256 synthetic images, 1 epoch, a resnet8 teacher trained for 1 epoch, 2 seeds (CI);
+* ``smoke`` - 256 / 128 synthetic images, 1 epoch, a resnet8 teacher trained for 1 epoch, 2 seeds (CI);
 * ``cpu-quick`` - 5,000 / 1,000 synthetic images, a resnet20 teacher (6 epochs) -> resnet8, 5 epochs, 3 seeds;
   resnet20 -> resnet8 has no Table 8 row, so gamma/beta are those of resnet56 -> resnet20 (same thin-ResNet
   family) and the paper's numbers shown are that pair's;
@@ -59,7 +59,14 @@ __all__ = [
 
 # teacher, student and teacher epochs per profile (sizes, epochs and seeds come from presets.PROFILES)
 PROFILE_PAIRS: dict[str, dict[str, Any]] = {
-    "smoke": {"teacher": "train:resnet8", "student": "resnet8", "teacher_epochs": 1, "seeds": (0, 1)},
+    "smoke": {
+        "teacher": "train:resnet8",
+        "student": "resnet8",
+        "teacher_epochs": 1,
+        "seeds": (0, 1),
+        "train_size": 256,
+        "test_size": 128,
+    },
     "cpu-quick": {"teacher": "train:resnet20", "student": "resnet8"},
     "gpu-paper": {"teacher": "resnet56", "student": "resnet20"},
 }
@@ -102,8 +109,9 @@ class StudentSetup:
             f"- student: {self.student}; methods: {', '.join(self.methods)}",
         ]
         for method, values in self.hyper.items():
-            lines.append(f"- {method}: gamma {values['gamma']:g}, beta {values['beta']:g} "
-                         f"({self.hyper_source[method]})")
+            lines.append(
+                f"- {method}: gamma {values['gamma']:g}, beta {values['beta']:g} ({self.hyper_source[method]})"
+            )
         lines.append(f"- paper numbers shown for: {self.paper_pair[0]} -> {self.paper_pair[1]}")
         return "\n".join(lines)
 
@@ -171,6 +179,7 @@ def setup_students(
 
     ``gamma``/``beta`` are one number for every TTM-like method or a dict ``{method: value}``.
     """
+    profile = "cpu-quick" if profile == "default" else profile  # `make notebooks` passes "default"
     prof = get_profile(profile)
     pair = PROFILE_PAIRS[profile]
     if isinstance(methods, str) or not methods:
@@ -185,7 +194,10 @@ def setup_students(
     if student not in MODEL_NAMES:
         raise ValueError(f"student: unknown architecture {student!r} (choose from {MODEL_NAMES})")
     dataset = dataset or prof.dataset
-    sized = dataset == prof.dataset  # profile sizes apply to the profile's own data set
+
+    def default_size(key: str) -> int | None:  # profile sizes apply to the profile's own data set only
+        return pair.get(key, getattr(prof, key)) if dataset == prof.dataset else None
+
     seeds = list(seeds if seeds is not None else pair.get("seeds", prof.seeds))
     setup = StudentSetup(
         profile=profile,
@@ -198,8 +210,8 @@ def setup_students(
         student=student,
         methods=list(methods),
         epochs=int(epochs or prof.epochs),
-        train_size=train_size if train_size is not None else (prof.train_size if sized else None),
-        test_size=test_size if test_size is not None else (prof.test_size if sized else None),
+        train_size=train_size if train_size is not None else default_size("train_size"),
+        test_size=test_size if test_size is not None else default_size("test_size"),
         seeds=seeds,
         out_dir=out_dir or "build/runs/05_train_students",
         quiet=quiet,
@@ -243,10 +255,17 @@ class StudentResults:
     def table(self) -> str:
         """Markdown: best and last accuracy (mean +- std over seeds) next to the paper's number."""
         paper_header = f"paper ({self.setup.paper_pair[0]} -> {self.setup.paper_pair[1]}, CIFAR-100)"
-        return markdown_table(self.rows, [
-            ("label", "method"), ("runs", "seeds"), ("best", "best acc. (%)"), ("last", "last acc. (%)"),
-            ("paper", paper_header), ("seconds_per_epoch", "s / epoch"),
-        ])
+        return markdown_table(
+            self.rows,
+            [
+                ("label", "method"),
+                ("runs", "seeds"),
+                ("best", "best acc. (%)"),
+                ("last", "last acc. (%)"),
+                ("paper", paper_header),
+                ("seconds_per_epoch", "s / epoch"),
+            ],
+        )
 
 
 def _variants(setup: StudentSetup) -> list[Variant]:
@@ -274,9 +293,16 @@ def run_students(
     teacher_dir = None
     options: dict[str, Any] = {}
     if setup.teacher.kind == "train":
-        teacher_dir = ensure_teacher(setup.teacher_arch, dataset=setup.dataset, epochs=setup.teacher_epochs,
-                                     data=data, data_dir=setup.data_dir, device=setup.device, quiet=setup.quiet,
-                                     log=log)
+        teacher_dir = ensure_teacher(
+            setup.teacher_arch,
+            dataset=setup.dataset,
+            epochs=setup.teacher_epochs,
+            data=data,
+            data_dir=setup.data_dir,
+            device=setup.device,
+            quiet=setup.quiet,
+            log=log,
+        )
         checkpoint = str(teacher_dir / "checkpoint.pth")
     elif setup.teacher.kind == "checkpoint":
         checkpoint = str(resolve_path(setup.teacher.value))
@@ -284,12 +310,19 @@ def run_students(
         checkpoint = ""
         options = {"teacher": setup.teacher.value, "teacher_dir": setup.data_dir}
     base = TrainConfig(
-        arch=setup.student, teacher_checkpoint=checkpoint or None, teacher_arch=setup.teacher_arch,
-        dataset=setup.dataset, data_dir=setup.data_dir, epochs=setup.epochs, device=setup.device,
-        quiet=setup.quiet, **options,
+        arch=setup.student,
+        teacher_checkpoint=checkpoint or None,
+        teacher_arch=setup.teacher_arch,
+        dataset=setup.dataset,
+        data_dir=setup.data_dir,
+        epochs=setup.epochs,
+        device=setup.device,
+        quiet=setup.quiet,
+        **options,
     )
-    runs = run_variants(_variants(setup), setup.seeds, base=base, root=setup.out_dir, data=data,
-                        on_epoch=on_epoch, reuse=reuse, log=log)
+    runs = run_variants(
+        _variants(setup), setup.seeds, base=base, root=setup.out_dir, data=data, on_epoch=on_epoch, reuse=reuse, log=log
+    )
     groups = group_runs(runs)
     from wttm_core.paper import paper_results_for
 
@@ -307,21 +340,35 @@ def run_students(
     if {"TTM", "WTTM"} <= set(groups):
         verdicts += comparisons({"WTTM": groups["WTTM"], "TTM": groups["TTM"]}, "TTM")
     teacher_checkpoint = checkpoint or f"standard teacher {setup.teacher.value}"
-    return StudentResults(setup, teacher_dir, teacher_checkpoint, runs, groups, rows, verdicts,
-                          time.perf_counter() - start)
+    return StudentResults(
+        setup, teacher_dir, teacher_checkpoint, runs, groups, rows, verdicts, time.perf_counter() - start
+    )
 
 
 def results_records(results: StudentResults) -> list[dict[str, Any]]:
     """Flat records (one per method) for a sweep's ``results.json``: accuracies, hyperparameters, timing."""
-    keep = ("label", "method", "gamma", "beta", "runs", "best_mean", "best_std", "last_mean", "last_std",
-            "paper_accuracy", "seconds_per_epoch")
+    keep = (
+        "label",
+        "method",
+        "gamma",
+        "beta",
+        "runs",
+        "best_mean",
+        "best_std",
+        "last_mean",
+        "last_std",
+        "paper_accuracy",
+        "seconds_per_epoch",
+    )
     return [{key: row.get(key) for key in keep} for row in results.rows]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m wttm_core.experiments.students --profile gpu-paper --dataset synthetic --epochs 3 ...``."""
-    parser = argparse.ArgumentParser(prog="python -m wttm_core.experiments.students",
-                                     description="Notebook 05 without Jupyter: train KD/TTM/WTTM students.")
+    parser = argparse.ArgumentParser(
+        prog="python -m wttm_core.experiments.students",
+        description="Notebook 05 without Jupyter: train KD/TTM/WTTM students.",
+    )
     parser.add_argument("--profile", default="cpu-quick", choices=sorted(PROFILE_PAIRS))
     parser.add_argument("--dataset", choices=("synthetic", "cifar100"))
     parser.add_argument("--data-dir", default="data")
@@ -340,9 +387,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         setup = setup_students(
-            args.profile, dataset=args.dataset, data_dir=args.data_dir, device=args.device, teacher=args.teacher,
-            teacher_epochs=args.teacher_epochs, student=args.student, methods=args.methods, epochs=args.epochs,
-            seeds=args.seeds, train_size=args.train_size, test_size=args.test_size, out_dir=args.out,
+            args.profile,
+            dataset=args.dataset,
+            data_dir=args.data_dir,
+            device=args.device,
+            teacher=args.teacher,
+            teacher_epochs=args.teacher_epochs,
+            student=args.student,
+            methods=args.methods,
+            epochs=args.epochs,
+            seeds=args.seeds,
+            train_size=args.train_size,
+            test_size=args.test_size,
+            out_dir=args.out,
             quiet=args.quiet,
         )
     except (ValueError, FileNotFoundError) as error:
@@ -358,9 +415,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         from wttm_core.engine.state import write_json
 
-        payload = {"setup": {k: v for k, v in asdict(setup).items() if k != "teacher"} | {
-            "teacher": setup.teacher.describe()}, "rows": results.rows,
-            "epoch_seconds": {r.name: [m.get("train_seconds") for m in r.metrics] for r in results.runs}}
+        payload = {
+            "setup": {k: v for k, v in asdict(setup).items() if k != "teacher"} | {"teacher": setup.teacher.describe()},
+            "rows": results.rows,
+            "epoch_seconds": {r.name: [m.get("train_seconds") for m in r.metrics] for r in results.runs},
+        }
         write_json(Path(args.json), json.loads(json.dumps(payload, default=str)))
     return 0
 

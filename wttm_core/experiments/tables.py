@@ -85,12 +85,12 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[st
     """A GitHub-flavoured markdown table of ``rows`` with ``columns`` given as ``(key, header)`` pairs."""
     if not columns:
         raise ValueError("columns must not be empty")
-    lines = ["| " + " | ".join(header for _, header in columns) + " |",
-             "|" + "|".join("---" for _ in columns) + "|"]
+    lines = ["| " + " | ".join(header for _, header in columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     for row in rows:
         cells = []
         for key, _ in columns:
             value = row.get(key, "")
-            cells.append(f"{value:.2f}" if isinstance(value, float) else str(value if value is not None else ""))
+            text = f"{value:.2f}" if isinstance(value, float) else str(value if value is not None else "")
+            cells.append(text.replace("|", "\\|"))  # a pipe inside a cell would split it
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

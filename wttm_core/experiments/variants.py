@@ -41,16 +41,25 @@ __all__ = [
 ]
 
 WEIGHTING_LABELS: dict[str, str] = {
-    "power-sum": "U (WTTM)",
-    "power-sum-normalised": "U / mean U",
-    "teacher-entropy": "H(p^t_T)",
-    "one-minus-max": "1 - max p^t",
-    "none": "none (TTM)",
+    "power-sum": "WTTM (weight U)",
+    "power-sum-normalised": "weight U / mean U",
+    "teacher-entropy": "weight H(p^t_T)",
+    "one-minus-max": "weight 1 - max p^t",
+    "none": "TTM (no weight)",
 }
-_CONFIG_FIELDS = frozenset({
-    "gamma", "beta", "temperature", "ce_weight", "kd_weight", "label_smoothing", "weighting", "renyi_order",
-    "metric_temperature",
-})
+_CONFIG_FIELDS = frozenset(
+    {
+        "gamma",
+        "beta",
+        "temperature",
+        "ce_weight",
+        "kd_weight",
+        "label_smoothing",
+        "weighting",
+        "renyi_order",
+        "metric_temperature",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -122,11 +131,13 @@ def weighting_variants(
         mean = float(means[weighting]) if weighting in means else None
         if mean is None or not math.isfinite(mean) or mean <= 0:
             raise ValueError(f"means[{weighting!r}] must be a positive number, got {means.get(weighting)!r}")
-        variants.append(Variant(
-            WEIGHTING_LABELS[weighting],
-            "wttm" if with_ce else "wttm-noce",
-            {"gamma": float(gamma), "beta": float(beta) / mean, "weighting": weighting},
-        ))
+        variants.append(
+            Variant(
+                WEIGHTING_LABELS[weighting],
+                "wttm" if with_ce else "wttm-noce",
+                {"gamma": float(gamma), "beta": float(beta) / mean, "weighting": weighting},
+            )
+        )
     return variants
 
 

@@ -25,28 +25,13 @@ from typing import Any
 import plotly.graph_objects as go
 
 from wttm_core.runs import Run, Series, aggregate_series, group_runs
-
-# Okabe-Ito: distinguishable with the common colour-vision deficiencies
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442", "#000000")
-
-
-def apply_layout(figure: go.Figure, *, title: str, x_title: str, y_title: str) -> go.Figure:
-    """Title, axis titles, white template and a legend that does not cover the data."""
-    figure.update_layout(
-        title={"text": title},
-        xaxis_title=x_title,
-        yaxis_title=y_title,
-        template="plotly_white",
-        legend={"title": {"text": ""}},
-        margin={"l": 70, "r": 20, "t": 60, "b": 60},
-        hovermode="closest",
-    )
-    return figure
-
+from wttm_core.viz.style import COLORS, OKABE_ITO, base_layout
 
 __all__ = [
     "METRIC_LABELS",
+    "PALETTE",
     "colour_for",
+    "label_colours",
     "epoch_curves_figure",
     "curves_from_runs",
     "entropy_histogram_figure",
@@ -76,9 +61,43 @@ METRIC_LABELS: dict[str, str] = {
 }
 
 
+# the shared Okabe-Ito colours in the order used for labels without a role of their own
+PALETTE: tuple[str, ...] = tuple(
+    OKABE_ITO[name]
+    for name in ("blue", "orange", "bluish_green", "reddish_purple", "vermillion", "sky_blue", "black", "yellow")
+)
+_ROLE_PREFIXES = (("wttm", "wttm"), ("ttm", "ttm"), ("kd", "kd"))
+
+
 def colour_for(index: int) -> str:
     """The ``index``-th colour of the shared colour-blind-safe palette (cycling)."""
     return PALETTE[index % len(PALETTE)]
+
+
+def _role(label: str) -> str | None:
+    lowered = label.lower()
+    return next((role for prefix, role in _ROLE_PREFIXES if lowered.startswith(prefix)), None)
+
+
+def label_colours(labels: Sequence[str]) -> dict[str, str]:
+    """A colour per label: the method's own colour from :data:`wttm_core.viz.style.COLORS` (KD vermillion, TTM
+    blue, WTTM purple, as in every notebook) when exactly one label names that method, else the next free colour
+    of :data:`PALETTE`."""
+    roles = [_role(label) for label in labels]
+    out = {
+        label: COLORS[role]
+        for label, role in zip(labels, roles, strict=True)
+        if role is not None and roles.count(role) == 1
+    }
+    free = [c for c in PALETTE if c not in set(out.values())]
+    for index, label in enumerate(label for label in labels if label not in out):
+        out[label] = free[index % len(free)]
+    return out
+
+
+def _layout(figure: go.Figure, *, title: str, x_title: str, y_title: str, **extra: Any) -> go.Figure:
+    figure.update_layout(**base_layout(title, x_title, y_title, **extra))
+    return figure
 
 
 def _rgba(hex_colour: str, alpha: float) -> str:
@@ -111,8 +130,9 @@ def epoch_curves_figure(
     """
     _check_curves(curves)
     figure = go.Figure()
-    for index, (label, series) in enumerate(curves.items()):
-        colour = colour_for(index)
+    colours = label_colours(list(curves))
+    for label, series in curves.items():
+        colour = colours[label]
         if series.std is not None:
             upper = [m + s for m, s in zip(series.mean, series.std, strict=True)]
             lower = [m - s for m, s in zip(series.mean, series.std, strict=True)]
@@ -143,7 +163,7 @@ def epoch_curves_figure(
         )
     if epoch is not None:
         figure.add_vline(x=epoch, line={"color": "#555555", "dash": "dot", "width": 1})
-    apply_layout(
+    _layout(
         figure,
         title=title or f"{metric} over epochs",
         x_title="epoch",
@@ -170,7 +190,8 @@ def entropy_histogram_figure(
     if not isinstance(histograms, Mapping) or not histograms:
         raise ValueError("histograms must be a non-empty mapping label -> {'edges', 'counts'}")
     figure = go.Figure()
-    for index, (label, hist) in enumerate(histograms.items()):
+    colours = label_colours(list(histograms))
+    for label, hist in histograms.items():
         edges, counts = list(hist["edges"]), list(hist["counts"])
         if len(edges) != len(counts) + 1:
             raise ValueError(f"histograms[{label!r}]: need len(edges) == len(counts) + 1")
@@ -184,12 +205,12 @@ def entropy_histogram_figure(
                 y=[n / total for n in counts],
                 width=widths,
                 name=f"{label} (mean {mean:.2f})",
-                marker={"color": colour_for(index), "line": {"width": 0}},
+                marker={"color": colours[label], "line": {"width": 0}},
                 opacity=0.55,
             )
         )
     suffix = f" (epoch {epoch})" if epoch is not None else ""
-    apply_layout(
+    _layout(
         figure, title=title + suffix, x_title="student output entropy H(q) (nats)", y_title="fraction of test images"
     )
     figure.update_layout(barmode="overlay", bargap=0)
@@ -232,18 +253,19 @@ def superclass_figure(
     first = next(iter(values.values()))
     order = sorted(range(len(names)), key=lambda i: first[i])
     figure = go.Figure()
-    for index, (label, vals) in enumerate(values.items()):
+    colours = label_colours(list(values))
+    for label, vals in values.items():
         figure.add_trace(
             go.Bar(
                 y=[names[i] for i in order],
                 x=[vals[i] for i in order],
                 orientation="h",
                 name=label,
-                marker={"color": colour_for(index)},
+                marker={"color": colours[label]},
             )
         )
     suffix = f" (epoch {epoch})" if epoch is not None else ""
-    apply_layout(figure, title=title + suffix, x_title=x_title, y_title="superclass")
+    _layout(figure, title=title + suffix, x_title=x_title, y_title="superclass")
     figure.update_layout(barmode="group", height=max(420, 26 * len(names) * max(1, len(values)) // 2))
     return figure
 
@@ -284,7 +306,7 @@ def group_summary_figure(
             x=labels,
             y=means,
             error_y={"type": "data", "array": stds, "visible": True, "color": "#333333"},
-            marker={"color": [colour_for(i) for i in range(len(labels))]},
+            marker={"color": [label_colours(labels)[label] for label in labels]},
             name="mean +- std over seeds",
             text=[f"{m:.2f}" for m in means],
             textposition="outside",
@@ -309,7 +331,7 @@ def group_summary_figure(
     lows = [m - s for m, s in zip(means, stds, strict=True)] + [float(v) for vs in values.values() for v in vs]
     highs = [m + s for m, s in zip(means, stds, strict=True)] + [float(v) for vs in values.values() for v in vs]
     span = max(highs) - min(lows) or 1.0
-    apply_layout(figure, title=title, x_title="variant", y_title=y_title)
+    _layout(figure, title=title, x_title="variant", y_title=y_title)
     figure.update_yaxes(range=[min(lows) - 0.3 * span, max(highs) + 0.3 * span])
     return figure
 
@@ -323,7 +345,8 @@ def teacher_strength_figure(
 ) -> go.Figure:
     """Lines with error bars: ``students = {method: (means, stds)}`` against the teachers' test accuracy (%)."""
     figure = go.Figure()
-    for index, (label, (means, stds)) in enumerate(students.items()):
+    colours = label_colours(list(students))
+    for label, (means, stds) in students.items():
         if len(means) != len(teacher_accuracy) or len(stds) != len(teacher_accuracy):
             raise ValueError(f"students[{label!r}] needs one mean and one std per teacher")
         figure.add_trace(
@@ -333,11 +356,11 @@ def teacher_strength_figure(
                 mode="lines+markers",
                 name=label,
                 error_y={"type": "data", "array": list(stds), "visible": True},
-                line={"color": colour_for(index), "width": 2.5},
+                line={"color": colours[label], "width": 2.5},
                 marker={"size": 8},
             )
         )
-    apply_layout(figure, title=title, x_title="teacher test accuracy (%)", y_title=y_title)
+    _layout(figure, title=title, x_title="teacher test accuracy (%)", y_title=y_title)
     return figure
 
 
@@ -374,7 +397,7 @@ def sweep_summary_figure(
                 marker={"size": 8},
             )
         )
-    apply_layout(figure, title=title or f"Sweep: {y} against {x}", x_title=x, y_title=METRIC_LABELS.get(y, y))
+    _layout(figure, title=title or f"Sweep: {y} against {x}", x_title=x, y_title=METRIC_LABELS.get(y, y))
     return figure
 
 
@@ -433,9 +456,9 @@ class LiveCurves:
         if not labels:
             raise ValueError("labels must not be empty")
         self.metric = metric
-        self._colours = {label: colour_for(i) for i, label in enumerate(labels)}
+        self._colours = label_colours(list(labels))
         figure = go.Figure()
-        apply_layout(figure, title=title, x_title="epoch", y_title=METRIC_LABELS.get(metric, metric))
+        _layout(figure, title=title, x_title="epoch", y_title=METRIC_LABELS.get(metric, metric))
         self.figure: go.Figure = go.FigureWidget(figure) if interactive else figure
         self._trace: dict[str, int] = {}
 

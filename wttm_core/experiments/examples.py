@@ -1,0 +1,225 @@
+"""The example runs that notebook 06 reads (``data/example_runs/``): the paper's Figs. 1-3 on the synthetic set.
+
+``python -m wttm_core.experiments.examples --out data/example_runs`` trains (on the CPU, in minutes on a quiet
+2-core machine) a resnet20 teacher on 5,000 synthetic images (6 epochs) and then resnet8 students (6 epochs on the
+first 2,000 images, 2 seeds) for the three figures:
+
+* Fig. 1 - KD (T = 4, lambda = 0.9), TTM (gamma = 1/4, beta = 36, the beta of Eq. 19 for that KD) and WTTM
+  (beta = 36 / mean U, mean U of Eq. 22 measured on the training set under the teacher);
+* Fig. 2 - TTM and WTTM *without* cross-entropy, the same average strength (beta = 9 and 9 / mean U);
+* Fig. 3 - CE, CE with label smoothing 0.5, KD with T = 1 (and the KD T = 4 run of Fig. 1).
+
+All students log their metrics at T = 4 (``metric_temperature``), so D(p^t_T || q) and the Renyi entropy mean the
+same thing in every run. Each run directory keeps ``config.json``, ``metrics.jsonl``, ``summary.json`` and
+``diagnostics.jsonl`` (no checkpoint); ``manifest.json`` says which runs belong to which figure, the mean U used
+and the teacher's accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from wttm_core.engine import TrainConfig
+from wttm_core.engine.state import write_json
+from wttm_core.experiments.orchestrate import ensure_teacher, load_data, resolve_path, run_variants, teacher_logits
+from wttm_core.experiments.variants import Variant, weight_means
+from wttm_core.runs import Run, group_runs, read_runs
+
+__all__ = [
+    "FIGURE_TEMPERATURE",
+    "FIG1_BETA",
+    "NOCE_BETA",
+    "FALLBACK_DIR",
+    "example_variants",
+    "make_examples",
+    "load_examples",
+    "main",
+]
+
+FIGURE_TEMPERATURE = 4.0
+FIG1_BETA = 36.0  # Eq. 19 with T = 4, lambda = 0.9 (the paper's Fig. 1 setting)
+NOCE_BETA = 9.0  # without CE only the product beta * lr matters; 9 keeps the step size of a KD run's order
+FALLBACK_DIR = "build/example_runs"  # where a small set is made when the shipped one is missing (e.g. on Colab)
+
+
+def example_variants(mean_u: float) -> dict[str, list[Variant]]:
+    """The variants of each figure (``fig1``, ``fig2``, ``fig3``); Fig. 3 reuses Fig. 1's KD run."""
+    if not mean_u > 0:
+        raise ValueError(f"mean_u must be > 0, got {mean_u!r}")
+    gamma = 1.0 / FIGURE_TEMPERATURE
+    kd = Variant("KD (T=4)", "kd", {"temperature": FIGURE_TEMPERATURE})
+    return {
+        "fig1": [
+            kd,
+            Variant("TTM (beta=36)", "ttm", {"gamma": gamma, "beta": FIG1_BETA}),
+            Variant("WTTM (beta=36/mean U)", "wttm", {"gamma": gamma, "beta": FIG1_BETA / mean_u}),
+        ],
+        "fig2": [
+            Variant("TTM without CE", "ttm", {"gamma": gamma, "beta": NOCE_BETA, "ce_weight": 0.0}),
+            Variant("WTTM without CE", "wttm-noce", {"gamma": gamma, "beta": NOCE_BETA / mean_u}),
+        ],
+        "fig3": [
+            Variant("CE", "ce"),
+            Variant("label smoothing 0.5", "ce", {"label_smoothing": 0.5}),
+            Variant("KD (T=1)", "kd", {"temperature": 1.0}),
+            kd,
+        ],
+    }
+
+
+def make_examples(
+    out: str | Path = "data/example_runs",
+    *,
+    teacher_arch: str = "resnet20",
+    student: str = "resnet8",
+    teacher_train_size: int = 5000,
+    train_size: int = 2000,
+    test_size: int = 1000,
+    teacher_epochs: int = 6,
+    epochs: int = 6,
+    seeds: Sequence[int] = (0, 1),
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Train the example runs into ``out`` and write ``manifest.json``; returns the manifest."""
+    start = time.perf_counter()
+    if train_size > teacher_train_size:
+        raise ValueError(f"train_size ({train_size}) must not exceed teacher_train_size ({teacher_train_size})")
+    train, test = load_data("synthetic", teacher_train_size, test_size)
+    teacher_dir = ensure_teacher(
+        teacher_arch, dataset="synthetic", epochs=teacher_epochs, data=(train, test), device=device, quiet=True
+    )
+    # the students see the first train_size images (the synthetic set's first n do not depend on its size)
+    data = (train.subset(range(train_size)), test)
+    checkpoint = teacher_dir / "checkpoint.pth"
+    mean_u = weight_means(teacher_logits(checkpoint, data[0], device=device), 1.0 / FIGURE_TEMPERATURE, ["power-sum"])[
+        "power-sum"
+    ]
+    figures = example_variants(mean_u)
+    unique: dict[str, Variant] = {}
+    for variants in figures.values():
+        for variant in variants:
+            unique.setdefault(variant.label, variant)
+    base = TrainConfig(
+        arch=student,
+        teacher_checkpoint=str(checkpoint),
+        dataset="synthetic",
+        epochs=epochs,
+        device=device,
+        quiet=True,
+        metric_temperature=FIGURE_TEMPERATURE,
+    )
+    runs = run_variants(list(unique.values()), list(seeds), base=base, root=out, data=data)
+    teacher_summary = json.loads((teacher_dir / "summary.json").read_text())
+    manifest = {
+        "description": "Example runs for notebooks/06_training_dynamics.ipynb (synthetic data, CPU)",
+        "command": (
+            f"python -m wttm_core.experiments.examples --out {out} --teacher {teacher_arch} "
+            f"--student {student} --teacher-train-size {teacher_train_size} --train-size {train_size} "
+            f"--test-size {test_size} "
+            f"--teacher-epochs {teacher_epochs} --epochs {epochs} --seeds {' '.join(map(str, seeds))} "
+            f"--device {device}"
+        ),
+        "figures": {name: [v.label for v in variants] for name, variants in figures.items()},
+        "mean_u": mean_u,
+        "gamma": 1.0 / FIGURE_TEMPERATURE,
+        "teacher": {"arch": teacher_arch, "epochs": teacher_epochs, "test_acc": teacher_summary.get("last_test_acc")},
+        "student": student,
+        "teacher_train_size": teacher_train_size,
+        "train_size": train_size,
+        "test_size": test_size,
+        "epochs": epochs,
+        "seeds": list(seeds),
+        "runs": [run.name for run in runs],
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+    write_json(resolve_path(out) / "manifest.json", manifest)
+    return manifest
+
+
+def load_examples(
+    runs_dir: str | Path = "data/example_runs", *, make_if_missing: bool = True, log: Callable[[str], None] = print
+) -> tuple[dict[str, Any], dict[str, list[Run]]]:
+    """The runs of ``runs_dir`` by figure (``fig1``, ``fig2``, ``fig3``) and the manifest.
+
+    A folder with ``manifest.json`` (made by :func:`make_examples`) is split by figure as the manifest says; a
+    folder of other runs (e.g. notebook 05's) puts every run in every figure. When ``runs_dir`` holds no run and
+    ``make_if_missing``, a small set (512 images, 2 epochs; about a minute on a CPU) is made in
+    :data:`FALLBACK_DIR` first, or reused from there.
+    """
+    root = resolve_path(runs_dir)
+    has_runs = root.is_dir() and any(root.rglob("metrics.jsonl"))
+    if not has_runs:
+        if not make_if_missing:
+            raise FileNotFoundError(f"runs_dir: no runs under {root}; make them with `python -m {__name__}`")
+        root = resolve_path(FALLBACK_DIR)
+        if not (root / "manifest.json").is_file():
+            log(f"no runs under {runs_dir}: making a small example set in {root} (about a minute on a CPU)")
+            make_examples(
+                root,
+                teacher_arch="resnet8",
+                teacher_train_size=512,
+                train_size=512,
+                test_size=256,
+                teacher_epochs=2,
+                epochs=2,
+                seeds=(0, 1),
+            )
+    runs = read_runs(root)
+    manifest_path = root / "manifest.json"
+    if not manifest_path.is_file():
+        labels = list(group_runs(runs))
+        manifest: dict[str, Any] = {"figures": {"fig1": labels, "fig2": labels, "fig3": labels}, "runs_dir": str(root)}
+        return manifest, {"fig1": runs, "fig2": runs, "fig3": runs}
+    manifest = json.loads(manifest_path.read_text())
+    manifest["runs_dir"] = str(root)
+    by_label = group_runs(runs)
+    figures = {
+        name: [run for label in labels for run in by_label.get(label, [])]
+        for name, labels in manifest["figures"].items()
+    }
+    return manifest, figures
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line for :func:`make_examples`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m wttm_core.experiments.examples", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--out", default="data/example_runs")
+    parser.add_argument("--teacher", default="resnet20")
+    parser.add_argument("--student", default="resnet8")
+    parser.add_argument("--teacher-train-size", type=int, default=5000)
+    parser.add_argument("--train-size", type=int, default=2000)
+    parser.add_argument("--test-size", type=int, default=1000)
+    parser.add_argument("--teacher-epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    manifest = make_examples(
+        args.out,
+        teacher_arch=args.teacher,
+        student=args.student,
+        teacher_train_size=args.teacher_train_size,
+        train_size=args.train_size,
+        test_size=args.test_size,
+        teacher_epochs=args.teacher_epochs,
+        epochs=args.epochs,
+        seeds=args.seeds,
+        device=args.device,
+    )
+    print(
+        f"wrote {len(manifest['runs'])} runs to {args.out} in {manifest['seconds']:.0f} s "
+        f"(mean U = {manifest['mean_u']:.3f}, teacher {manifest['teacher']['test_acc']:.2f}%)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
