@@ -298,6 +298,16 @@ def move_slider(page: Any, index: int, presses: int = ARROW_PRESSES, key: str = 
     )
 
 
+def screenshot_at_first_slider(page: Any, path: Path) -> None:
+    """Scroll the first slider's output (the slider and the figure it drives) to the top, then capture the view."""
+    page.evaluate(
+        "() => { const s = document.querySelector('.widget-slider');"
+        " const area = s && s.closest('.jp-OutputArea'); if (area) area.scrollIntoView({block: 'start'}); }"
+    )
+    time.sleep(0.3)
+    page.screenshot(path=str(path))
+
+
 def move_sliders_until_something_follows(page: Any, max_sliders: int = 4) -> list[SliderMove]:
     """Move sliders in page order until one changes a figure or a text readout; return every move made."""
     moves = []

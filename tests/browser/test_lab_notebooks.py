@@ -21,6 +21,7 @@ from browser_pages import (
     move_sliders_until_something_follows,
     open_notebook,
     run_all_cells,
+    screenshot_at_first_slider,
     settle,
     slider_count,
     sliders_without_readout,
@@ -48,16 +49,6 @@ def _shutdown_kernels(server: Server) -> None:
     for session in sessions:
         request = urllib.request.Request(server.url(f"api/sessions/{session['id']}"), method="DELETE")
         urllib.request.urlopen(request, timeout=10).close()
-
-
-def _screenshot(page, path: Path) -> None:
-    """Scroll the first slider's output (slider and its figure) to the top of the notebook, then capture."""
-    page.evaluate(
-        "() => { const s = document.querySelector('.widget-slider');"
-        " const area = s && s.closest('.jp-OutputArea'); if (area) area.scrollIntoView({block: 'start'}); }"
-    )
-    time.sleep(0.3)
-    page.screenshot(path=str(path))
 
 
 @pytest.mark.timeout(240)
@@ -109,7 +100,7 @@ def test_notebook_runs_and_its_slider_moves_a_figure(
         unlabelled = figure_label_problems(page)
         assert not unlabelled, f"{notebook}: figures need titles, axis titles and legends (issue 7): {unlabelled}"
 
-        _screenshot(page, screenshots / f"{Path(notebook).stem}.png")
+        screenshot_at_first_slider(page, screenshots / f"{Path(notebook).stem}.png")
         stage_timings.record(
             notebook,
             open_s=opened - started,

@@ -20,6 +20,7 @@ from browser_pages import (
     error_outputs,
     move_sliders_until_something_follows,
     open_dashboard,
+    screenshot_at_first_slider,
     slider_count,
     snapshot,
     visible_code_lines,
@@ -95,7 +96,7 @@ def test_a_dashboard_renders_without_code_and_its_slider_moves_a_figure(
                 f"voila {notebook.name}: moving sliders changed no figure and no readout "
                 f"({[(m.readout_before, m.readout_after) for m in moves]}, {figures} figures)"
             )
-            page.screenshot(path=str(screenshots / f"voila-{notebook.stem}.png"), full_page=True)
+            screenshot_at_first_slider(page, screenshots / f"voila-{notebook.stem}.png")
             stage_timings.record(
                 f"voila/{notebook.name}",
                 render_s=rendered - started,
