@@ -20,11 +20,14 @@ from wttm_core.viz.dynamics import (
     group_summary_figure,
     histograms_from_runs,
     label_colours,
+    move_epoch_marker,
     superclass_figure,
     superclass_from_runs,
     sweep_summary_figure,
     teacher_strength_figure,
+    update_entropy_histograms,
     update_figure,
+    update_superclass,
 )
 from wttm_core.viz.style import COLORS, OKABE_ITO
 
@@ -174,3 +177,25 @@ def test_builders_from_runs_average_seeds(tmp_path: Path) -> None:
     assert superclass_from_runs(runs)["KD"] == pytest.approx([0.2, 0.4])
     series = curves_from_runs(runs, "student_entropy")["KD"]
     assert series.mean == [1.5] and series.n == 2
+
+
+def test_slider_updates_move_data_without_rebuilding() -> None:
+    first = {"CE": {"edges": [0.0, 1.0, 2.0], "counts": [1, 3]}}
+    widget = go.FigureWidget(entropy_histogram_figure(first, epoch=1))
+    update_entropy_histograms(widget, {"CE": {"edges": [0.0, 1.0, 2.0], "counts": [3, 1]}}, epoch=2)
+    assert list(widget.data[0].y) == [0.75, 0.25] and widget.data[0].name == "CE (mean 0.75)"
+    assert widget.layout.title.text.endswith("(epoch 2)")
+    names = ["fish", "trees", "people"]
+    bars = go.FigureWidget(superclass_figure(names, {"KD": [0.3, 0.1, 0.2]}, order=[2, 0, 1]))
+    assert list(bars.data[0].y) == ["people", "fish", "trees"]
+    update_superclass(bars, names, {"KD": [0.9, 0.8, 0.7]}, order=[2, 0, 1], epoch=4)
+    assert list(bars.data[0].x) == [0.7, 0.9, 0.8] and "(epoch 4)" in bars.layout.title.text
+    with pytest.raises(ValueError, match="permutation"):
+        superclass_figure(names, {"KD": [0.3, 0.1, 0.2]}, order=[0, 0, 1])
+    with pytest.raises(ValueError, match="traces"):
+        update_entropy_histograms(widget, {**first, "KD": first["CE"]})
+    curves = go.FigureWidget(epoch_curves_figure({"KD": Series([1, 2, 3], [1.0, 2.0, 3.0], None, 1)}, epoch=1))
+    move_epoch_marker(curves, 3)
+    assert curves.layout.shapes[0].x0 == 3 and curves.layout.shapes[0].x1 == 3
+    with pytest.raises(ValueError, match="marker"):
+        move_epoch_marker(go.Figure(), 2)

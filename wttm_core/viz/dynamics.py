@@ -18,6 +18,7 @@ when interactive, a static figure otherwise).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -43,6 +44,9 @@ __all__ = [
     "sweep_summary_figure",
     "LiveCurves",
     "update_figure",
+    "update_entropy_histograms",
+    "update_superclass",
+    "move_epoch_marker",
 ]
 
 # y-axis titles (with units) of the metrics the engine writes to metrics.jsonl
@@ -177,6 +181,33 @@ def curves_from_runs(runs: Sequence[Run], metric: str, *, by: str = "label") -> 
     return {str(label): aggregate_series(group, metric) for label, group in group_runs(runs, by).items()}
 
 
+def _titled(title: str, epoch: int | None) -> str:
+    return title + (f" (epoch {epoch})" if epoch is not None else "")
+
+
+def _histogram_data(histograms: Mapping[str, Mapping[str, Sequence[float]]]) -> list[dict[str, Any]]:
+    """Per label the bar centres, widths, fractions of images and the legend name with the mean entropy."""
+    if not isinstance(histograms, Mapping) or not histograms:
+        raise ValueError("histograms must be a non-empty mapping label -> {'edges', 'counts'}")
+    data = []
+    for label, hist in histograms.items():
+        edges, counts = list(hist["edges"]), list(hist["counts"])
+        if len(edges) != len(counts) + 1:
+            raise ValueError(f"histograms[{label!r}]: need len(edges) == len(counts) + 1")
+        total = sum(counts) or 1
+        centres = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        mean = sum(c * n for c, n in zip(centres, counts, strict=True)) / total
+        data.append(
+            {
+                "x": centres,
+                "y": [n / total for n in counts],
+                "width": [b - a for a, b in zip(edges[:-1], edges[1:], strict=True)],
+                "name": f"{label} (mean {mean:.2f})",
+            }
+        )
+    return data
+
+
 def entropy_histogram_figure(
     histograms: Mapping[str, Mapping[str, Sequence[float]]],
     *,
@@ -185,36 +216,50 @@ def entropy_histogram_figure(
 ) -> go.Figure:
     """Overlaid histograms ``{label: {"edges": [...], "counts": [...]}}`` as fractions of the test images (Fig. 3).
 
-    Counts of several seeds can be summed before calling; the y axis is normalised per label.
+    Counts of several seeds can be summed before calling; the y axis is normalised per label. A slider moves it to
+    another epoch with :func:`update_entropy_histograms` (data only, no rebuild).
     """
-    if not isinstance(histograms, Mapping) or not histograms:
-        raise ValueError("histograms must be a non-empty mapping label -> {'edges', 'counts'}")
     figure = go.Figure()
     colours = label_colours(list(histograms))
-    for label, hist in histograms.items():
-        edges, counts = list(hist["edges"]), list(hist["counts"])
-        if len(edges) != len(counts) + 1:
-            raise ValueError(f"histograms[{label!r}]: need len(edges) == len(counts) + 1")
-        total = sum(counts) or 1
-        centres = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:], strict=True)]
-        widths = [b - a for a, b in zip(edges[:-1], edges[1:], strict=True)]
-        mean = sum(c * n for c, n in zip(centres, counts, strict=True)) / total
-        figure.add_trace(
-            go.Bar(
-                x=centres,
-                y=[n / total for n in counts],
-                width=widths,
-                name=f"{label} (mean {mean:.2f})",
-                marker={"color": colours[label], "line": {"width": 0}},
-                opacity=0.55,
-            )
-        )
-    suffix = f" (epoch {epoch})" if epoch is not None else ""
+    for label, data in zip(histograms, _histogram_data(histograms), strict=True):
+        figure.add_trace(go.Bar(**data, marker={"color": colours[label], "line": {"width": 0}}, opacity=0.55))
     _layout(
-        figure, title=title + suffix, x_title="student output entropy H(q) (nats)", y_title="fraction of test images"
+        figure,
+        title=_titled(title, epoch),
+        x_title="student output entropy H(q) (nats)",
+        y_title="fraction of test images",
     )
     figure.update_layout(barmode="overlay", bargap=0)
     return figure
+
+
+def _assign(figure: go.Figure, data: Sequence[Mapping[str, Any]], title: str) -> None:
+    """Set the given trace properties and the title in place (inside ``batch_update`` for a FigureWidget)."""
+    if len(figure.data) != len(data):
+        raise ValueError(f"the figure has {len(figure.data)} traces, the new data {len(data)}")
+    context = figure.batch_update() if hasattr(figure, "batch_update") else contextlib.nullcontext()
+    with context:
+        for trace, values in zip(figure.data, data, strict=True):
+            trace.update(values)
+        figure.layout.title.text = title
+
+
+def update_entropy_histograms(
+    figure: go.Figure,
+    histograms: Mapping[str, Mapping[str, Sequence[float]]],
+    *,
+    title: str = "Student output entropy on the test set",
+    epoch: int | None = None,
+) -> None:
+    """Put new histograms (same labels, same order) into a figure made by :func:`entropy_histogram_figure`."""
+    _assign(figure, _histogram_data(histograms), _titled(title, epoch))
+
+
+def move_epoch_marker(figure: go.Figure, epoch: int) -> None:
+    """Move the dotted epoch line of a figure made by :func:`epoch_curves_figure` with an ``epoch``."""
+    if not figure.layout.shapes:
+        raise ValueError("the figure has no epoch marker (build it with epoch=...)")
+    figure.layout.shapes[0].update(x0=epoch, x1=epoch)
 
 
 def _summed_histogram(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[float]]:
@@ -236,6 +281,24 @@ def histograms_from_runs(runs: Sequence[Run], *, epoch: int | None = None) -> di
     }
 
 
+def _superclass_data(
+    names: Sequence[str], values: Mapping[str, Sequence[float]], order: Sequence[int] | None
+) -> list[dict[str, Any]]:
+    if not values:
+        raise ValueError("values must be a non-empty mapping label -> per-superclass list")
+    for label, vals in values.items():
+        if len(vals) != len(names):
+            raise ValueError(f"values[{label!r}] has {len(vals)} entries for {len(names)} superclasses")
+    if order is None:
+        first = next(iter(values.values()))
+        order = sorted(range(len(names)), key=lambda i: first[i])
+    elif sorted(order) != list(range(len(names))):
+        raise ValueError(f"order must be a permutation of 0..{len(names) - 1}")
+    return [
+        {"y": [names[i] for i in order], "x": [vals[i] for i in order], "name": label} for label, vals in values.items()
+    ]
+
+
 def superclass_figure(
     names: Sequence[str],
     values: Mapping[str, Sequence[float]],
@@ -243,31 +306,33 @@ def superclass_figure(
     title: str = "Teacher-student divergence per superclass",
     x_title: str = "mean D(p^t_T || q) on the test images of the superclass (nats)",
     epoch: int | None = None,
+    order: Sequence[int] | None = None,
 ) -> go.Figure:
-    """Grouped horizontal bars: one bar per label for each superclass (sorted by the first label's value)."""
-    if not values:
-        raise ValueError("values must be a non-empty mapping label -> per-superclass list")
-    for label, vals in values.items():
-        if len(vals) != len(names):
-            raise ValueError(f"values[{label!r}] has {len(vals)} entries for {len(names)} superclasses")
-    first = next(iter(values.values()))
-    order = sorted(range(len(names)), key=lambda i: first[i])
+    """Grouped horizontal bars: one bar per label for each superclass.
+
+    Superclasses appear in ``order`` (indices into ``names``), by default sorted by the first label's value; a
+    slider keeps one order and moves the data with :func:`update_superclass`.
+    """
     figure = go.Figure()
     colours = label_colours(list(values))
-    for label, vals in values.items():
-        figure.add_trace(
-            go.Bar(
-                y=[names[i] for i in order],
-                x=[vals[i] for i in order],
-                orientation="h",
-                name=label,
-                marker={"color": colours[label]},
-            )
-        )
-    suffix = f" (epoch {epoch})" if epoch is not None else ""
-    _layout(figure, title=title + suffix, x_title=x_title, y_title="superclass")
+    for data in _superclass_data(names, values, order):
+        figure.add_trace(go.Bar(**data, orientation="h", marker={"color": colours[data["name"]]}))
+    _layout(figure, title=_titled(title, epoch), x_title=x_title, y_title="superclass")
     figure.update_layout(barmode="group", height=max(420, 26 * len(names) * max(1, len(values)) // 2))
     return figure
+
+
+def update_superclass(
+    figure: go.Figure,
+    names: Sequence[str],
+    values: Mapping[str, Sequence[float]],
+    *,
+    title: str = "Teacher-student divergence per superclass",
+    epoch: int | None = None,
+    order: Sequence[int] | None = None,
+) -> None:
+    """Put new per-superclass values (same labels) into a figure made by :func:`superclass_figure`."""
+    _assign(figure, _superclass_data(names, values, order), _titled(title, epoch))
 
 
 def superclass_from_runs(
@@ -420,7 +485,7 @@ def update_figure(target: go.Figure, source: go.Figure) -> None:
     """
     if len(target.data) != len(source.data):
         raise ValueError(f"target has {len(target.data)} traces, source {len(source.data)}: not the same builder")
-    context = target.batch_update() if hasattr(target, "batch_update") else _nullcontext()
+    context = target.batch_update() if hasattr(target, "batch_update") else contextlib.nullcontext()
     with context:
         for old, new in zip(target.data, source.data, strict=True):
             for key in ("x", "y", "name", "text"):
@@ -428,14 +493,6 @@ def update_figure(target: go.Figure, source: go.Figure) -> None:
                     old[key] = new[key]
         target.layout.title.text = source.layout.title.text
         target.layout.shapes = source.layout.shapes
-
-
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 class LiveCurves:
