@@ -138,22 +138,29 @@ def _cross_entropy(labels: Tensor, log_q: Tensor) -> Tensor:
 def kd_objective(
     student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, lam: float, temperature: float
 ) -> Tensor:
-    """Per-sample KD objective (Eq. 1): ``(1 - lambda) H(y, q) + lambda T^2 D(p^t_T || q_T)``, shape ``[N]``."""
+    """Per-sample KD objective (Eq. 1): ``(1 - lambda) H(y, q) + lambda T^2 D(p^t_T || q_T)``, ``[N]`` float64.
+
+    Differentiable in ``student_logits`` (autograd reaches them); the teacher is treated as a constant.
+    """
     lam = _check_lambda(lam)
     check_logit_pair(student_logits, teacher_logits)
     labels = _check_labels(labels, *student_logits.shape)
-    ce = _cross_entropy(labels, torch.log_softmax(_f64(student_logits), dim=-1))
-    kd = kd_loss(_f64(student_logits), teacher_logits, temperature, reduction="none")
-    return (1.0 - lam) * ce + lam * kd
+    z = student_logits.to(torch.float64)  # not detached: the objective is differentiable in the student
+    ce = _cross_entropy(labels, torch.log_softmax(z, dim=-1))
+    return (1.0 - lam) * ce + lam * kd_loss(z, teacher_logits, temperature, reduction="none")
 
 
 def ttm_objective(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, beta: float, gamma: float) -> Tensor:
-    """Per-sample TTM objective (Eq. 2): ``H(y, q) + beta D(p^t_T || q)`` with ``T = 1 / gamma``, shape ``[N]``."""
+    """Per-sample TTM objective (Eq. 2): ``H(y, q) + beta D(p^t_T || q)``, ``T = 1 / gamma``, ``[N]`` float64.
+
+    Differentiable in ``student_logits``; the teacher is treated as a constant.
+    """
     beta = check_scalar("beta", beta, allow_zero=True)
     check_logit_pair(student_logits, teacher_logits)
     labels = _check_labels(labels, *student_logits.shape)
-    ce = _cross_entropy(labels, torch.log_softmax(_f64(student_logits), dim=-1))
-    return ce + beta * ttm_loss(_f64(student_logits), teacher_logits, gamma, reduction="none")
+    z = student_logits.to(torch.float64)  # not detached: the objective is differentiable in the student
+    ce = _cross_entropy(labels, torch.log_softmax(z, dim=-1))
+    return ce + beta * ttm_loss(z, teacher_logits, gamma, reduction="none")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -399,25 +406,21 @@ def optimal_student_kd(
 
 @dataclass(frozen=True)
 class FlowResult:
-    """Per-step records of a gradient flow (row ``s`` = after ``s`` steps; ``[steps + 1, N]`` each).
+    """Records of a gradient flow at the step indices ``steps`` (``[R]``); the other records are ``[R, N]``.
 
     ``entropy`` = ``H(q)``, ``divergence`` = ``D(p^t_T || q)`` (what TTM and WTTM minimise),
-    ``tempered_divergence`` = ``D(p^t_T || q_T)`` (what KD minimises), ``probs`` = ``q`` (``[steps + 1, N, K]``)
-    when recorded, ``final_logits`` = the student logits after the last step.
+    ``tempered_divergence`` = ``D(p^t_T || q_T)`` (what KD minimises), ``probs`` = ``q`` (``[R, N, K]``) when
+    recorded, ``final_logits`` = the student logits after the last step.
     """
 
     method: str
     temperature: float
+    steps: Tensor
     entropy: Tensor
     divergence: Tensor
     tempered_divergence: Tensor
     final_logits: Tensor
     probs: Tensor | None = None
-
-    @property
-    def steps(self) -> Tensor:
-        """Step indices ``0 .. steps``."""
-        return torch.arange(self.entropy.shape[0])
 
 
 def gradient_flow(
@@ -430,6 +433,7 @@ def gradient_flow(
     student_logits: Tensor | None = None,
     normalize_weights: bool = False,
     record_probs: bool = False,
+    record_every: int = 1,
 ) -> FlowResult:
     """Gradient descent of free per-sample student logits on one distillation term, without cross-entropy.
 
@@ -438,11 +442,13 @@ def gradient_flow(
     weights by their batch mean (the paper's Fig. 1 uses ``beta = 36 / mean U``), so WTTM and TTM take the same
     average step. KD drives ``q_T`` to ``p^t_T`` (so ``q`` to the untempered teacher ``p^t``); TTM drives ``q`` itself
     to the smoother ``p^t_T``. The student starts from ``student_logits`` (default: zeros, the uniform ``q``).
+    Records are taken every ``record_every`` steps and after the last step.
     """
     if method not in FLOW_METHODS:
         raise ValueError(f"method must be one of {FLOW_METHODS}, got {method!r}")
     temperature = check_scalar("temperature", temperature)
     steps = _check_int("steps", steps, 0)
+    record_every = _check_int("record_every", record_every, 1)
     lr = check_scalar("lr", lr)
     check_logits("teacher_logits", teacher_logits)
     v = _f64(teacher_logits)
@@ -453,8 +459,8 @@ def gradient_flow(
         weights = wttm_weights(v, gamma)
         scale = (1.0 / weights.mean()).item()
 
-    path = [z]
-    for _ in range(steps):
+    path, recorded = [z], [0]
+    for step in range(1, steps + 1):
         if method == "kd":
             grad = kd_grad(z, v, temperature)
         elif method == "ttm":
@@ -464,18 +470,21 @@ def gradient_flow(
             if scale is not None:
                 grad = grad * scale
         z = z - lr * grad
-        path.append(z)
-    # Evaluate every step's quantities in one batched call: [steps + 1, N, K] -> [(steps + 1) * N, K].
+        if step % record_every == 0 or step == steps:
+            path.append(z)
+            recorded.append(step)
+    # Evaluate the recorded steps in one batched call: [R, N, K] -> [R * N, K].
     logits = torch.stack(path)
-    flat = logits.reshape(-1, v.shape[-1])
-    terms = kd_ttm_decomposition(flat, v.repeat(steps + 1, 1), temperature)
+    rows = len(recorded)
+    terms = kd_ttm_decomposition(logits.reshape(-1, v.shape[-1]), v.repeat(rows, 1), temperature)
     probs = torch.softmax(logits, dim=-1)
     entropy = shannon_entropy(probs)
-    divergence = terms["ttm"].reshape(steps + 1, -1)
-    tempered = terms["kd"].reshape(steps + 1, -1)
+    divergence = terms["ttm"].reshape(rows, -1)
+    tempered = terms["kd"].reshape(rows, -1)
     return FlowResult(
         method=method,
         temperature=temperature,
+        steps=torch.tensor(recorded),
         entropy=entropy,
         divergence=divergence,
         tempered_divergence=tempered,
