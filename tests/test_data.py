@@ -96,6 +96,7 @@ def test_image_dataset_validates_its_fields() -> None:
         ImageDataset(**{**fields, "labels": good.labels + 99})
     with pytest.raises(TypeError, match="fine_to_coarse"):
         ImageDataset(**{**fields, "fine_to_coarse": good.fine_to_coarse[:50]})
+    assert repr(good) == "ImageDataset(images=uint8[6, 3, 32, 32], classes=100, superclasses=20)"
     sub = good.subset([4, 1])
     assert sub.labels.tolist() == [4, 1] and sub.class_names is good.class_names
 

@@ -18,7 +18,7 @@ DATASET_NAMES: tuple[str, ...] = ("synthetic", "cifar100")
 SPLITS: tuple[str, ...] = ("train", "test")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class ImageDataset:
     """Images with fine labels and the fine -> coarse class hierarchy.
 
@@ -70,6 +70,12 @@ class ImageDataset:
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
+
+    def __repr__(self) -> str:
+        return (
+            f"ImageDataset(images=uint8{list(self.images.shape)}, classes={len(self.class_names)}, "
+            f"superclasses={len(self.superclass_names)})"
+        )
 
     @property
     def num_classes(self) -> int:
