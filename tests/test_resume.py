@@ -67,8 +67,8 @@ def test_ctrl_c_mid_epoch_saves_state_and_resume_matches(tmp_path, teacher_file)
 
 # ------------------------------------------------------------------------------------------------ subprocesses
 def command(teacher, out):
-    return [sys.executable, "-m", "wttm_core.cli", "distill", "--dataset", "synthetic", "--train-size", "1024",
-            "--test-size", "256", "--batch-size", "64", "--device", "cpu", "--teacher", "resnet8",
+    return [sys.executable, "-m", "wttm_core.cli", "distill", "--dataset", "synthetic", "--train-size", "512",
+            "--test-size", "128", "--batch-size", "64", "--device", "cpu", "--teacher", "resnet8",
             "--teacher-checkpoint", str(teacher), "--student", "resnet8", "--method", "wttm", "--gamma", "0.3",
             "--beta", "1.5", "--seed", "7", "--deterministic", "--epochs", "3", "--quiet", "--out", str(out)]
 
