@@ -78,6 +78,16 @@ def eq15_waterfall_figure(student_logits: Any, teacher_logits: Any, temperature:
     return eq15_waterfall_spec(student_logits, teacher_logits, temperature).to_figure()
 
 
+@lru_cache(maxsize=16)
+def _cached_curves(
+    z_bytes: bytes, z_shape: tuple[int, ...], v_bytes: bytes, v_shape: tuple[int, ...], temps: tuple[float, ...]
+) -> dict[str, torch.Tensor]:
+    """The curves of :func:`tradeoff_spec` depend on the batch only, not on the slider: compute them once."""
+    z = torch.frombuffer(bytearray(z_bytes), dtype=torch.float64).reshape(z_shape)
+    v = torch.frombuffer(bytearray(v_bytes), dtype=torch.float64).reshape(v_shape)
+    return decomposition_over_temperature(z, v, temps)
+
+
 def tradeoff_spec(
     student_logits: Any,
     teacher_logits: Any,
@@ -87,13 +97,11 @@ def tradeoff_spec(
 ) -> FigureSpec:
     """The weighted terms of Eq. 15 (batch means) against T, with the current T marked."""
     temps = as_array(np.linspace(1.0, 10.0, 37) if temperatures is None else temperatures, "temperatures", ndim=1)
-    curves = decomposition_over_temperature(
-        _logits(student_logits, "student_logits"), _logits(teacher_logits, "teacher_logits"), temps
-    )
+    z = _logits(student_logits, "student_logits")
+    v = _logits(teacher_logits, "teacher_logits")
+    curves = _cached_curves(z.numpy().tobytes(), tuple(z.shape), v.numpy().tobytes(), tuple(v.shape), tuple(temps))
     t = float(temperature)
-    here = decomposition_over_temperature(
-        _logits(student_logits, "student_logits"), _logits(teacher_logits, "teacher_logits"), [t]
-    )
+    here = decomposition_over_temperature(z, v, [t])
     styles = {
         "kd": ("T·D(p_T‖q_T)  (KD term)", COLORS["kd"], "solid"),
         "renyi": ("(T−1)·H_1/T(q)  (Renyi term, subtracted)", COLORS["renyi"], "solid"),

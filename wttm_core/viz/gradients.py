@@ -10,7 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from wttm_core.functional import kd_grad, ttm_grad
+from wttm_core.functional import kd_grad, power_transform, ttm_grad
 from wttm_core.theory import SIMPLEX_VERTICES, FlowResult, gradient_flow, probability_velocity, simplex_xy
 from wttm_core.viz.style import COLORS, FigureSpec, as_array, base_layout
 
@@ -95,9 +95,14 @@ def simplex_spec(
             "showlegend": False,
         },
     ]
+    # KD's flow is TTM's flow of z / T scaled by T: z_{k+1} / T = z_k / T - lr (q_T - p^t_T) (Eq. 21 vs Eq. 20). Both
+    # paths therefore come out of one batched TTM flow; q along KD's path is q_T sharpened back (power T).
+    flow = gradient_flow(
+        torch.cat([v, v]), "ttm", t, steps=steps, lr=lr, student_logits=torch.cat([z, z / t]), record_probs=True
+    )
+    paths = {"ttm": flow.probs[:, 0, :], "kd": power_transform(flow.probs[:, 1, :], t)}
     for method in ("kd", "ttm"):
-        flow = gradient_flow(v, method, t, steps=steps, lr=lr, student_logits=z, record_probs=True)
-        xs, ys = _xy(flow.probs[:, 0, :])
+        xs, ys = _xy(paths[method])
         traces.append(
             {
                 "type": "scatter",
