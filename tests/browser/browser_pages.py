@@ -12,6 +12,7 @@ import re
 import shutil
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -253,6 +254,8 @@ class SliderMove:
     readout_before: str
     readout_after: str
     changed: list[str]  # "figure 2", "text 0", ... whatever else changed on the page
+    before: dict[str, list[str]] = field(repr=False, default_factory=dict)
+    after: dict[str, list[str]] = field(repr=False, default_factory=dict)
 
 
 def slider_count(page: Any) -> int:
@@ -269,11 +272,17 @@ def _differences(before: dict[str, list[str]], after: dict[str, list[str]]) -> l
     return changed
 
 
-def move_slider(page: Any, index: int, presses: int = ARROW_PRESSES, key: str = "ArrowRight") -> SliderMove:
+def move_slider(
+    page: Any,
+    index: int,
+    presses: int = ARROW_PRESSES,
+    key: str = "ArrowRight",
+    wait_idle: Callable[[], None] | None = None,
+) -> SliderMove:
     """Focus the ``index``-th slider handle, press ``key`` ``presses`` times, wait for the page to follow.
 
-    Waits until the slider's readout has changed and then until figures and text widgets stop changing
-    (the kernel's ``observe`` callback round-trips through the websocket). Only changes *other* than the
+    Waits until the slider's readout has changed, then (``wait_idle``) until the kernel has run every
+    ``observe`` callback, then until figures and text widgets stop changing. Only changes *other* than the
     slider's own readout are reported in ``changed``.
     """
     handle = page.locator(".widget-slider .noUi-handle").nth(index)
@@ -286,16 +295,20 @@ def move_slider(page: Any, index: int, presses: int = ARROW_PRESSES, key: str = 
         page.keyboard.press(key)
     if readout.count():
         wait_for(lambda: readout.inner_text().strip() != readout_before, 10.0, f"slider {index}'s readout to move")
-    # settle: the figure follows after a kernel round trip; wait for a change, then for two equal snapshots
     deadline = time.monotonic() + SETTLE_TIMEOUT_S
     last = snapshot(page)
     while time.monotonic() < deadline and not _differences(before, last):
         time.sleep(0.25)
         last = snapshot(page)
-    last = settle(page, last, timeout=max(0.0, deadline - time.monotonic()))
-    return SliderMove(
-        index, readout_before, readout.inner_text().strip() if readout.count() else "", _differences(before, last)
-    )
+    if wait_idle is not None:
+        wait_idle()
+    last = settle(page, timeout=max(1.0, deadline - time.monotonic()))
+    readout_after = readout.inner_text().strip() if readout.count() else ""
+    return SliderMove(index, readout_before, readout_after, _differences(before, last), before, last)
+
+
+def _wait_for_state(page: Any, expected: dict[str, list[str]], what: str) -> None:
+    wait_for(lambda: snapshot(page) == expected, SETTLE_TIMEOUT_S, what)
 
 
 def screenshot_at_first_slider(page: Any, path: Path) -> None:
@@ -308,14 +321,28 @@ def screenshot_at_first_slider(page: Any, path: Path) -> None:
     page.screenshot(path=str(path))
 
 
-def move_sliders_until_something_follows(page: Any, max_sliders: int = 4) -> list[SliderMove]:
-    """Move sliders in page order until one changes a figure or a text readout; return every move made."""
+def move_sliders_until_something_follows(
+    page: Any, wait_idle: Callable[[], None] | None = None, max_sliders: int = 4
+) -> list[SliderMove]:
+    """Move sliders in page order until one changes a figure or a text readout; return every move made.
+
+    The slider that changed something is then moved back: figures and readouts must return exactly to where
+    they were (they follow the slider's value, not the history of moves). It is then moved forward again so
+    the page shows the moved state; with ``wait_idle`` (a kernel-idle signal) that state must be reproduced
+    exactly too.
+    """
     moves = []
     for index in range(min(slider_count(page), max_sliders)):
-        move = move_slider(page, index)
+        move = move_slider(page, index, wait_idle=wait_idle)
         moves.append(move)
-        if move.changed:
-            break
+        if not move.changed:
+            continue
+        move_slider(page, index, key="ArrowLeft", wait_idle=wait_idle)
+        _wait_for_state(page, move.before, f"slider {index}'s figures to return when it is moved back")
+        move_slider(page, index, wait_idle=wait_idle)
+        if wait_idle is not None:
+            _wait_for_state(page, move.after, f"slider {index}'s figures to reach the same state again")
+        break
     return moves
 
 

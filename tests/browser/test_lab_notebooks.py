@@ -27,6 +27,7 @@ from browser_pages import (
     sliders_without_readout,
     snapshot,
     wait_for,
+    wait_kernel_idle,
     widget_failures_in_page,
     widget_view_count,
 )
@@ -40,6 +41,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 NOTEBOOKS = discovered_notebooks()
 WIDGET_RENDER_TIMEOUT_S = 30.0
+SLIDER_IDLE_TIMEOUT_S = 30.0
 
 
 def _shutdown_kernels(server: Server) -> None:
@@ -86,7 +88,9 @@ def test_notebook_runs_and_its_slider_moves_a_figure(
         moves = []
         if slider_count(page):
             figures = snapshot(page)["figures"]
-            moves = move_sliders_until_something_follows(page)
+            moves = move_sliders_until_something_follows(
+                page, wait_idle=lambda: wait_kernel_idle(page, jupyterlab, notebook, timeout=SLIDER_IDLE_TIMEOUT_S)
+            )
             assert moves and moves[-1].changed, (
                 f"{notebook}: moving sliders with the keyboard changed no figure and no readout: "
                 f"{[(m.index, m.readout_before, m.readout_after) for m in moves]} ({len(figures)} figures on the page)"
@@ -119,6 +123,7 @@ def test_notebook_runs_and_its_slider_moves_a_figure(
         failed = False
     finally:
         if failed:
+            print(f"{notebook}: browser console errors:", *console.messages[-20:], sep="\n  ")
             try:
                 page.screenshot(path=str(screenshots / f"{Path(notebook).stem}-failure.png"))
             except Exception as error:  # the page itself may be gone; the original failure matters
