@@ -50,8 +50,10 @@ __all__ = [
     "PROFILE_PAIRS",
     "REFERENCE_PAIR",
     "StudentSetup",
+    "StudentContext",
     "StudentResults",
     "setup_students",
+    "prepare_students",
     "run_students",
     "results_records",
     "main",
@@ -277,17 +279,26 @@ def _variants(setup: StudentSetup) -> list[Variant]:
     return variants
 
 
-def run_students(
-    setup: StudentSetup,
-    *,
-    on_epoch: EpochHook | None = None,
-    reuse: bool = True,
-    log: Callable[[str], None] = print,
-) -> StudentResults:
-    """Train (or reuse) the teacher, then every method for every seed; build the table and the verdicts.
+@dataclass
+class StudentContext:
+    """What every student run shares: the data (loaded once), the teacher and the base configuration."""
 
-    Verdicts compare every method with KD (when run) and WTTM with TTM on the last-epoch test accuracy.
-    """
+    data: tuple[Any, Any]
+    teacher_dir: Path | None
+    teacher_checkpoint: str
+    base: TrainConfig
+    seconds: float
+
+    @property
+    def teacher_accuracy(self) -> float | None:
+        """The test accuracy (%) of a teacher trained here (``None`` for a given checkpoint)."""
+        if self.teacher_dir is None:
+            return None
+        return json.loads((self.teacher_dir / "summary.json").read_text()).get("last_test_acc")
+
+
+def prepare_students(setup: StudentSetup, *, log: Callable[[str], None] = print) -> StudentContext:
+    """Load the data and train (or reuse, or locate) the teacher; nothing about the students yet."""
     start = time.perf_counter()
     data = load_data(setup.dataset, setup.train_size, setup.test_size, data_dir=setup.data_dir)
     teacher_dir = None
@@ -320,6 +331,27 @@ def run_students(
         quiet=setup.quiet,
         **options,
     )
+    teacher = checkpoint or f"standard teacher {setup.teacher.value}"
+    return StudentContext(data, teacher_dir, teacher, base, time.perf_counter() - start)
+
+
+def run_students(
+    setup: StudentSetup,
+    context: StudentContext | None = None,
+    *,
+    on_epoch: EpochHook | None = None,
+    reuse: bool = True,
+    log: Callable[[str], None] = print,
+) -> StudentResults:
+    """Train (or reuse) every method for every seed (after :func:`prepare_students` when ``context`` is
+    ``None``); build the table and the verdicts.
+
+    Verdicts compare every method with KD (when run) and WTTM with TTM on the last-epoch test accuracy.
+    """
+    start = time.perf_counter()
+    if context is None:
+        context = prepare_students(setup, log=log)
+    data, base = context.data, context.base
     runs = run_variants(
         _variants(setup), setup.seeds, base=base, root=setup.out_dir, data=data, on_epoch=on_epoch, reuse=reuse, log=log
     )
@@ -339,9 +371,15 @@ def run_students(
         verdicts += comparisons(groups, "KD")
     if {"TTM", "WTTM"} <= set(groups):
         verdicts += comparisons({"WTTM": groups["WTTM"], "TTM": groups["TTM"]}, "TTM")
-    teacher_checkpoint = checkpoint or f"standard teacher {setup.teacher.value}"
     return StudentResults(
-        setup, teacher_dir, teacher_checkpoint, runs, groups, rows, verdicts, time.perf_counter() - start
+        setup,
+        context.teacher_dir,
+        context.teacher_checkpoint,
+        runs,
+        groups,
+        rows,
+        verdicts,
+        time.perf_counter() - start,
     )
 
 
