@@ -280,3 +280,75 @@ def test_tiny_synthetic_experiment_end_to_end(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="reference"):
         comparisons(groups, "CE")
     json.dumps(rows)  # plain data: goes straight into results.json
+
+
+# ------------------------------------------------------------------------------------------------ notebook setups
+
+
+def test_setup_students_resolves_profiles_presets_and_overrides() -> None:
+    from wttm_core.experiments.students import setup_students
+
+    quick = setup_students("default")  # `make notebooks` passes "default": notebook 05's cpu-quick
+    assert (quick.profile, quick.dataset, quick.student, quick.teacher_arch) == (
+        "cpu-quick",
+        "synthetic",
+        "resnet8",
+        "resnet20",
+    )
+    assert (quick.train_size, quick.test_size, quick.epochs, quick.seeds) == (5000, 1000, 5, [0, 1, 2])
+    # resnet20 -> resnet8 has no Table 8 row: the presets of resnet56 -> resnet20 are borrowed, and said so
+    assert quick.hyper == {"ttm": {"gamma": 0.3, "beta": 7.0}, "wttm": {"gamma": 0.3, "beta": 1.5}}
+    assert "resnet56 -> resnet20" in quick.hyper_source["ttm"] and quick.paper_pair == ("resnet56", "resnet20")
+    assert quick.metric_temperature == pytest.approx(1 / 0.3)
+    paper = setup_students("cpu-quick", teacher="train:resnet56", student="resnet20", methods=["ttm"], gamma=0.25)
+    assert paper.hyper_source["ttm"] == "Table 8; gamma given" and paper.hyper["ttm"] == {"gamma": 0.25, "beta": 7.0}
+    given = setup_students("smoke", methods=["wttm", "kd"], gamma={"wttm": 0.5}, beta={"wttm": 2.0})
+    assert given.hyper == {"wttm": {"gamma": 0.5, "beta": 2.0}} and given.hyper_source["wttm"] == "given"
+    assert "kd" not in given.hyper and (given.train_size, given.seeds) == (256, [0, 1])
+    assert "profile **smoke**" in given.describe()
+    with pytest.raises(ValueError, match="profile"):
+        setup_students("laptop")
+    with pytest.raises(ValueError, match="method"):
+        setup_students("smoke", methods=["distill-harder"])
+    with pytest.raises(ValueError, match="methods"):
+        setup_students("smoke", methods="kd")
+    with pytest.raises(ValueError, match="student"):
+        setup_students("smoke", student="resnet9000")
+    with pytest.raises(ValueError, match="gamma"):
+        setup_students("smoke", gamma=-1.0)
+
+
+def test_setup_questions_checks_its_protocol() -> None:
+    from wttm_core.experiments.questions import setup_questions
+
+    setup = setup_questions("default")
+    assert setup.profile == "cpu-quick" and len(setup.seeds) >= 3 and setup.strengths == [2, 4, 6]
+    assert (setup.gamma, setup.wttm_beta, setup.noce_gamma) == (0.3, 1.5, 0.6)
+    assert "Renyi" in setup.describe()
+    with pytest.raises(ValueError, match="seeds"):
+        setup_questions("smoke", seeds=[0])
+    with pytest.raises(ValueError, match="strengths"):
+        setup_questions("smoke", strengths=[2])
+    with pytest.raises(ValueError, match="epoch numbers need a trained teacher"):
+        setup_questions("smoke", teacher="resnet56")
+    with pytest.raises(ValueError, match="unknown parameter"):
+        setup_questions("smoke", temperature=3)
+
+
+def test_load_examples_splits_runs_by_the_manifest(tmp_path: Path) -> None:
+    from wttm_core.experiments.examples import example_variants, load_examples
+
+    for label, name in (("KD (T=4)", "kd-s0"), ("CE", "ce-s0")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps({"method": "kd", "extra": {"label": label}}))
+        (tmp_path / name / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "test_acc": 1.0}) + "\n")
+    manifest, figures = load_examples(tmp_path, make_if_missing=False)
+    assert [r.label for r in figures["fig1"]] == ["CE", "KD (T=4)"] and "runs_dir" in manifest
+    (tmp_path / "manifest.json").write_text(json.dumps({"figures": {"fig1": ["KD (T=4)"], "fig3": ["CE", "KD (T=4)"]}}))
+    manifest, figures = load_examples(tmp_path, make_if_missing=False)
+    assert [r.label for r in figures["fig1"]] == ["KD (T=4)"] and len(figures["fig3"]) == 2
+    with pytest.raises(FileNotFoundError, match="no runs"):
+        load_examples(tmp_path / "empty", make_if_missing=False)
+    variants = example_variants(4.0)
+    assert variants["fig1"][2].options["beta"] == pytest.approx(9.0) and variants["fig3"][-1] is variants["fig1"][0]
+    assert variants["fig2"][1].method == "wttm-noce" and variants["fig2"][0].options["ce_weight"] == 0.0
