@@ -56,6 +56,7 @@ __all__ = [
     "prepare_students",
     "run_students",
     "results_records",
+    "timing_rows",
     "main",
 ]
 
@@ -383,6 +384,25 @@ def run_students(
     )
 
 
+def timing_rows(results: StudentResults) -> list[dict[str, Any]]:
+    """Per method: training seconds of the first epoch (warm-up included) and the mean of the later ones, and
+    images/s of the later epochs (all epochs when there is only one), averaged over seeds."""
+    rows = []
+    for label, runs in results.groups.items():
+        first = [r.metrics[0]["train_seconds"] for r in runs if r.metrics]
+        later = [m for r in runs for m in (r.metrics[1:] or r.metrics)]
+        rows.append(
+            {
+                "label": label,
+                "runs": len(runs),
+                "first_epoch_s": round(sum(first) / len(first), 2) if first else None,
+                "later_epoch_s": round(sum(m["train_seconds"] for m in later) / len(later), 2) if later else None,
+                "images_per_s": round(sum(m["images_per_s"] or 0.0 for m in later) / len(later)) if later else None,
+            }
+        )
+    return rows
+
+
 def results_records(results: StudentResults) -> list[dict[str, Any]]:
     """Flat records (one per method) for a sweep's ``results.json``: accuracies, hyperparameters, timing."""
     keep = (
@@ -449,14 +469,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(results.table())
     for verdict in results.verdicts:
         print("-", verdict.sentence())
+    print("\ntime per epoch (training only; the first epoch includes warm-up):")
+    print(
+        markdown_table(
+            timing_rows(results),
+            [
+                ("label", "method"),
+                ("runs", "runs"),
+                ("first_epoch_s", "first epoch (s)"),
+                ("later_epoch_s", "later epochs, mean (s)"),
+                ("images_per_s", "images/s (later epochs)"),
+            ],
+        )
+    )
     print(f"\ntotal {results.seconds:.0f} s")
     if args.json:
         from wttm_core.engine.state import write_json
 
         payload = {
             "setup": {k: v for k, v in asdict(setup).items() if k != "teacher"} | {"teacher": setup.teacher.describe()},
+            "device": results.runs[0].config.get("environment", {}),
             "rows": results.rows,
-            "epoch_seconds": {r.name: [m.get("train_seconds") for m in r.metrics] for r in results.runs},
+            "timing": timing_rows(results),
+            "epochs": {
+                r.name: [
+                    {k: m.get(k) for k in ("epoch", "train_seconds", "images_per_s", "test_acc")} for m in r.metrics
+                ]
+                for r in results.runs
+            },
         }
         write_json(Path(args.json), json.loads(json.dumps(payload, default=str)))
     return 0
