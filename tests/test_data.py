@@ -585,6 +585,22 @@ def test_device_loader_shuffles_reproducibly_and_resumes() -> None:
     assert len(dropped) == 7 and sum(len(y) for _, y in dropped) == 224
 
 
+def test_device_loader_can_shuffle_without_augmenting() -> None:
+    data = make_synthetic("train", size=300)
+    images = data.images.clone()
+    images[:, 0, 0, 0], images[:, 0, 0, 1] = torch.arange(300) // 256, torch.arange(300) % 256  # index tag
+    data = ImageDataset(images, data.labels, data.class_names, data.superclass_names, data.fine_to_coarse)
+    x, y = _epoch(DeviceLoader(data, 100, train=True, augment=False, seed=2))
+    tag = normalize(images[:, :, :1, :2])
+    index = torch.cat([((x[i, :, :1, :2] == tag).flatten(1).all(1)).nonzero()[0] for i in range(300)])
+    assert not torch.equal(index, torch.arange(300))  # shuffled ...
+    assert torch.equal(torch.sort(index).values, torch.arange(300))  # ... a permutation ...
+    assert torch.equal(x, normalize(images[index])) and torch.equal(y, data.labels[index])  # ... unaugmented
+    augmented = _epoch(DeviceLoader(data, 100, train=True, seed=2))
+    assert torch.equal(augmented[1], y)  # same order as the augmented loader with the same seed
+    assert not torch.equal(augmented[0], x)
+
+
 def test_device_loader_shards_across_ranks() -> None:
     data = _tiny_dataset(101)
     seen = []

@@ -48,6 +48,8 @@ class DeviceLoader:
         batch_size: images per batch.
         train: shuffle every epoch and apply random crop (zero padding 4) + horizontal flip; if false, the
             samples come in data set order without augmentation.
+        augment: override whether training batches are augmented (default: ``train``), e.g. to measure
+            what crop + flip buy; ignored when ``train`` is false.
         device: where the data and the batches live (default CPU).
         seed: base seed; epoch ``e`` draws from a generator seeded by ``(seed, e)``.
         drop_last: drop the final incomplete batch.
@@ -66,6 +68,7 @@ class DeviceLoader:
         batch_size: int,
         *,
         train: bool,
+        augment: bool | None = None,
         device: torch.device | str | None = None,
         seed: int = 0,
         drop_last: bool = False,
@@ -84,6 +87,7 @@ class DeviceLoader:
         self.rank = rank
         self.seed = seed
         self.train = bool(train)
+        self.augment = self.train if augment is None else bool(augment) and self.train
         self.drop_last = bool(drop_last)
         self.memory_format = memory_format
         self.device = torch.device("cpu") if device is None else torch.device(device)
@@ -115,6 +119,8 @@ class DeviceLoader:
             return torch.arange(n)[self.rank :: self.world_size], None, None
         generator = _epoch_generator(self.seed, self.epoch)
         order = torch.randperm(n, generator=generator)[self.rank :: self.world_size]
+        if not self.augment:
+            return order, None, None
         offsets, flips = sample_crop_flip(order.numel(), padding=PADDING, generator=generator)
         return order, offsets, flips
 
