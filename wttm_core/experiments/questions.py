@@ -25,6 +25,7 @@ from typing import Any
 
 from wttm_core.engine import TrainConfig
 from wttm_core.experiments.orchestrate import (
+    SNAPSHOT_ALL_UP_TO,
     TeacherSource,
     ensure_teacher,
     load_data,
@@ -169,6 +170,9 @@ def setup_questions(profile: str = "cpu-quick", **overrides: Any) -> QuestionSet
         raise ValueError("strengths: epoch numbers need a trained teacher ('train:<arch>'); give teacher names")
     if len(strengths) < 2:
         raise ValueError(f"strengths must list at least 2 teachers, got {strengths}")
+    epochs_given = [s for s in strengths if isinstance(s, int)]
+    if any(not 1 <= s <= int(values["teacher_epochs"]) for s in epochs_given):
+        raise ValueError(f"strengths: teacher epochs must lie in 1..{values['teacher_epochs']}, got {strengths}")
     wttm = method_hyperparameters("wttm", *REFERENCE_PAIR)
     noce = method_hyperparameters("wttm-noce", *REFERENCE_PAIR)
     return QuestionSetup(
@@ -253,6 +257,8 @@ def prepare_questions(setup: QuestionSetup, *, log: Callable[[str], None] = prin
             device=setup.device,
             quiet=setup.quiet,
             log=log,
+            # every epoch is kept for short runs (and then shared with notebook 05's cache); else only these
+            snapshot_epochs=None if setup.teacher_epochs <= SNAPSHOT_ALL_UP_TO else [int(e) for e in setup.strengths],
         )
         main = str(teacher_dir / "checkpoint.pth")
         for epoch in setup.strengths:
@@ -359,7 +365,7 @@ def question9(ctx: QuestionContext) -> QuestionResult:
     """Question 9: with a stronger teacher, does the student keep improving (KD vs WTTM)?"""
     groups: dict[str, list[Run]] = {}
     means: dict[str, tuple[list[float], list[float]]] = {"KD (T=4)": ([], []), "WTTM": ([], [])}
-    names = list(ctx.teacher_checkpoints)
+    names = sorted(ctx.teacher_checkpoints, key=ctx.teacher_accuracy.__getitem__)  # weakest first
     for name in names:
         path = ctx.teacher_checkpoints[name]
         base = dataclasses.replace(ctx.base, teacher_checkpoint=path)
