@@ -236,3 +236,29 @@ def test_execute_notebook_bad_input(tmp_path: Path):
     with pytest.raises(TypeError, match="parameters"):
         runner.execute_notebook(nb, tmp_path / "out.ipynb", parameters=[("x", 2)])
     assert runner.declared_parameters(nb) == {"x"}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_wttm_weights_notebook_uses_a_teacher_checkpoint(tmp_path: Path):
+    """Notebook 04 with ``teacher_checkpoint``: a checkpoint in the standard layout, run on the synthetic test set."""
+    import torch
+
+    from wttm_core.models import build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    model = build_model("resnet8")
+    classifier = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        classifier.weight.mul_(40.0)  # untrained, but with confident and varied outputs, like a trained teacher
+    checkpoint = tmp_path / "teacher.pth"
+    save_checkpoint(checkpoint, model, arch="resnet8", epoch=0, accuracy=0.0)
+    parameters = {
+        "interactive": False,
+        "teacher_checkpoint": str(checkpoint),
+        "num_samples": 200,
+        "toy_samples": 100,
+        "steps": 40,
+    }
+    out = runner.execute_notebook(NOTEBOOK_DIR / "04_wttm_weights.ipynb", tmp_path / "04.ipynb", parameters)
+    assert f"200 outputs of the teacher {checkpoint}, K = 100" in _stream_text(out)
