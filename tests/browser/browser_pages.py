@@ -307,6 +307,16 @@ def move_slider(
     return SliderMove(index, readout_before, readout_after, _differences(before, last), before, last)
 
 
+def _at_maximum(page: Any, index: int) -> bool:
+    """The slider sits at its maximum (noUiSlider's aria values), so ArrowRight would not move it."""
+    handle = page.locator(".widget-slider .noUi-handle").nth(index)
+    now, high = handle.get_attribute("aria-valuenow"), handle.get_attribute("aria-valuemax")
+    try:
+        return float(now) >= float(high)
+    except (TypeError, ValueError):
+        return False
+
+
 def _wait_for_state(page: Any, expected: dict[str, list[str]], what: str) -> None:
     wait_for(lambda: snapshot(page) == expected, SETTLE_TIMEOUT_S, what)
 
@@ -333,13 +343,14 @@ def move_sliders_until_something_follows(
     """
     moves = []
     for index in range(min(slider_count(page), max_sliders)):
-        move = move_slider(page, index, wait_idle=wait_idle)
+        forward, back = ("ArrowLeft", "ArrowRight") if _at_maximum(page, index) else ("ArrowRight", "ArrowLeft")
+        move = move_slider(page, index, key=forward, wait_idle=wait_idle)
         moves.append(move)
         if not move.changed:
             continue
-        move_slider(page, index, key="ArrowLeft", wait_idle=wait_idle)
+        move_slider(page, index, key=back, wait_idle=wait_idle)
         _wait_for_state(page, move.before, f"slider {index}'s figures to return when it is moved back")
-        move_slider(page, index, wait_idle=wait_idle)
+        move_slider(page, index, key=forward, wait_idle=wait_idle)
         if wait_idle is not None:
             _wait_for_state(page, move.after, f"slider {index}'s figures to reach the same state again")
         break

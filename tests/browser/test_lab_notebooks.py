@@ -128,8 +128,10 @@ def test_notebook_runs_and_its_slider_moves_a_figure(
                 page.screenshot(path=str(screenshots / f"{Path(notebook).stem}-failure.png"))
             except Exception as error:  # the page itself may be gone; the original failure matters
                 print(f"no failure screenshot: {error}")
+        # as a person would: close the tab, then shut its kernel down (shutting a kernel down under an open
+        # notebook leaves FigureWidget views that keep trying to sync: "Could not send widget sync message")
+        if not failed:
+            close_notebooks(page)
         _shutdown_kernels(jupyterlab)
         if failed:
             lab_page.reload()
-        else:
-            close_notebooks(page)
