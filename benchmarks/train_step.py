@@ -93,8 +93,16 @@ def _teacher_file(arch: str, folder: Path) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------ pipelines
-def reference_step_fn(teacher_arch: str, student_arch: str, gamma: float, beta: float, data: ImageDataset,
-                      device: str, batch_size: int, num_workers: int) -> Callable[[], int]:
+def reference_step_fn(
+    teacher_arch: str,
+    student_arch: str,
+    gamma: float,
+    beta: float,
+    data: ImageDataset,
+    device: str,
+    batch_size: int,
+    num_workers: int,
+) -> Callable[[], int]:
     """The reference-style loop: DataLoader + PIL augmentation, float32, NCHW, no_grad teacher, per-step .item()."""
     teacher = build_model(teacher_arch).to(device).eval()
     student = build_model(student_arch).to(device).train()
@@ -124,11 +132,28 @@ def reference_step_fn(teacher_arch: str, student_arch: str, gamma: float, beta: 
     return step
 
 
-def _engine_trainer(teacher_arch: str, student_arch: str, gamma: float, beta: float, data: ImageDataset,
-                    test: ImageDataset, device: str, batch_size: int, folder: Path, **overrides: object):
+def _engine_trainer(
+    teacher_arch: str,
+    student_arch: str,
+    gamma: float,
+    beta: float,
+    data: ImageDataset,
+    test: ImageDataset,
+    device: str,
+    batch_size: int,
+    folder: Path,
+    **overrides: object,
+):
     config = TrainConfig(
-        arch=student_arch, method="wttm", teacher_checkpoint=str(_teacher_file(teacher_arch, folder)),
-        teacher_arch=teacher_arch, gamma=gamma, beta=beta, batch_size=batch_size, device=device, quiet=True,
+        arch=student_arch,
+        method="wttm",
+        teacher_checkpoint=str(_teacher_file(teacher_arch, folder)),
+        teacher_arch=teacher_arch,
+        gamma=gamma,
+        beta=beta,
+        batch_size=batch_size,
+        device=device,
+        quiet=True,
         **overrides,  # type: ignore[arg-type]
     )
     return prepare(config, data=(data, test))
@@ -182,13 +207,25 @@ def run_steps(args: argparse.Namespace, device: str, folder: Path) -> list[Timin
             continue
         pair = f"{teacher_arch} -> {student_arch}"
         torch.manual_seed(0)
-        step = reference_step_fn(teacher_arch, student_arch, gamma, beta, data, device, args.batch_size,
-                                 args.num_workers)
+        step = reference_step_fn(
+            teacher_arch, student_arch, gamma, beta, data, device, args.batch_size, args.num_workers
+        )
         rate, ms = _time_steps(step, args.warmup, args.steps, device)
         results.append(Timing(pair, "reference", rate, ms, args.steps, "off", False, "DataLoader+PIL"))
         _report(results[-1])
-        trainer = _engine_trainer(teacher_arch, student_arch, gamma, beta, data, test, device, args.batch_size,
-                                  folder, amp=amp, channels_last=channels_last)
+        trainer = _engine_trainer(
+            teacher_arch,
+            student_arch,
+            gamma,
+            beta,
+            data,
+            test,
+            device,
+            args.batch_size,
+            folder,
+            amp=amp,
+            channels_last=channels_last,
+        )
         rate, ms = _time_steps(optimised_step_fn(trainer), args.warmup, args.steps, device)
         results.append(Timing(pair, "optimised", rate, ms, args.steps, amp, channels_last, "DeviceLoader"))
         _report(results[-1])
@@ -208,30 +245,65 @@ def run_epochs(args: argparse.Namespace, device: str, folder: Path) -> list[dict
             continue
         pair = f"{teacher_arch} -> {student_arch}"
         steps_per_epoch = -(-len(data) // args.batch_size)
-        step = reference_step_fn(teacher_arch, student_arch, gamma, beta, data, device, args.batch_size,
-                                 args.num_workers)
+        step = reference_step_fn(
+            teacher_arch, student_arch, gamma, beta, data, device, args.batch_size, args.num_workers
+        )
         for epoch in range(args.epochs):
             _sync(device)
             start = time.perf_counter()
             for _ in range(steps_per_epoch):
                 step()
             _sync(device)
-            rows.append({"pair": pair, "pipeline": "reference", "epoch": epoch + 1,
-                         "train_seconds": time.perf_counter() - start, "images": len(data)})
+            rows.append(
+                {
+                    "pair": pair,
+                    "pipeline": "reference",
+                    "epoch": epoch + 1,
+                    "train_seconds": time.perf_counter() - start,
+                    "images": len(data),
+                }
+            )
             _report_epoch(rows[-1])
-        trainer = _engine_trainer(teacher_arch, student_arch, gamma, beta, data, test, device, args.batch_size,
-                                  folder, epochs=args.epochs, test_batch_size=1024, compile=args.compile)
+        trainer = _engine_trainer(
+            teacher_arch,
+            student_arch,
+            gamma,
+            beta,
+            data,
+            test,
+            device,
+            args.batch_size,
+            folder,
+            epochs=args.epochs,
+            test_batch_size=1024,
+            compile=args.compile,
+        )
         summary = trainer.fit(handle_sigint=False)
         for record in summary["history"]:
-            rows.append({"pair": pair, "pipeline": "optimised (engine, metrics + test eval excluded)",
-                         "epoch": record["epoch"], "train_seconds": record["train_seconds"],
-                         "eval_seconds": record["eval_seconds"], "images": len(data),
-                         "amp": trainer.cfg.amp, "channels_last": trainer.cfg.channels_last})
+            rows.append(
+                {
+                    "pair": pair,
+                    "pipeline": "optimised (engine, metrics + test eval excluded)",
+                    "epoch": record["epoch"],
+                    "train_seconds": record["train_seconds"],
+                    "eval_seconds": record["eval_seconds"],
+                    "images": len(data),
+                    "amp": trainer.cfg.amp,
+                    "channels_last": trainer.cfg.channels_last,
+                }
+            )
             _report_epoch(rows[-1])
         ceiling = ceiling_step_fn(trainer, args.batch_size)
         rate, _ = _time_steps(ceiling, args.warmup, min(args.steps, steps_per_epoch), device)
-        rows.append({"pair": pair, "pipeline": "ceiling (pre-made batch)", "epoch": None,
-                     "train_seconds": len(data) / rate, "images": len(data)})
+        rows.append(
+            {
+                "pair": pair,
+                "pipeline": "ceiling (pre-made batch)",
+                "epoch": None,
+                "train_seconds": len(data) / rate,
+                "images": len(data),
+            }
+        )
         _report_epoch(rows[-1])
     return rows
 
@@ -243,22 +315,52 @@ def run_parity(args: argparse.Namespace, device: str, folder: Path) -> list[dict
     data = load_dataset("synthetic", "train", size=args.train_size)
     test = load_dataset("synthetic", "test", size=args.test_size)
     teacher_out = folder / "parity_teacher"
-    train(TrainConfig(arch=args.parity_teacher, epochs=args.parity_teacher_epochs, device=device,
-                      out=str(teacher_out), quiet=True, seed=100), data=(data, test), force=True)
+    train(
+        TrainConfig(
+            arch=args.parity_teacher,
+            epochs=args.parity_teacher_epochs,
+            device=device,
+            out=str(teacher_out),
+            quiet=True,
+            seed=100,
+        ),
+        data=(data, test),
+        force=True,
+    )
     rows: list[dict[str, object]] = []
     for seed in args.seeds:
-        for name, overrides in (("float32 reference pipeline", {"amp": "off", "channels_last": False,
-                                                                "loader": "reference"}),
-                                ("fast path", {})):
-            config = TrainConfig(arch=args.parity_student, method="wttm", gamma=0.25, beta=2.0,
-                                 teacher_checkpoint=str(teacher_out / "checkpoint.pth"),
-                                 epochs=args.parity_epochs, device=device, seed=seed, quiet=True, **overrides)
+        for name, overrides in (
+            ("float32 reference pipeline", {"amp": "off", "channels_last": False, "loader": "reference"}),
+            ("fast path", {}),
+        ):
+            config = TrainConfig(
+                arch=args.parity_student,
+                method="wttm",
+                gamma=0.25,
+                beta=2.0,
+                teacher_checkpoint=str(teacher_out / "checkpoint.pth"),
+                epochs=args.parity_epochs,
+                device=device,
+                seed=seed,
+                quiet=True,
+                **overrides,
+            )
             summary = train(config, data=(data, test))
-            rows.append({"pipeline": name, "seed": seed, "last_test_acc": summary["last_test_acc"],
-                         "best_test_acc": summary["best_test_acc"], "train_seconds": summary["train_seconds"],
-                         "teacher_test_acc": summary["teacher_test_acc"]})
-            print(f"parity  {name:<28} seed {seed}: last {summary['last_test_acc']:.2f}%  best "
-                  f"{summary['best_test_acc']:.2f}%  ({summary['train_seconds']:.0f} s)", flush=True)
+            rows.append(
+                {
+                    "pipeline": name,
+                    "seed": seed,
+                    "last_test_acc": summary["last_test_acc"],
+                    "best_test_acc": summary["best_test_acc"],
+                    "train_seconds": summary["train_seconds"],
+                    "teacher_test_acc": summary["teacher_test_acc"],
+                }
+            )
+            print(
+                f"parity  {name:<28} seed {seed}: last {summary['last_test_acc']:.2f}%  best "
+                f"{summary['best_test_acc']:.2f}%  ({summary['train_seconds']:.0f} s)",
+                flush=True,
+            )
     for name in ("float32 reference pipeline", "fast path"):
         accs = [r["last_test_acc"] for r in rows if r["pipeline"] == name]
         spread = statistics.stdev(accs) if len(accs) > 1 else 0.0
@@ -276,14 +378,18 @@ def _report_epoch(row: dict[str, object]) -> None:
 
 
 def _table(results: list[Timing]) -> str:
-    lines = [f"{'pair':<24} {'pipeline':<10} {'img/s':>9} {'ms/step':>9} {'vs ref':>7} {'of ceiling':>10}  settings",
-             "-" * 96]
+    lines = [
+        f"{'pair':<24} {'pipeline':<10} {'img/s':>9} {'ms/step':>9} {'vs ref':>7} {'of ceiling':>10}  settings",
+        "-" * 96,
+    ]
     for t in results:
         ref = next(r for r in results if r.pair == t.pair and r.pipeline == "reference")
         top = next(r for r in results if r.pair == t.pair and r.pipeline == "ceiling")
-        lines.append(f"{t.pair:<24} {t.pipeline:<10} {t.images_per_s:9.1f} {t.ms_per_step:9.1f} "
-                     f"{t.images_per_s / ref.images_per_s:6.2f}x {100 * t.images_per_s / top.images_per_s:9.0f}%  "
-                     f"amp={t.amp} channels_last={t.channels_last} loader={t.loader}")
+        lines.append(
+            f"{t.pair:<24} {t.pipeline:<10} {t.images_per_s:9.1f} {t.ms_per_step:9.1f} "
+            f"{t.images_per_s / ref.images_per_s:6.2f}x {100 * t.images_per_s / top.images_per_s:9.0f}%  "
+            f"amp={t.amp} channels_last={t.channels_last} loader={t.loader}"
+        )
     return "\n".join(lines)
 
 
@@ -292,7 +398,9 @@ def _machine(device: str) -> str:
         return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
     import platform
 
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads (torch {torch.__version__})"
+    return (
+        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads (torch {torch.__version__})"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -301,8 +409,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=30, help="timed steps per pipeline (30)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (5)")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--train-size", type=int, default=None, help="synthetic training images "
-                        "(default: 2,048 for steps and parity, 50,000 with --epoch-mode)")
+    parser.add_argument(
+        "--train-size",
+        type=int,
+        default=None,
+        help="synthetic training images (default: 2,048 for steps and parity, 50,000 with --epoch-mode)",
+    )
     parser.add_argument("--test-size", type=int, default=1000)
     parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers of the reference (0)")
     parser.add_argument("--amp", default="auto", choices=("auto", "off", "bf16", "fp16"))
@@ -334,8 +446,9 @@ def main(argv: list[str] | None = None) -> int:
             print(_table(timings))
             payload = [asdict(t) for t in timings]
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": _machine(device), "args": vars(args),
-                                               "results": payload}, indent=2))
+        Path(args.json).write_text(
+            json.dumps({"machine": _machine(device), "args": vars(args), "results": payload}, indent=2)
+        )
     return 0
 
 

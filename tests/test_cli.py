@@ -13,8 +13,21 @@ from wttm_core.cli import main
 from wttm_core.engine import read_jsonl
 from wttm_core.models import build_model, save_checkpoint
 
-TINY = ["--dataset", "synthetic", "--train-size", "128", "--test-size", "64", "--batch-size", "32",
-        "--device", "cpu", "--epochs", "1", "--quiet"]
+TINY = [
+    "--dataset",
+    "synthetic",
+    "--train-size",
+    "128",
+    "--test-size",
+    "64",
+    "--batch-size",
+    "32",
+    "--device",
+    "cpu",
+    "--epochs",
+    "1",
+    "--quiet",
+]
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +53,24 @@ def test_train_teacher_and_distill_in_process(tmp_path, capsys, teacher_file):
     code, stdout, _ = run_main(["train-teacher", "--arch", "resnet8", *TINY, "--out", str(out)], capsys)
     assert code == 0 and (out / "checkpoint.pth").is_file()
     code, stdout, _ = run_main(
-        ["distill", "--teacher", "resnet8", "--teacher-checkpoint", str(out / "checkpoint.pth"),
-         "--student", "resnet8", "--method", "wttm+0.5*kd", "--gamma", "0.3", "--beta", "1.5", *TINY,
-         "--out", str(tmp_path / "s")],
+        [
+            "distill",
+            "--teacher",
+            "resnet8",
+            "--teacher-checkpoint",
+            str(out / "checkpoint.pth"),
+            "--student",
+            "resnet8",
+            "--method",
+            "wttm+0.5*kd",
+            "--gamma",
+            "0.3",
+            "--beta",
+            "1.5",
+            *TINY,
+            "--out",
+            str(tmp_path / "s"),
+        ],
         capsys,
     )
     assert code == 0
@@ -52,19 +80,22 @@ def test_train_teacher_and_distill_in_process(tmp_path, capsys, teacher_file):
     assert (config["gamma"], config["beta"], config["method"]) == (0.3, 1.5, "wttm+0.5*kd")
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["train-teacher", "--arch", "resnet9"], "arch"),
-    (["distill", "--student", "resnet8", "--teacher", "resnet8", "--method", "dkd"], "method"),
-    (["distill", "--student", "resnet8", "--teacher", "resnet8", "--gamma", "0", "--beta", "1"], "gamma"),
-    (["distill", "--student", "resnet8", "--teacher", "resnet8", "--gamma", "-0.3", "--beta", "1"], "gamma"),
-    (["distill", "--student", "resnet8", "--teacher", "resnet8", "--gamma", "abc"], "gamma"),
-    (["distill", "--student", "resnet8", "--method", "kd"], "teacher"),
-    (["distill", "--student", "resnet8", "--teacher", "resnet8", "--teacher-checkpoint", "nope.pth"], "nope.pth"),
-    (["train-teacher", "--arch", "resnet8", "--data-dir", "no/such/dir"], "data-dir"),
-    (["train-teacher", "--arch", "resnet8", "--dataset", "cifar100", "--data-dir", "no/such/dir"], "data"),
-    (["train-teacher", "--arch", "resnet8", "--epochs", "0"], "epochs"),
-    (["train-teacher", "--arch", "resnet8", "--amp", "fp8"], "amp"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train-teacher", "--arch", "resnet9"], "arch"),
+        (["distill", "--student", "resnet8", "--teacher", "resnet8", "--method", "dkd"], "method"),
+        (["distill", "--student", "resnet8", "--teacher", "resnet8", "--gamma", "0", "--beta", "1"], "gamma"),
+        (["distill", "--student", "resnet8", "--teacher", "resnet8", "--gamma", "-0.3", "--beta", "1"], "gamma"),
+        (["distill", "--student", "resnet8", "--teacher", "resnet8", "--gamma", "abc"], "gamma"),
+        (["distill", "--student", "resnet8", "--method", "kd"], "teacher"),
+        (["distill", "--student", "resnet8", "--teacher", "resnet8", "--teacher-checkpoint", "nope.pth"], "nope.pth"),
+        (["train-teacher", "--arch", "resnet8", "--data-dir", "no/such/dir"], "data-dir"),
+        (["train-teacher", "--arch", "resnet8", "--dataset", "cifar100", "--data-dir", "no/such/dir"], "data"),
+        (["train-teacher", "--arch", "resnet8", "--epochs", "0"], "epochs"),
+        (["train-teacher", "--arch", "resnet8", "--amp", "fp8"], "amp"),
+    ],
+)
 def test_bad_arguments_exit_2_with_one_line_and_no_output(tmp_path, capsys, args, message, teacher_file):
     out = tmp_path / "out"
     code, stdout, stderr = run_main([args[0], *TINY, *args[1:], "--out", str(out)], capsys)
@@ -77,8 +108,20 @@ def test_bad_arguments_exit_2_with_one_line_and_no_output(tmp_path, capsys, args
 def test_checkpoint_of_another_architecture_is_refused(tmp_path, capsys, teacher_file):
     out = tmp_path / "out"
     code, _, stderr = run_main(
-        ["distill", "--student", "resnet8", "--teacher", "resnet20", "--teacher-checkpoint", str(teacher_file),
-         "--method", "kd", *TINY, "--out", str(out)],
+        [
+            "distill",
+            "--student",
+            "resnet8",
+            "--teacher",
+            "resnet20",
+            "--teacher-checkpoint",
+            str(teacher_file),
+            "--method",
+            "kd",
+            *TINY,
+            "--out",
+            str(out),
+        ],
         capsys,
     )
     assert code == 2 and len(stderr.strip().splitlines()) == 1 and "resnet20" in stderr
@@ -93,17 +136,20 @@ def test_out_holding_another_run(tmp_path, capsys):
     code, _, stderr = run_main(["train-teacher", "--arch", "resnet8", *TINY, "--out", out], capsys)
     assert code == 2 and "--resume" in stderr
     assert run_main(["train-teacher", "--arch", "resnet8", *TINY, "--out", out, "--resume"], capsys)[0] == 0
-    assert run_main(["train-teacher", "--arch", "resnet8", *TINY, "--seed", "5", "--out", out, "--force"],
-                    capsys)[0] == 0
+    assert (
+        run_main(["train-teacher", "--arch", "resnet8", *TINY, "--seed", "5", "--out", out, "--force"], capsys)[0] == 0
+    )
     assert json.loads((tmp_path / "run" / "config.json").read_text())["seed"] == 5
 
 
 def test_eval_prints_top1_top5_loss(capsys, teacher_file):
-    code, stdout, _ = run_main(["eval", "--arch", "resnet8", "--checkpoint", str(teacher_file), "--test-size", "64",
-                                "--device", "cpu"], capsys)
+    code, stdout, _ = run_main(
+        ["eval", "--arch", "resnet8", "--checkpoint", str(teacher_file), "--test-size", "64", "--device", "cpu"], capsys
+    )
     assert code == 0 and "top-1" in stdout and "top-5" in stdout and "loss" in stdout
-    code, stdout, _ = run_main(["eval", "--checkpoint", str(teacher_file), "--test-size", "64", "--device", "cpu",
-                                "--json"], capsys)
+    code, stdout, _ = run_main(
+        ["eval", "--checkpoint", str(teacher_file), "--test-size", "64", "--device", "cpu", "--json"], capsys
+    )
     result = json.loads(stdout)
     assert code == 0 and result["images"] == 64 and 0 <= result["top1"] <= result["top5"] <= 100
     assert result["loss"] > 0
@@ -135,26 +181,47 @@ def test_teachers_lists_the_standard_teachers(tmp_path, capsys):
 def test_the_issue_command_forms(tmp_path):
     """The two commands of issue 4, verbatim, through the console entry point; then ``wttm eval``."""
     wttm = [sys.executable, "-m", "wttm_core.cli"]
-    teacher = ("train-teacher --dataset synthetic --train-size 2000 --test-size 500 --arch resnet20 "
-               "--epochs 2 --batch-size 64 --device cpu --out runs/t").split()
+    teacher = (
+        "train-teacher --dataset synthetic --train-size 2000 --test-size 500 --arch resnet20 "
+        "--epochs 2 --batch-size 64 --device cpu --out runs/t"
+    ).split()
     done = subprocess.run([*wttm, *teacher], cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "runs/t/checkpoint.pth").is_file()
-    distill = ("distill --dataset synthetic --train-size 2000 --test-size 500 --batch-size 64 --device cpu "
-               "--teacher resnet20 --teacher-checkpoint runs/t/checkpoint.pth --student resnet8 "
-               "--method wttm --gamma 0.3 --beta 1.5 --seed 7 --deterministic --epochs 3 --out runs/s").split()
+    distill = (
+        "distill --dataset synthetic --train-size 2000 --test-size 500 --batch-size 64 --device cpu "
+        "--teacher resnet20 --teacher-checkpoint runs/t/checkpoint.pth --student resnet8 "
+        "--method wttm --gamma 0.3 --beta 1.5 --seed 7 --deterministic --epochs 3 --out runs/s"
+    ).split()
     done = subprocess.run([*wttm, *distill], cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = read_jsonl(tmp_path / "runs/s/metrics.jsonl")
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     summary = json.loads((tmp_path / "runs/s/summary.json").read_text())
     assert summary["last_test_acc"] == rows[-1]["test_acc"] and summary["complete"]
-    again = subprocess.run([*wttm, *distill, "--resume"], cwd=tmp_path, capture_output=True, text=True,
-                           timeout=900)
+    again = subprocess.run([*wttm, *distill, "--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0 and read_jsonl(tmp_path / "runs/s/metrics.jsonl") == rows
-    evaluated = subprocess.run([*wttm, "eval", "--arch", "resnet20", "--checkpoint", "runs/t/checkpoint.pth",
-                                "--dataset", "synthetic", "--test-size", "500", "--device", "cpu", "--json"],
-                               cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    evaluated = subprocess.run(
+        [
+            *wttm,
+            "eval",
+            "--arch",
+            "resnet20",
+            "--checkpoint",
+            "runs/t/checkpoint.pth",
+            "--dataset",
+            "synthetic",
+            "--test-size",
+            "500",
+            "--device",
+            "cpu",
+            "--json",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert evaluated.returncode == 0, evaluated.stderr
     teacher_summary = json.loads((tmp_path / "runs/t/summary.json").read_text())
     # float32 evaluation of the last checkpoint vs the bf16 evaluation logged during training

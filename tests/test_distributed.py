@@ -100,10 +100,42 @@ def test_ddp_in_float64_equals_one_process_exactly(tmp_path):
 
 
 def _distill(out, teacher, *extra):
-    return ["distill", "--dataset", "synthetic", "--train-size", "128", "--test-size", "128", "--batch-size", "64",
-            "--device", "cpu", "--amp", "off", "--teacher", "resnet8", "--teacher-checkpoint", str(teacher),
-            "--student", "resnet8", "--method", "wttm", "--gamma", "0.3", "--beta", "1.5", "--seed", "5",
-            "--deterministic", "--epochs", "1", "--quiet", "--out", str(out), *extra]
+    return [
+        "distill",
+        "--dataset",
+        "synthetic",
+        "--train-size",
+        "128",
+        "--test-size",
+        "128",
+        "--batch-size",
+        "64",
+        "--device",
+        "cpu",
+        "--amp",
+        "off",
+        "--teacher",
+        "resnet8",
+        "--teacher-checkpoint",
+        str(teacher),
+        "--student",
+        "resnet8",
+        "--method",
+        "wttm",
+        "--gamma",
+        "0.3",
+        "--beta",
+        "1.5",
+        "--seed",
+        "5",
+        "--deterministic",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def _relative_difference(a, b, start):
@@ -122,14 +154,32 @@ def test_torchrun_two_gloo_processes_match_one_process(tmp_path):
     teacher = tmp_path / "teacher.pth"
     save_checkpoint(teacher, build_model("resnet8"), arch="resnet8", epoch=0, accuracy=1.0)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    single = subprocess.run([sys.executable, "-m", "wttm_core.cli", *_distill(tmp_path / "one", teacher)],
-                            capture_output=True, text=True, timeout=600, env=env)
+    single = subprocess.run(
+        [sys.executable, "-m", "wttm_core.cli", *_distill(tmp_path / "one", teacher)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert single.returncode == 0, single.stderr[-2000:]
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                "-m", "wttm_core.cli"]
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "wttm_core.cli",
+    ]
     for name, extra in (("two", ()), ("two_local_bn", ("--no-sync-bn",))):
-        done = subprocess.run([*torchrun, *_distill(tmp_path / name, teacher, *extra)], capture_output=True,
-                              text=True, timeout=600, env=env)
+        done = subprocess.run(
+            [*torchrun, *_distill(tmp_path / name, teacher, *extra)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
     one, two = tmp_path / "one", tmp_path / "two"
     torch.manual_seed(5)  # the student's initialisation (seed 5)

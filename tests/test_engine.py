@@ -27,9 +27,22 @@ from wttm_core.engine.state import (
 from wttm_core.models import build_model, load_checkpoint, read_checkpoint, save_checkpoint
 
 REQUIRED_KEYS = {
-    "epoch", "lr", "train_loss", "train_acc", "test_acc", "test_loss", "best_test_acc", "student_entropy",
-    "renyi_entropy", "kl_transformed_teacher", "kd_divergence", "weight_mean", "weight_std", "teacher_test_acc",
-    "images_per_s", "seconds",
+    "epoch",
+    "lr",
+    "train_loss",
+    "train_acc",
+    "test_acc",
+    "test_loss",
+    "best_test_acc",
+    "student_entropy",
+    "renyi_entropy",
+    "kl_transformed_teacher",
+    "kd_divergence",
+    "weight_mean",
+    "weight_std",
+    "teacher_test_acc",
+    "images_per_s",
+    "seconds",
 }
 
 
@@ -57,7 +70,8 @@ def test_kd_is_eq1():
     z, v, y = logits_pair()
     out = build_method("kd")(z, v, y)
     expected = 0.1 * F.cross_entropy(z, y) + 0.9 * 16 * F.kl_div(
-        F.log_softmax(z / 4, -1), F.log_softmax(v / 4, -1), reduction="batchmean", log_target=True)
+        F.log_softmax(z / 4, -1), F.log_softmax(v / 4, -1), reduction="batchmean", log_target=True
+    )
     assert torch.allclose(out.total, expected, atol=1e-5)
     assert set(out.parts) == {"ce", "kd"}
 
@@ -146,41 +160,51 @@ def in_tmp(tmp_path, monkeypatch):
 
 
 def test_resolve_presets_and_recipe(in_tmp):
-    cfg = resolve_config(TrainConfig(arch="resnet20", teacher_arch="resnet56", teacher_checkpoint="t.pth",
-                                     method="wttm", epochs=24, device="cpu"))
+    cfg = resolve_config(
+        TrainConfig(
+            arch="resnet20", teacher_arch="resnet56", teacher_checkpoint="t.pth", method="wttm", epochs=24, device="cpu"
+        )
+    )
     assert (cfg.gamma, cfg.beta, cfg.preset_source) == (0.3, 1.5, "Table 8")
     assert cfg.milestones == (15, 18, 21) and cfg.lr == 0.05 and cfg.metric_temperature == pytest.approx(1 / 0.3)
-    given_values = resolve_config(TrainConfig(arch="resnet20", teacher_arch="resnet56", teacher_checkpoint="t.pth",
-                                              method="ttm", gamma=0.5, device="cpu"))
+    given_values = resolve_config(
+        TrainConfig(
+            arch="resnet20", teacher_arch="resnet56", teacher_checkpoint="t.pth", method="ttm", gamma=0.5, device="cpu"
+        )
+    )
     assert (given_values.gamma, given_values.beta) == (0.5, 7)
     mobile = resolve_config(TrainConfig(arch="MobileNetV2", device="cpu"))
     assert mobile.lr == 0.01 and mobile.milestones == (150, 180, 210)
-    kd = resolve_config(TrainConfig(arch="resnet8", teacher_arch="resnet20", teacher_checkpoint="t.pth",
-                                    method="kd", device="cpu"))
+    kd = resolve_config(
+        TrainConfig(arch="resnet8", teacher_arch="resnet20", teacher_checkpoint="t.pth", method="kd", device="cpu")
+    )
     assert kd.gamma is None and kd.metric_temperature == 4.0
     assert resolve_config(TrainConfig(device="cpu", amp="off")).channels_last is False
 
 
-@pytest.mark.parametrize(("changes", "field"), [
-    ({"arch": "resnet9"}, "arch"),
-    ({"method": "dkd"}, "method"),
-    ({"epochs": 0}, "epochs"),
-    ({"batch_size": -1}, "batch_size"),
-    ({"lr": 0.0}, "lr"),
-    ({"gamma": -0.1, "teacher_checkpoint": "t.pth", "teacher_arch": "resnet8", "method": "wttm"}, "gamma"),
-    ({"dataset": "imagenet"}, "dataset"),
-    ({"loader": "fast"}, "loader"),
-    ({"amp": "fp8"}, "amp"),
-    ({"amp": "fp16", "device": "cpu"}, "amp"),
-    ({"device": "tpu"}, "device"),
-    ({"milestones": (5, 2)}, "milestones"),
-    ({"label_smoothing": 1.0}, "label_smoothing"),
-    ({"method": "kd"}, "teacher"),
-    ({"method": "wttm", "teacher_checkpoint": "t.pth", "teacher_arch": "resnet20"}, "gamma"),
-    ({"teacher": "resnet1000"}, "teacher"),
-    ({"batch_size": 63}, "batch_size"),
-    ({"method": "kd", "teacher_checkpoint": "missing.pth"}, "teacher_checkpoint"),
-])
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"arch": "resnet9"}, "arch"),
+        ({"method": "dkd"}, "method"),
+        ({"epochs": 0}, "epochs"),
+        ({"batch_size": -1}, "batch_size"),
+        ({"lr": 0.0}, "lr"),
+        ({"gamma": -0.1, "teacher_checkpoint": "t.pth", "teacher_arch": "resnet8", "method": "wttm"}, "gamma"),
+        ({"dataset": "imagenet"}, "dataset"),
+        ({"loader": "fast"}, "loader"),
+        ({"amp": "fp8"}, "amp"),
+        ({"amp": "fp16", "device": "cpu"}, "amp"),
+        ({"device": "tpu"}, "device"),
+        ({"milestones": (5, 2)}, "milestones"),
+        ({"label_smoothing": 1.0}, "label_smoothing"),
+        ({"method": "kd"}, "teacher"),
+        ({"method": "wttm", "teacher_checkpoint": "t.pth", "teacher_arch": "resnet20"}, "gamma"),
+        ({"teacher": "resnet1000"}, "teacher"),
+        ({"batch_size": 63}, "batch_size"),
+        ({"method": "kd", "teacher_checkpoint": "missing.pth"}, "teacher_checkpoint"),
+    ],
+)
 def test_resolve_rejects_bad_values(changes, field, in_tmp):
     world = 2 if changes.get("batch_size") == 63 else 1
     with pytest.raises(ValueError, match=field):
@@ -313,8 +337,16 @@ def teacher_file(tmp_path_factory):
 
 
 def tiny(out, **changes):
-    base = dict(arch="resnet8", train_size=128, test_size=64, batch_size=32, epochs=1, device="cpu",
-                out=str(out) if out is not None else None, quiet=True)
+    base = dict(
+        arch="resnet8",
+        train_size=128,
+        test_size=64,
+        batch_size=32,
+        epochs=1,
+        device="cpu",
+        out=str(out) if out is not None else None,
+        quiet=True,
+    )
     return TrainConfig(**{**base, **changes})
 
 
@@ -345,12 +377,13 @@ def test_teacher_training_writes_the_run_files(tmp_path, tiny_data):
 
 
 def test_distillation_records_teacher_metrics(tmp_path, tiny_data, teacher_file):
-    summary = train(tiny(tmp_path / "s", method="wttm", teacher_checkpoint=str(teacher_file), gamma=0.25,
-                         beta=2.0), data=tiny_data)
+    summary = train(
+        tiny(tmp_path / "s", method="wttm", teacher_checkpoint=str(teacher_file), gamma=0.25, beta=2.0), data=tiny_data
+    )
     row = summary["history"][0]
     assert REQUIRED_KEYS <= set(row)
     assert row["kl_transformed_teacher"] > 0 and row["kd_divergence"] > 0
-    assert 1.0 <= row["weight_mean"] <= 100 ** 0.75 + 1e-6  # U in [1, K^(1-gamma)] (Eq. 22)
+    assert 1.0 <= row["weight_mean"] <= 100**0.75 + 1e-6  # U in [1, K^(1-gamma)] (Eq. 22)
     assert row["teacher_test_acc"] == summary["teacher_test_acc"] is not None
     assert row["train_loss"] == pytest.approx(row["train_ce"] + row["train_wttm"])
 

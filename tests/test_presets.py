@@ -30,8 +30,17 @@ def test_recipe_matches_the_paper():
         RECIPE.lr = 0.1  # type: ignore[misc]
 
 
-@pytest.mark.parametrize(("student", "lr"), [("MobileNetV2", 0.01), ("ShuffleV1", 0.01), ("ShuffleV2", 0.01),
-                                             ("resnet8x4", 0.05), ("vgg8", 0.05), ("wrn_16_2", 0.05)])
+@pytest.mark.parametrize(
+    ("student", "lr"),
+    [
+        ("MobileNetV2", 0.01),
+        ("ShuffleV1", 0.01),
+        ("ShuffleV2", 0.01),
+        ("resnet8x4", 0.05),
+        ("vgg8", 0.05),
+        ("wrn_16_2", 0.05),
+    ],
+)
 def test_learning_rate_per_student(student, lr):
     assert learning_rate(student) == lr
 
@@ -66,8 +75,7 @@ def test_table_8_and_9_rows():
 
 
 def test_method_hyperparameters():
-    assert method_hyperparameters("wttm", "resnet56", "resnet20") == {
-        "gamma": 0.3, "beta": 1.5, "source": "Table 8"}
+    assert method_hyperparameters("wttm", "resnet56", "resnet20") == {"gamma": 0.3, "beta": 1.5, "source": "Table 8"}
     assert method_hyperparameters("ttm", "vgg13", "MobileNetV2")["beta"] == 16
     noce = method_hyperparameters("wttm-noce", "resnet110", "resnet32")
     assert noce["gamma"] == 0.4 and noce["beta"] == 1.5 and "not published" in noce["source"]

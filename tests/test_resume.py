@@ -44,9 +44,22 @@ def test_ctrl_c_mid_epoch_saves_state_and_resume_matches(tmp_path, teacher_file)
     data = load_dataset("synthetic", "train", size=128), load_dataset("synthetic", "test", size=64)
 
     def config(out):
-        return TrainConfig(arch="resnet8", method="wttm", teacher_checkpoint=str(teacher_file), gamma=0.3,
-                           beta=1.5, train_size=128, test_size=64, batch_size=32, epochs=2, device="cpu",
-                           deterministic=True, seed=11, out=str(out), quiet=True)
+        return TrainConfig(
+            arch="resnet8",
+            method="wttm",
+            teacher_checkpoint=str(teacher_file),
+            gamma=0.3,
+            beta=1.5,
+            train_size=128,
+            test_size=64,
+            batch_size=32,
+            epochs=2,
+            device="cpu",
+            deterministic=True,
+            seed=11,
+            out=str(out),
+            quiet=True,
+        )
 
     reference = train(config(tmp_path / "reference"), data=data)
 
@@ -67,10 +80,42 @@ def test_ctrl_c_mid_epoch_saves_state_and_resume_matches(tmp_path, teacher_file)
 
 # ------------------------------------------------------------------------------------------------ subprocesses
 def command(teacher, out):
-    return [sys.executable, "-m", "wttm_core.cli", "distill", "--dataset", "synthetic", "--train-size", "512",
-            "--test-size", "128", "--batch-size", "64", "--device", "cpu", "--teacher", "resnet8",
-            "--teacher-checkpoint", str(teacher), "--student", "resnet8", "--method", "wttm", "--gamma", "0.3",
-            "--beta", "1.5", "--seed", "7", "--deterministic", "--epochs", "3", "--quiet", "--out", str(out)]
+    return [
+        sys.executable,
+        "-m",
+        "wttm_core.cli",
+        "distill",
+        "--dataset",
+        "synthetic",
+        "--train-size",
+        "512",
+        "--test-size",
+        "128",
+        "--batch-size",
+        "64",
+        "--device",
+        "cpu",
+        "--teacher",
+        "resnet8",
+        "--teacher-checkpoint",
+        str(teacher),
+        "--student",
+        "resnet8",
+        "--method",
+        "wttm",
+        "--gamma",
+        "0.3",
+        "--beta",
+        "1.5",
+        "--seed",
+        "7",
+        "--deterministic",
+        "--epochs",
+        "3",
+        "--quiet",
+        "--out",
+        str(out),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +159,10 @@ def test_sigkill_mid_epoch_then_resume_matches(tmp_path, teacher_file, uninterru
     assert without_timing(read_jsonl(out / "metrics.jsonl")) == without_timing(expected)
     assert same_weights(out / "checkpoint.pth", uninterrupted / "checkpoint.pth")
     summary, reference = (json.loads((d / "summary.json").read_text()) for d in (out, uninterrupted))
-    assert (summary["best_test_acc"], summary["last_test_acc"]) == (reference["best_test_acc"],
-                                                                    reference["last_test_acc"])
+    assert (summary["best_test_acc"], summary["last_test_acc"]) == (
+        reference["best_test_acc"],
+        reference["last_test_acc"],
+    )
 
 
 @pytest.mark.slow

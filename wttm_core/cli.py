@@ -73,15 +73,27 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=0, help="seed of the model init and the data order (0)")
     g.add_argument("--deterministic", action="store_true", help="deterministic kernels (exact resume)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (auto)")
-    g.add_argument("--amp", default="auto", choices=("auto", "off", "bf16", "fp16"),
-                   help="autocast precision (auto: bf16 on CUDA and on CPUs with bf16 instructions)")
-    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                   help="channels_last memory format (auto: on with bf16/CUDA)")
+    g.add_argument(
+        "--amp",
+        default="auto",
+        choices=("auto", "off", "bf16", "fp16"),
+        help="autocast precision (auto: bf16 on CUDA and on CPUs with bf16 instructions)",
+    )
+    g.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="channels_last memory format (auto: on with bf16/CUDA)",
+    )
     g.add_argument("--compile", action="store_true", help="torch.compile the models (slow first epoch)")
     g.add_argument("--loader", default="device", help="device (GPU-resident, default) or reference (DataLoader)")
     g.add_argument("--num-workers", type=int, default=0, help="DataLoader workers of --loader reference (0)")
-    g.add_argument("--sync-bn", action=argparse.BooleanOptionalAction, default=True,
-                   help="under torchrun: BatchNorm statistics over the global batch (default on)")
+    g.add_argument(
+        "--sync-bn",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="under torchrun: BatchNorm statistics over the global batch (default on)",
+    )
     g = p.add_argument_group("output")
     g.add_argument("--out", required=True, help="run directory (config.json, metrics.jsonl, checkpoints)")
     g.add_argument("--resume", action="store_true", help="continue the run saved in --out")
@@ -110,8 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=None, help="KD temperature (4)")
     p.add_argument("--ce-weight", type=float, default=None, help="cross-entropy weight (kd: 0.1, else 1)")
     p.add_argument("--kd-weight", type=float, default=None, help="KD term weight lambda (0.9)")
-    p.add_argument("--weighting", default=None, help="WTTM sample weight: power-sum (Eq. 22, default), "
-                   "power-sum-normalised, teacher-entropy, one-minus-max, none")
+    p.add_argument(
+        "--weighting",
+        default=None,
+        help="WTTM sample weight: power-sum (Eq. 22, default), "
+        "power-sum-normalised, teacher-entropy, one-minus-max, none",
+    )
     p.add_argument("--renyi-order", type=float, default=None, help="order of an added renyi term (1/T)")
     _add_data_arguments(p)
     _add_run_arguments(p)
@@ -148,16 +164,27 @@ def _config_from_args(args: argparse.Namespace) -> Any:
     from wttm_core.engine import TrainConfig
 
     given = {
-        "epochs": args.epochs, "batch_size": args.batch_size, "test_batch_size": args.test_batch_size,
-        "lr": args.lr, "momentum": args.momentum, "weight_decay": args.weight_decay,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "test_batch_size": args.test_batch_size,
+        "lr": args.lr,
+        "momentum": args.momentum,
+        "weight_decay": args.weight_decay,
         "milestones": tuple(args.milestones) if args.milestones else None,
         "label_smoothing": args.label_smoothing,
     }
     if args.command == "distill":
         given.update(
-            method=args.method, teacher=args.teacher, teacher_checkpoint=args.teacher_checkpoint,
-            teacher_dir=args.teacher_dir, gamma=args.gamma, beta=args.beta, temperature=args.temperature,
-            ce_weight=args.ce_weight, kd_weight=args.kd_weight, weighting=args.weighting,
+            method=args.method,
+            teacher=args.teacher,
+            teacher_checkpoint=args.teacher_checkpoint,
+            teacher_dir=args.teacher_dir,
+            gamma=args.gamma,
+            beta=args.beta,
+            temperature=args.temperature,
+            ce_weight=args.ce_weight,
+            kd_weight=args.kd_weight,
+            weighting=args.weighting,
             renyi_order=args.renyi_order,
         )
         if args.teacher is None and args.teacher_checkpoint is None:
@@ -169,11 +196,25 @@ def _config_from_args(args: argparse.Namespace) -> Any:
         if name in fields and not fields[name] > 0:
             raise ValueError(f"--{name} must be > 0, got {fields[name]}")
     return TrainConfig(
-        arch=args.arch, dataset=args.dataset, data_dir=_check_data_dir(args), train_size=args.train_size,
-        test_size=args.test_size, data_seed=args.data_seed, download=args.download, seed=args.seed,
-        deterministic=args.deterministic, device=args.device, amp=args.amp, channels_last=args.channels_last,
-        compile=args.compile, loader=args.loader, num_workers=args.num_workers, sync_bn=args.sync_bn,
-        out=args.out, quiet=args.quiet, **fields,
+        arch=args.arch,
+        dataset=args.dataset,
+        data_dir=_check_data_dir(args),
+        train_size=args.train_size,
+        test_size=args.test_size,
+        data_seed=args.data_seed,
+        download=args.download,
+        seed=args.seed,
+        deterministic=args.deterministic,
+        device=args.device,
+        amp=args.amp,
+        channels_last=args.channels_last,
+        compile=args.compile,
+        loader=args.loader,
+        num_workers=args.num_workers,
+        sync_bn=args.sync_bn,
+        out=args.out,
+        quiet=args.quiet,
+        **fields,
     )
 
 
@@ -184,8 +225,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     summary = train(config, resume=args.resume, force=args.force)
     if not args.quiet:
         best, last = summary["best_test_acc"], summary["last_test_acc"]
-        print(f"{summary['method']} {summary['arch']}: best test acc {best:.2f}% (epoch {summary['best_epoch']}), "
-              f"last {last:.2f}% (epoch {summary['last_epoch']}); files in {args.out}")
+        print(
+            f"{summary['method']} {summary['arch']}: best test acc {best:.2f}% (epoch {summary['best_epoch']}), "
+            f"last {last:.2f}% (epoch {summary['last_epoch']}); files in {args.out}"
+        )
     return 0
 
 
@@ -195,14 +238,22 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from wttm_core.models import load_checkpoint
 
     model = load_checkpoint(args.checkpoint, arch=args.arch)
-    dataset = load_dataset(args.dataset, "test", data_dir=_check_data_dir(args), size=args.test_size,
-                           seed=args.data_seed, download=args.download)
+    dataset = load_dataset(
+        args.dataset,
+        "test",
+        data_dir=_check_data_dir(args),
+        size=args.test_size,
+        seed=args.data_seed,
+        download=args.download,
+    )
     result = evaluate_model(model, dataset, device=args.device, amp=args.amp, batch_size=args.batch_size)
     if args.json:
         print(json.dumps({"checkpoint": args.checkpoint, "dataset": args.dataset, **result}))
     else:
-        print(f"{args.checkpoint} on {args.dataset} test ({int(result['images'])} images): "
-              f"top-1 {result['top1']:.2f}%  top-5 {result['top5']:.2f}%  loss {result['loss']:.4f}")
+        print(
+            f"{args.checkpoint} on {args.dataset} test ({int(result['images'])} images): "
+            f"top-1 {result['top1']:.2f}%  top-5 {result['top5']:.2f}%  loss {result['loss']:.4f}"
+        )
     return 0
 
 
@@ -212,24 +263,35 @@ def _cmd_presets(args: argparse.Namespace) -> int:
     from wttm_core.presets import PAIR_PRESETS, RECIPE
 
     if args.json:
-        print(json.dumps({"recipe": dataclasses.asdict(RECIPE),
-                          "pairs": [dataclasses.asdict(p) for p in PAIR_PRESETS]}, indent=2))
+        print(
+            json.dumps(
+                {"recipe": dataclasses.asdict(RECIPE), "pairs": [dataclasses.asdict(p) for p in PAIR_PRESETS]}, indent=2
+            )
+        )
         return 0
     r = RECIPE
-    print(f"recipe: {r.epochs} epochs, batch {r.batch_size}, SGD momentum {r.momentum}, weight decay "
-          f"{r.weight_decay}, lr {r.lr} ({r.small_lr} for {', '.join(r.small_lr_students)}), x{r.lr_decay} at "
-          f"epochs {'/'.join(map(str, r.milestones))} (scaled with --epochs); KD T={r.kd_temperature:g}, "
-          f"CE {r.kd_ce_weight} / KD {r.kd_weight}; TTM/WTTM CE weight {r.ttm_ce_weight:g}")
-    header = f"{'table':>5}  {'teacher -> student':<26} {'TTM gamma':>9} {'beta':>6}  {'WTTM gamma':>10} {'beta':>6}" \
-             f"  {'WTTM-noCE gamma':>15}"
+    print(
+        f"recipe: {r.epochs} epochs, batch {r.batch_size}, SGD momentum {r.momentum}, weight decay "
+        f"{r.weight_decay}, lr {r.lr} ({r.small_lr} for {', '.join(r.small_lr_students)}), x{r.lr_decay} at "
+        f"epochs {'/'.join(map(str, r.milestones))} (scaled with --epochs); KD T={r.kd_temperature:g}, "
+        f"CE {r.kd_ce_weight} / KD {r.kd_weight}; TTM/WTTM CE weight {r.ttm_ce_weight:g}"
+    )
+    header = (
+        f"{'table':>5}  {'teacher -> student':<26} {'TTM gamma':>9} {'beta':>6}  {'WTTM gamma':>10} {'beta':>6}"
+        f"  {'WTTM-noCE gamma':>15}"
+    )
     print(header)
     print("-" * len(header))
     for p in PAIR_PRESETS:
         noce = f"{p.wttm_noce_gamma:g}" if p.wttm_noce_gamma is not None else "-"
-        print(f"{p.table:>5}  {p.pair:<26} {p.ttm_gamma:>9g} {p.ttm_beta:>6g}  {p.wttm_gamma:>10g} "
-              f"{p.wttm_beta:>6g}  {noce:>15}")
-    print("gamma = 1/T. WTTM without CE: beta not published; the engine uses the pair's WTTM beta. "
-          "Unknown pairs need --gamma and --beta.")
+        print(
+            f"{p.table:>5}  {p.pair:<26} {p.ttm_gamma:>9g} {p.ttm_beta:>6g}  {p.wttm_gamma:>10g} "
+            f"{p.wttm_beta:>6g}  {noce:>15}"
+        )
+    print(
+        "gamma = 1/T. WTTM without CE: beta not published; the engine uses the pair's WTTM beta. "
+        "Unknown pairs need --gamma and --beta."
+    )
     return 0
 
 

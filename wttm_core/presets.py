@@ -87,8 +87,14 @@ class PairPreset:
         return f"{self.teacher} -> {self.student}"
 
 
-def _row(table: int, teacher: str, student: str, ttm: tuple[float, float], wttm: tuple[float, float],
-         noce: float | None = None) -> PairPreset:
+def _row(
+    table: int,
+    teacher: str,
+    student: str,
+    ttm: tuple[float, float],
+    wttm: tuple[float, float],
+    noce: float | None = None,
+) -> PairPreset:
     return PairPreset(teacher, student, table, ttm[0], ttm[1], wttm[0], wttm[1], noce)
 
 
@@ -163,12 +169,29 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     p.name: p
     for p in (
-        Profile("smoke", "synthetic", 512, 256, 1, 1, (0,), "auto",
-                "a few seconds: checks that everything runs (CI)"),
-        Profile("cpu-quick", "synthetic", 5000, 1000, 5, 6, (0, 1, 2), "auto",
-                "a few minutes on a 2-core CPU; method differences on the synthetic set"),
-        Profile("gpu-paper", "cifar100", None, None, RECIPE.epochs, RECIPE.epochs, (0, 1, 2), "cuda",
-                "the full recipe: 240 epochs on all 50,000 images"),
+        Profile("smoke", "synthetic", 512, 256, 1, 1, (0,), "auto", "a few seconds: checks that everything runs (CI)"),
+        Profile(
+            "cpu-quick",
+            "synthetic",
+            5000,
+            1000,
+            5,
+            6,
+            (0, 1, 2),
+            "auto",
+            "a few minutes on a 2-core CPU; method differences on the synthetic set",
+        ),
+        Profile(
+            "gpu-paper",
+            "cifar100",
+            None,
+            None,
+            RECIPE.epochs,
+            RECIPE.epochs,
+            (0, 1, 2),
+            "cuda",
+            "the full recipe: 240 epochs on all 50,000 images",
+        ),
     )
 }
 

@@ -255,8 +255,14 @@ def resolve_config(config: TrainConfig, *, world_size: int = 1, local_rank: int 
         cfg.preset_source = "given"
     # build once to validate every method hyperparameter together
     build_method(
-        spec, gamma=cfg.gamma, beta=cfg.beta, temperature=cfg.temperature, ce_weight=cfg.ce_weight,
-        kd_weight=cfg.kd_weight, label_smoothing=cfg.label_smoothing, weighting=cfg.weighting,
+        spec,
+        gamma=cfg.gamma,
+        beta=cfg.beta,
+        temperature=cfg.temperature,
+        ce_weight=cfg.ce_weight,
+        kd_weight=cfg.kd_weight,
+        label_smoothing=cfg.label_smoothing,
+        weighting=cfg.weighting,
         renyi_order=cfg.renyi_order,
     )
     if cfg.metric_temperature is None:

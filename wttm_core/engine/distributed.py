@@ -141,8 +141,9 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d whose training-mode statistics cover the whole global batch across all ranks.
 
     Per channel, the ranks all-reduce ``sum x`` and the element count, then ``sum (x - mean)^2`` (two passes, as
-    accurate as one process's variance), through an autograd-aware all-reduce, so gradients flow through the shared mean and variance exactly as in one process holding the whole batch.
-    Statistics are computed in float32 (float64 for float64 input). Outside a process group, or in eval mode, it is a plain ``BatchNorm2d``.
+    accurate as one process's variance), through an autograd-aware all-reduce, so gradients flow through the
+    shared mean and variance exactly as in one process holding the whole batch. Statistics are computed in
+    float32 (float64 for float64 input). Outside a process group, or in eval mode, it is a plain ``BatchNorm2d``.
     """
 
     def forward(self, input: Tensor) -> Tensor:
@@ -191,4 +192,3 @@ def _convert(module: nn.Module) -> nn.Module:
     for name, child in module.named_children():
         setattr(module, name, _convert(child))
     return module
-

@@ -140,8 +140,14 @@ class Trainer:
         self.data_given = data is not None
         num_classes = self.train_set.num_classes
         self.method: Method = build_method(
-            cfg.method, gamma=cfg.gamma, beta=cfg.beta, temperature=cfg.temperature, ce_weight=cfg.ce_weight,
-            kd_weight=cfg.kd_weight, label_smoothing=cfg.label_smoothing, weighting=cfg.weighting,
+            cfg.method,
+            gamma=cfg.gamma,
+            beta=cfg.beta,
+            temperature=cfg.temperature,
+            ce_weight=cfg.ce_weight,
+            kd_weight=cfg.kd_weight,
+            label_smoothing=cfg.label_smoothing,
+            weighting=cfg.weighting,
             renyi_order=cfg.renyi_order,
         )
         fmt = _memory_format(cfg)
@@ -169,9 +175,7 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             trained = DistributedDataParallel(self.student, device_ids=ids)
         self.student_forward: Callable[[Tensor], Tensor] = torch.compile(trained) if cfg.compile else trained
-        self.teacher_forward = (
-            torch.compile(self.teacher) if cfg.compile and self.teacher is not None else self.teacher
-        )
+        self.teacher_forward = torch.compile(self.teacher) if cfg.compile and self.teacher is not None else self.teacher
         self.train_loader, self.test_loader = self._loaders()
         self.metric_gamma = 1.0 / float(cfg.metric_temperature)  # type: ignore[arg-type]
         self.history: list[dict[str, Any]] = []
@@ -186,16 +190,23 @@ class Trainer:
         cfg = self.cfg
         if cfg.loader == "reference":
             return (
-                reference_loader(self.train_set, cfg.batch_size, train=True, num_workers=cfg.num_workers,
-                                 seed=cfg.seed),
+                reference_loader(
+                    self.train_set, cfg.batch_size, train=True, num_workers=cfg.num_workers, seed=cfg.seed
+                ),
                 reference_loader(self.test_set, cfg.test_batch_size, train=False),  # type: ignore[arg-type]
             )
         fmt = _memory_format(cfg)
         return (
-            DeviceLoader(self.train_set, cfg.batch_size, train=True, device=self.device, seed=cfg.seed,
-                         memory_format=fmt),
-            DeviceLoader(self.test_set, cfg.test_batch_size, train=False, device=self.device,  # type: ignore
-                         memory_format=fmt),
+            DeviceLoader(
+                self.train_set, cfg.batch_size, train=True, device=self.device, seed=cfg.seed, memory_format=fmt
+            ),
+            DeviceLoader(
+                self.test_set,
+                cfg.test_batch_size,
+                train=False,
+                device=self.device,  # type: ignore
+                memory_format=fmt,
+            ),
         )
 
     def _loader_generators(self) -> dict[str, torch.Generator]:
@@ -238,7 +249,10 @@ class Trainer:
     def _evaluate(self) -> dict[str, float]:
         cfg = self.cfg
         student_logits, labels = predict_logits(
-            self.student, self._shards(self.test_loader), device=cfg.device, amp=cfg.amp,
+            self.student,
+            self._shards(self.test_loader),
+            device=cfg.device,
+            amp=cfg.amp,
             channels_last=bool(cfg.channels_last),
         )
         teacher_logits = self._teacher_test_logits[0] if self._teacher_test_logits else None
@@ -250,12 +264,17 @@ class Trainer:
             return
         cfg = self.cfg
         logits, labels = predict_logits(
-            self.teacher, self._shards(self.test_loader), device=cfg.device, amp=cfg.amp,
+            self.teacher,
+            self._shards(self.test_loader),
+            device=cfg.device,
+            amp=cfg.amp,
             channels_last=bool(cfg.channels_last),
         )
         self._teacher_test_logits = [logits]
-        sums = {"count": torch.tensor(float(labels.numel()), dtype=torch.float64, device=logits.device),
-                "acc": (logits.argmax(-1) == labels).sum().double()}
+        sums = {
+            "count": torch.tensor(float(labels.numel()), dtype=torch.float64, device=logits.device),
+            "acc": (logits.argmax(-1) == labels).sum().double(),
+        }
         self.teacher_test_acc = finish_evaluation(sums, self.ctx)["acc"] * 100.0
 
     # -------------------------------------------------------------------------------------------- files
@@ -309,8 +328,9 @@ class Trainer:
         D.barrier(self.ctx)
         return None
 
-    def _state(self, epochs_done: int, batch: int, meter: TrainMeter | None, epoch_start: dict | None,
-               train_seconds: float) -> dict[str, Any]:
+    def _state(
+        self, epochs_done: int, batch: int, meter: TrainMeter | None, epoch_start: dict | None, train_seconds: float
+    ) -> dict[str, Any]:
         return {
             "epoch": epochs_done,
             "batch": batch,
@@ -335,8 +355,13 @@ class Trainer:
         extra = {"method": self.cfg.method, "test_acc": record["test_acc"], "seed": self.cfg.seed}
         if improved:
             save_checkpoint(self.out / "best.pth", self.student, **common, extra=extra)
-        save_checkpoint(self.out / "checkpoint.pth", self.student, **common,
-                        optimizer_state=self.optimizer.state_dict(), extra=extra)
+        save_checkpoint(
+            self.out / "checkpoint.pth",
+            self.student,
+            **common,
+            optimizer_state=self.optimizer.state_dict(),
+            extra=extra,
+        )
         write_jsonl(self.out / "metrics.jsonl", self.history)
         write_json(self.out / "summary.json", self.summary())
         save_state(self.out / "state.pth", self._state(epoch + 1, 0, None, None, 0.0))  # the commit point
@@ -395,10 +420,17 @@ class Trainer:
         self._evaluate_teacher()
         start_epoch = state["epoch"] if state is not None else 0
         show = not self.cfg.quiet and self.ctx.is_main
-        with _sigint_flag(handle_sigint) as stop, tqdm(
-            total=self.cfg.epochs, initial=start_epoch, desc=f"{self.cfg.method} {self.cfg.arch}", unit="epoch",
-            disable=not show, dynamic_ncols=True,
-        ) as epoch_bar:
+        with (
+            _sigint_flag(handle_sigint) as stop,
+            tqdm(
+                total=self.cfg.epochs,
+                initial=start_epoch,
+                desc=f"{self.cfg.method} {self.cfg.arch}",
+                unit="epoch",
+                disable=not show,
+                dynamic_ncols=True,
+            ) as epoch_bar,
+        ):
             for epoch in range(start_epoch, self.cfg.epochs):
                 partial = state if state is not None and state["batch"] > 0 and state["epoch"] == epoch else None
                 record = self._run_epoch(epoch, partial, stop, show)
@@ -411,8 +443,9 @@ class Trainer:
         result["history"] = list(self.history)
         return result
 
-    def _run_epoch(self, epoch: int, partial: dict[str, Any] | None, stop: dict[str, bool],
-                   show: bool) -> dict[str, Any]:
+    def _run_epoch(
+        self, epoch: int, partial: dict[str, Any] | None, stop: dict[str, bool], show: bool
+    ) -> dict[str, Any]:
         cfg = self.cfg
         loader = self.train_loader
         generators = self._loader_generators()
@@ -434,8 +467,15 @@ class Trainer:
             next(batches)
         if partial is not None:
             restore_rng(partial["rng"])  # the global generators as they were at the interruption
-        bar = tqdm(total=len(loader), initial=skip, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
-                   leave=False, disable=not show, dynamic_ncols=True)
+        bar = tqdm(
+            total=len(loader),
+            initial=skip,
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            unit="batch",
+            leave=False,
+            disable=not show,
+            dynamic_ncols=True,
+        )
         _sync(self.device)
         start = time.perf_counter()
         batch_index = skip
@@ -533,4 +573,3 @@ def load_run(out: str | Path) -> dict[str, Any]:
     summary = out / "summary.json"
     result["summary"] = json.loads(summary.read_text()) if summary.is_file() else None
     return result
-

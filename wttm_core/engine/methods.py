@@ -108,8 +108,9 @@ def parse_method(spec: str) -> MethodSpec:
 
 
 def _base_terms(base: str) -> tuple[str, ...]:
-    return {"ce": ("ce",), "kd": ("ce", "kd"), "ttm": ("ce", "ttm"), "wttm": ("ce", "wttm"),
-            "wttm-noce": ("wttm",)}[base]
+    return {"ce": ("ce",), "kd": ("ce", "kd"), "ttm": ("ce", "ttm"), "wttm": ("ce", "wttm"), "wttm-noce": ("wttm",)}[
+        base
+    ]
 
 
 def sample_weights(teacher_logits: Tensor, gamma: float, weighting: str) -> Tensor:
