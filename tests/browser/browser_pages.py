@@ -179,6 +179,11 @@ def open_notebook(page: Any, server: Server, notebook: str) -> None:
     """Open ``notebook`` (a path relative to the server's root) in the loaded JupyterLab; wait for an idle kernel."""
     page.evaluate("path => window.jupyterapp.commands.execute('docmanager:open', {path})", notebook)
     wait_for(lambda: _current_notebook(page) == notebook, 60.0, f"{notebook} to open")
+    # the Launcher JupyterLab shows in an empty main area would take a tab in the screenshots
+    page.evaluate(
+        "() => { const app = window.jupyterapp; for (const w of Array.from(app.shell.widgets('main')))"
+        " { if (w !== app.shell.currentWidget && !w.context) w.close(); } }"
+    )
     page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell", timeout=60_000)
     wait_kernel_idle(page, server, notebook)
 
