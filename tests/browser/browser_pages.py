@@ -8,6 +8,7 @@ elements whose ``data`` / ``layout`` properties are plotly.js's own copy of the 
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import time
@@ -205,10 +206,16 @@ def _hide_left_sidebar(page: Any) -> None:
 
 
 def prompts(page: Any) -> list[str]:
-    """The execution prompts of every code cell of the current notebook ("[3]:", "[*]:", "[ ]:")."""
+    """The execution prompts ("[3]:", "[*]:", "[ ]:") of the current notebook's code cells that hold code
+    (JupyterLab gives an empty cell no execution count)."""
     return page.evaluate(
-        "() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt')]"
-        ".map(e => e.innerText.trim())"
+        """() => {
+          const panel = window.jupyterapp.shell.currentWidget;
+          if (!panel || !panel.content || !panel.content.widgets) return [];
+          return panel.content.widgets
+            .filter(cell => cell.model.type === 'code' && cell.model.sharedModel.getSource().trim())
+            .map(cell => cell.node.querySelector('.jp-InputPrompt').innerText.trim());
+        }"""
     )
 
 
@@ -322,8 +329,35 @@ def _at_maximum(page: Any, index: int) -> bool:
         return False
 
 
+def _close(a: Any, b: Any) -> bool:
+    """Equal JSON values, numbers to a relative 1e-6 (a slider moved back can land one ulp off its start)."""
+    if isinstance(a, bool) or isinstance(b, bool) or not isinstance(a, int | float) or not isinstance(b, int | float):
+        if isinstance(a, dict) and isinstance(b, dict):
+            return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+        if isinstance(a, list) and isinstance(b, list):
+            return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
+        return a == b
+    return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-12)
+
+
+def same_state(a: dict[str, list[str]], b: dict[str, list[str]]) -> bool:
+    """Two snapshots show the same figures (numbers to 1e-6), readouts and texts."""
+    figures = len(a["figures"]) == len(b["figures"]) and all(
+        _close(json.loads(x), json.loads(y)) for x, y in zip(a["figures"], b["figures"], strict=True)
+    )
+    return figures and a["readouts"] == b["readouts"] and a["texts"] == b["texts"]
+
+
 def _wait_for_state(page: Any, expected: dict[str, list[str]], what: str) -> None:
-    wait_for(lambda: snapshot(page) == expected, SETTLE_TIMEOUT_S, what)
+    try:
+        wait_for(lambda: same_state(snapshot(page), expected), SETTLE_TIMEOUT_S, what)
+    except TimeoutError:
+        current = snapshot(page)
+        texts = [(old, new) for old, new in zip(expected["texts"], current["texts"], strict=False) if old != new]
+        raise AssertionError(
+            f"{what}: still different after {SETTLE_TIMEOUT_S:.0f} s - {_differences(expected, current)}; "
+            f"texts (expected, shown): {texts}; readouts {expected['readouts']} vs {current['readouts']}"
+        ) from None
 
 
 def screenshot_at_first_slider(page: Any, path: Path) -> None:
