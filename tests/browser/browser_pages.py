@@ -31,7 +31,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 VIEWPORT = {"width": 1400, "height": 1000}
-RUN_TIMEOUT_S = 120.0
+RUN_TIMEOUT_S = 240.0  # the training notebooks' smoke runs on a fresh machine
 SETTLE_TIMEOUT_S = 15.0
 ARROW_PRESSES = 3
 

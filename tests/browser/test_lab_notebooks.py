@@ -53,7 +53,7 @@ def _shutdown_kernels(server: Server) -> None:
         urllib.request.urlopen(request, timeout=10).close()
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize("notebook", NOTEBOOKS)
 def test_notebook_runs_and_its_slider_moves_a_figure(
     notebook: str, stage_timings: StageTimings, lab_page: LabPage, screenshots: Path
