@@ -260,6 +260,7 @@ def test_tiny_synthetic_experiment_end_to_end(tmp_path: Path) -> None:
         mean_kl = sum(c * v for c, v in zip(sc["count"], sc["kl_transformed_teacher"], strict=True)) / 64
         assert mean_kl == pytest.approx(run.last("kl_transformed_teacher"), rel=2e-3)
     assert "teacher_entropy_histogram" in runs[0].diagnostics[0]
+    assert not [p.name for p in (tmp_path / "runs").iterdir() if p.name.startswith(".")]  # locks live in build/
     assert runs[2].config["gamma"] == 0.25 and runs[2].config["metric_temperature"] == 4.0
 
     count = len(messages)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import re
 import time
@@ -50,6 +51,7 @@ __all__ = [
 
 _CHECKPOINTS = ("checkpoint.pth", "best.pth", "state.pth")
 SNAPSHOT_ALL_UP_TO = 20
+LOCK_DIR = "build/locks"
 EpochHook = Callable[["RunSpec", dict[str, Any]], None]
 
 
@@ -148,7 +150,8 @@ def load_data(
 
 @contextlib.contextmanager
 def _exclusive(directory: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``<directory>.lock`` (POSIX ``flock``; a no-op where it is unavailable).
+    """Hold an exclusive lock for ``directory`` (POSIX ``flock`` on a file in :data:`LOCK_DIR`, so that run folders
+    stay clean; a no-op where ``flock`` is unavailable).
 
     Two processes asking for the same teacher or run (a notebook and a sweep point, two test sessions) would
     otherwise train into the same directory at once; the second one now waits and then reuses the first's result.
@@ -158,8 +161,10 @@ def _exclusive(directory: Path) -> Iterator[None]:
     except ImportError:  # Windows: no cross-process lock, runs are still written atomically
         yield
         return
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    with open(directory.parent / f".{directory.name}.lock", "w") as handle:
+    locks = resolve_path(LOCK_DIR)
+    locks.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:16]
+    with open(locks / f"{directory.name}-{key}.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
