@@ -181,3 +181,16 @@ def test_ci_grid_executes_notebook_05_with_the_smoke_profile(tmp_path: Path) -> 
     assert sorted(float(r["gamma"]) for r in rows) == [0.2, 0.4]
     assert all(r["label"] == "WTTM" and float(r["last_mean"]) >= 0 and r["runs"] == "2" for r in rows)
     assert report.plot_path is not None and report.plot_path.is_file()
+
+
+def test_a_plot_that_cannot_be_drawn_is_reported_not_fatal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from wttm_core.sweep import PointOutcome, collect_rows
+
+    directory = tmp_path / "points" / "x=1"
+    write_results(directory / "results", {"label": "a", "y": "not a number"})
+    rows = collect_rows([PointOutcome({"x": 1}, directory, "done", 1.0)])
+    assert rows == [{"x": 1, "point": "x=1", "label": "a", "y": "not a number"}]
+    from wttm_core.sweep import _write_plot
+
+    assert _write_plot(tmp_path, rows, {"x": "x", "y": "y"}) is None
+    assert "summary plot skipped" in capsys.readouterr().out

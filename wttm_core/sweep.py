@@ -355,13 +355,14 @@ def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
 def _write_plot(root: Path, rows: Sequence[dict[str, Any]], plot: dict[str, str]) -> Path | None:
     from wttm_core.viz.dynamics import sweep_summary_figure
 
-    missing = [plot[k] for k in ("x", "y") if not any(plot[k] in row for row in rows)]
-    if missing:
-        print(f"summary plot skipped: no result column {missing} (columns: {sorted({k for r in rows for k in r})})")
+    try:
+        figure = sweep_summary_figure(
+            rows, x=plot["x"], y=plot["y"], colour=plot.get("colour"), error=plot.get("error"), title=plot.get("title")
+        )
+    except ValueError as error:  # the CSV is still written: a plot that cannot be drawn is reported, not fatal
+        columns = sorted({k for r in rows for k in r})
+        print(f"summary plot skipped: {error} (result columns: {columns})")
         return None
-    figure = sweep_summary_figure(
-        rows, x=plot["x"], y=plot["y"], colour=plot.get("colour"), error=plot.get("error"), title=plot.get("title")
-    )
     path = root / "summary.html"
     # plotly.js sits next to the page once per sweep, so the plot opens offline
     script = root / "plotly.min.js"
