@@ -384,6 +384,15 @@ def run_students(
     )
 
 
+def _teacher_epoch_seconds(context: StudentContext) -> list[float]:
+    """Training seconds of each epoch of a teacher trained here (``[]`` for a given checkpoint)."""
+    if context.teacher_dir is None:
+        return []
+    from wttm_core.runs import read_run
+
+    return [round(row["train_seconds"], 2) for row in read_run(context.teacher_dir).metrics]
+
+
 def timing_rows(results: StudentResults) -> list[dict[str, Any]]:
     """Per method: training seconds of the first epoch (warm-up included) and the mean of the later ones, and
     images/s of the later epochs (all epochs when there is only one), averaged over seeds."""
@@ -464,7 +473,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"students: {error}", file=sys.stderr)
         return 2
     print(setup.describe())
-    results = run_students(setup)
+    context = prepare_students(setup)
+    teacher_epochs = _teacher_epoch_seconds(context)
+    if teacher_epochs:
+        print(f"teacher: {len(teacher_epochs)} epoch(s), training seconds per epoch {teacher_epochs}")
+    results = run_students(setup, context)
     print()
     print(results.table())
     for verdict in results.verdicts:
@@ -491,6 +504,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "device": results.runs[0].config.get("environment", {}),
             "rows": results.rows,
             "timing": timing_rows(results),
+            "teacher_epoch_seconds": teacher_epochs,
+            "teacher_test_acc": context.teacher_accuracy,
             "epochs": {
                 r.name: [
                     {k: m.get(k) for k in ("epoch", "train_seconds", "images_per_s", "test_acc")} for m in r.metrics
