@@ -44,7 +44,7 @@ from wttm_core.experiments.stats import Comparison
 from wttm_core.experiments.tables import accuracy_rows, comparisons, markdown_table
 from wttm_core.experiments.variants import Variant
 from wttm_core.presets import get_profile, method_hyperparameters
-from wttm_core.runs import Run, group_runs
+from wttm_core.runs import Run, group_runs, read_run
 
 __all__ = [
     "PROFILE_PAIRS",
@@ -388,8 +388,6 @@ def _teacher_epoch_seconds(context: StudentContext) -> list[float]:
     """Training seconds of each epoch of a teacher trained here (``[]`` for a given checkpoint)."""
     if context.teacher_dir is None:
         return []
-    from wttm_core.runs import read_run
-
     return [round(row["train_seconds"], 2) for row in read_run(context.teacher_dir).metrics]
 
 
