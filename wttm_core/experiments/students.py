@@ -216,7 +216,7 @@ def setup_students(
         train_size=train_size if train_size is not None else default_size("train_size"),
         test_size=test_size if test_size is not None else default_size("test_size"),
         seeds=seeds,
-        out_dir=out_dir or "build/runs/05_train_students",
+        out_dir=out_dir or f"build/runs/05_train_students/{profile}",  # profiles never overwrite each other
         quiet=quiet,
     )
     from wttm_core.paper import paper_results_for
@@ -446,7 +446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+")
     parser.add_argument("--train-size", type=int)
     parser.add_argument("--test-size", type=int)
-    parser.add_argument("--out", default="build/runs/05_train_students")
+    parser.add_argument("--out", help="runs folder (default build/runs/05_train_students/<profile>)")
     parser.add_argument("--json", help="also write the table and timings to this JSON file")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
