@@ -35,7 +35,7 @@ lab: $(STAMP)
 
 ## present: the interactive notebooks as Voila dashboards (code hidden), on 127.0.0.1
 present: $(STAMP)
-	$(BIN)/voila notebooks/ --Voila.ip=127.0.0.1 --no-browser
+	$(BIN)/python -m wttm_core.present
 
 ## sweep: re-execute a notebook over a parameter grid (SWEEP=path.yaml) into build/sweeps/<name>/
 sweep: $(STAMP)
