@@ -178,6 +178,7 @@ def test_teachers_lists_the_standard_teachers(tmp_path, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # subprocess training: generous on a shared, busy machine
 def test_the_issue_command_forms(tmp_path):
     """The two commands of issue 4, verbatim, through the console entry point; then ``wttm eval``."""
     wttm = [sys.executable, "-m", "wttm_core.cli"]

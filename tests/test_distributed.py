@@ -78,6 +78,7 @@ def _float64_worker(rank: int, world: int, port: int, teacher_path: str, out_dir
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # subprocess training: generous on a shared, busy machine
 def test_ddp_in_float64_equals_one_process_exactly(tmp_path):
     """In float64 rounding cannot hide a mistake: sharding, loss scaling (uneven last batch), DDP averaging and
     GlobalBatchNorm2d must reproduce the single-process steps, running statistics included. Rounding alone
@@ -149,6 +150,7 @@ def _relative_difference(a, b, start):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # subprocess training: generous on a shared, busy machine
 def test_torchrun_two_gloo_processes_match_one_process(tmp_path):
     torch.manual_seed(4)
     teacher = tmp_path / "teacher.pth"

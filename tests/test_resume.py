@@ -145,6 +145,7 @@ def finish(cmd, out):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # subprocess training: generous on a shared, busy machine
 def test_sigkill_mid_epoch_then_resume_matches(tmp_path, teacher_file, uninterrupted):
     out = tmp_path / "killed"
     cmd = command(teacher_file, out)
@@ -166,6 +167,7 @@ def test_sigkill_mid_epoch_then_resume_matches(tmp_path, teacher_file, uninterru
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # subprocess training: generous on a shared, busy machine
 def test_sigint_mid_epoch_exits_cleanly_then_resume_matches(tmp_path, teacher_file, uninterrupted):
     out = tmp_path / "interrupted"
     cmd = command(teacher_file, out)
