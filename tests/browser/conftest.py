@@ -112,7 +112,10 @@ def lab_page(browser, jupyterlab: Server) -> Iterator[LabPage]:
 
 @pytest.fixture(scope="session")
 def screenshots() -> Path:
+    """``build/screenshots/``; failure screenshots of an earlier session are removed so none is mistaken as new."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for stale in SCREENSHOTS.glob("*-failure.png"):
+        stale.unlink()
     return SCREENSHOTS
 
 
