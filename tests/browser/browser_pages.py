@@ -361,9 +361,10 @@ def _wait_for_state(page: Any, expected: dict[str, list[str]], what: str) -> Non
 
 
 def screenshot_at_first_slider(page: Any, path: Path) -> None:
-    """Scroll the first slider's output (the slider and the figure it drives) to the top, then capture the view."""
+    """Scroll the first slider's output (the slider and the figure it drives), or else the first figure, to the
+    top, then capture the view."""
     page.evaluate(
-        "() => { const s = document.querySelector('.widget-slider');"
+        "() => { const s = document.querySelector('.widget-slider') || document.querySelector('.js-plotly-plot');"
         " const area = s && s.closest('.jp-OutputArea'); if (area) area.scrollIntoView({block: 'start'}); }"
     )
     time.sleep(0.3)
