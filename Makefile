@@ -16,10 +16,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -e ".[dev,notebooks]"
 	touch $(STAMP)
 
-## test: ruff, then every test (unit, property, training, notebooks, browser)
+## test: ruff, then every test (unit, property, training, notebooks), then the browser tests (they reuse the
+## notebook tests' cached smoke runs, so they come last)
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not browser"
+	$(BIN)/python -m pytest -m browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
