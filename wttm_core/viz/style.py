@@ -75,15 +75,24 @@ def base_layout(
     legend_title: str | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """Layout defaults: a title, axis titles (with units), a legend above the plot, the shared template."""
+    """Layout defaults: a title, axis titles (with units), a legend below the plot, the shared template.
+
+    The legend sits under the x axis: a legend that wraps onto several rows above the plot would cover the title.
+    """
     layout: dict[str, Any] = {
         "template": TEMPLATE,
         "title": {"text": title, "x": 0.02, "xanchor": "left"},
         "xaxis": {"title": {"text": xaxis_title}},
         "yaxis": {"title": {"text": yaxis_title}},
         "height": height,
-        "margin": {"l": 70, "r": 30, "t": 90, "b": 60},
-        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0.0, "title": {"text": legend_title or ""}},
+        "margin": {"l": 70, "r": 30, "t": 60, "b": 60},
+        "legend": {
+            "orientation": "h",
+            "yanchor": "top",
+            "y": -0.18,
+            "x": 0.0,
+            "title": {"text": legend_title or ""},
+        },
         "showlegend": True,
     }
     for key, value in extra.items():
