@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 PROFILE ?= default
 SWEEP  ?= sweeps/example.yaml
 
-.PHONY: install test lint notebooks lab present sweep bench clean
+.PHONY: install test lint notebooks lab present sweep bench acceptance clean
 
 install: $(STAMP)
 
@@ -47,6 +47,10 @@ sweep: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/losses.py
 	$(BIN)/python benchmarks/train_step.py
+
+## acceptance: the synthetic data set's acceptance tests including the long resnet32x4 vs resnet8 comparison
+acceptance: $(STAMP)
+	WTTM_FULL_ACCEPTANCE=1 $(BIN)/python -m pytest tests/test_synthetic_acceptance.py -s
 
 clean:
 	rm -rf build runs .pytest_cache .ruff_cache .hypothesis

@@ -10,6 +10,7 @@ The training code is ``benchmarks/synthetic_acceptance.py`` (which also prints t
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -40,6 +41,11 @@ def test_resnet20_learns_and_its_errors_stay_in_the_superclass(bench: ModuleType
     assert result["sibling_share_of_wrong_mass"] >= 0.60  # soft labels favour the siblings (chance: 4/99)
 
 
+@pytest.mark.skipif(
+    os.environ.get("WTTM_FULL_ACCEPTANCE") != "1",
+    reason="resnet32x4 for 3 epochs takes tens of minutes on a 2-core CPU; run `make acceptance` "
+    "(WTTM_FULL_ACCEPTANCE=1). Measured: resnet32x4 77.0% vs resnet8 37.3% (benchmarks/RESULTS.md)",
+)
 def test_bigger_network_beats_resnet8_on_the_same_budget(bench: ModuleType) -> None:
     # resnet32x4, not resnet56: on this budget resnet56 sits in the middle of its jump from ~35% to ~80%, so
     # its 3-epoch accuracy depends on the seed (measured 49.8% and 33.8% for seeds 0 and 1 against resnet8's
