@@ -44,7 +44,7 @@ def test_epoch_curves_have_bands_units_and_an_epoch_marker() -> None:
     figure = epoch_curves_figure(curves, metric="student_entropy", title="Fig. 1", epoch=2)
     assert titles(figure) == ("Fig. 1", "epoch", "mean student entropy H(q) on the test set (nats)")
     band, kd, ttm = figure.data
-    assert band.fill == "toself" and band.showlegend is False
+    assert band.fill == "toself" and band.showlegend is False and band.mode == "lines"
     assert list(band.y) == pytest.approx([0.6, 0.7, 0.9, 0.5, 0.5, 0.4])  # mean + std, then mean - std reversed
     assert kd.name == "KD (3 seeds)" and list(kd.y) == [0.5, 0.6, 0.7] and kd.line.color == COLORS["kd"]
     assert ttm.name == "TTM" and ttm.line.color == COLORS["ttm"]

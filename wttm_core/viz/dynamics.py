@@ -145,6 +145,7 @@ def epoch_curves_figure(
                     x=list(series.epochs) + list(series.epochs)[::-1],
                     y=upper + lower[::-1],
                     fill="toself",
+                    mode="lines",  # plotly's default for short traces adds markers in the colorway's colours
                     fillcolor=_rgba(colour, 0.18),
                     line={"width": 0},
                     hoverinfo="skip",
