@@ -95,8 +95,9 @@ def test_superclass_bars_are_sorted_by_the_first_label() -> None:
 
 def test_group_summary_shows_mean_std_and_every_seed() -> None:
     figure = group_summary_figure({"KD": [70.0, 72.0], "WTTM": [75.0]}, title="Q8", reference=71.0)
-    bars, dots = figure.data
-    assert list(bars.y) == [71.0, 75.0] and list(bars.error_y.array) == pytest.approx([math.sqrt(2.0), 0.0])
+    means, dots = figure.data
+    assert means.mode == "markers" and list(means.y) == [71.0, 75.0]
+    assert list(means.error_y.array) == pytest.approx([math.sqrt(2.0), 0.0])
     assert list(dots.x) == ["KD", "KD", "WTTM"] and list(dots.y) == [70.0, 72.0, 75.0]
     assert titles(figure) == ("Q8", "variant", "test accuracy (%)")
     assert figure.layout.shapes[0].y0 == 71.0

@@ -355,7 +355,10 @@ def group_summary_figure(
     reference: float | None = None,
     reference_label: str = "reference",
 ) -> go.Figure:
-    """Bars of the mean per label with +- 1 std error bars and every seed's value as a dot."""
+    """The mean per label as a large marker with +- 1 std error bars, and every seed's value as a small dot.
+
+    Markers, not bars: the y axis is zoomed to the data, and bars on a truncated axis would exaggerate differences.
+    """
     if not values:
         raise ValueError("values must be a non-empty mapping label -> list of numbers")
     labels = list(values)
@@ -367,15 +370,16 @@ def group_summary_figure(
         mean = sum(xs) / len(xs)
         means.append(mean)
         stds.append(math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0)
+    colours = label_colours(labels)
     figure = go.Figure(
-        go.Bar(
+        go.Scatter(
             x=labels,
             y=means,
-            error_y={"type": "data", "array": stds, "visible": True, "color": "#333333"},
-            marker={"color": [label_colours(labels)[label] for label in labels]},
+            mode="markers",
+            error_y={"type": "data", "array": stds, "visible": True, "color": "#333333", "thickness": 2},
+            marker={"color": [colours[label] for label in labels], "size": 16, "symbol": "diamond"},
             name="mean +- std over seeds",
-            text=[f"{m:.2f}" for m in means],
-            textposition="outside",
+            hovertemplate="%{x}: %{y:.2f}<extra></extra>",
         )
     )
     figure.add_trace(
