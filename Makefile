@@ -29,7 +29,7 @@ lint: $(STAMP)
 
 ## notebooks: the main job - execute every notebook with papermill (offline profile) into build/notebooks/
 notebooks: $(STAMP)
-	$(BIN)/python -m wttm_core.notebook_runner --out build/notebooks --profile $(PROFILE)
+	$(BIN)/python -m wttm_core.notebook_runner --out build/notebooks --profile $(PROFILE) --timeout 900
 
 ## lab: JupyterLab on the notebooks, for interactive use
 lab: $(STAMP)
