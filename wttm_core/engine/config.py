@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from wttm_core.engine.methods import WEIGHTINGS, build_method, parse_method
+from wttm_core.engine.methods import WEIGHTINGS, Method, MethodSpec, build_method, parse_method
 from wttm_core.engine.runtime import (
     AMP_MODES,
     cpu_has_fast_bf16,
@@ -254,17 +254,7 @@ def resolve_config(config: TrainConfig, *, world_size: int = 1, local_rank: int 
     elif tuned:
         cfg.preset_source = "given"
     # build once to validate every method hyperparameter together
-    build_method(
-        spec,
-        gamma=cfg.gamma,
-        beta=cfg.beta,
-        temperature=cfg.temperature,
-        ce_weight=cfg.ce_weight,
-        kd_weight=cfg.kd_weight,
-        label_smoothing=cfg.label_smoothing,
-        weighting=cfg.weighting,
-        renyi_order=cfg.renyi_order,
-    )
+    method_for(cfg, spec)
     if cfg.metric_temperature is None:
         cfg.metric_temperature = 1.0 / cfg.gamma if tuned else cfg.temperature  # type: ignore[operator]
 
@@ -329,3 +319,18 @@ def environment_info(device: str) -> dict[str, Any]:
         info["cuda"] = torch.version.cuda
         info["gpu"] = torch.cuda.get_device_name(torch.device(device))
     return info
+
+
+def method_for(cfg: TrainConfig, spec: str | MethodSpec | None = None) -> Method:
+    """The loss :class:`Method` a configuration describes (``spec`` defaults to ``cfg.method``)."""
+    return build_method(
+        cfg.method if spec is None else spec,
+        gamma=cfg.gamma,
+        beta=cfg.beta,
+        temperature=cfg.temperature,
+        ce_weight=cfg.ce_weight,
+        kd_weight=cfg.kd_weight,
+        label_smoothing=cfg.label_smoothing,
+        weighting=cfg.weighting,
+        renyi_order=cfg.renyi_order,
+    )

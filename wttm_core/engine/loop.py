@@ -30,8 +30,8 @@ from tqdm.auto import tqdm
 
 from wttm_core import functional as WF
 from wttm_core.engine import distributed as D
-from wttm_core.engine.config import TrainConfig, config_to_dict, environment_info, resolve_config
-from wttm_core.engine.methods import Method, build_method
+from wttm_core.engine.config import TrainConfig, config_to_dict, environment_info, method_for, resolve_config
+from wttm_core.engine.methods import Method
 from wttm_core.engine.metrics import TrainMeter, evaluation_sums, finish_evaluation, predict_logits
 from wttm_core.engine.runtime import autocast, seed_everything, set_deterministic
 from wttm_core.engine.state import (
@@ -139,17 +139,7 @@ class Trainer:
         self.train_set, self.test_set = _load_data(cfg, data)
         self.data_given = data is not None
         num_classes = self.train_set.num_classes
-        self.method: Method = build_method(
-            cfg.method,
-            gamma=cfg.gamma,
-            beta=cfg.beta,
-            temperature=cfg.temperature,
-            ce_weight=cfg.ce_weight,
-            kd_weight=cfg.kd_weight,
-            label_smoothing=cfg.label_smoothing,
-            weighting=cfg.weighting,
-            renyi_order=cfg.renyi_order,
-        )
+        self.method: Method = method_for(cfg)
         fmt = _memory_format(cfg)
         self.teacher: nn.Module | None = None
         if cfg.teacher_checkpoint is not None:
