@@ -4,9 +4,9 @@ The reference is the straightforward implementation of the official code's formu
 ``pow`` (TTM / WTTM), then ``F.kl_div`` with ``reduction="batchmean"``. Both sides time a forward pass and the
 backward pass into the student logits (the teacher logits are a frozen input), float32 on the chosen device.
 
-    python benchmarks/losses.py [--device cpu] [--repeats 7] [--min-time 0.2]
+    python benchmarks/losses.py [--device cpu] [--repeats 15] [--min-time 0.1]
 
-Prints a table: per shape and loss, the median time of the reference and of ``wttm_core``, their ratio, and
+Prints a table: per shape and loss, the median times of the reference and of ``wttm_core``, the median of their per-round ratio and
 WTTM's time relative to TTM's.
 """
 
@@ -60,27 +60,30 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_step(fn: Callable, z: torch.Tensor, v: torch.Tensor, min_time: float) -> float:
-    """Seconds per forward + backward, averaged over enough calls to last ``min_time``."""
+def calls_for(fn: Callable, z: torch.Tensor, v: torch.Tensor, min_time: float) -> int:
+    """How many back-to-back calls of ``fn`` last at least ``min_time`` seconds."""
     calls = 1
-    while True:
-        _sync(z.device)
-        start = time.perf_counter()
-        for _ in range(calls):
-            z.grad = None
-            fn(z, v).backward()
-        _sync(z.device)
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_time:
-            return elapsed / calls
+    while time_calls(fn, z, v, calls) * calls < min_time:
         calls *= 2
+    return calls
+
+
+def time_calls(fn: Callable, z: torch.Tensor, v: torch.Tensor, calls: int) -> float:
+    """Seconds per forward + backward, averaged over ``calls`` back-to-back calls."""
+    _sync(z.device)
+    start = time.perf_counter()
+    for _ in range(calls):
+        z.grad = None
+        fn(z, v).backward()
+    _sync(z.device)
+    return (time.perf_counter() - start) / calls
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--repeats", type=int, default=7, help="timed rounds per cell; the median is reported")
-    parser.add_argument("--min-time", type=float, default=0.2, help="seconds per timed round")
+    parser.add_argument("--repeats", type=int, default=15, help="timed rounds; medians over rounds are reported")
+    parser.add_argument("--min-time", type=float, default=0.1, help="seconds per timed round")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
 
@@ -95,18 +98,22 @@ def main(argv: list[str] | None = None) -> None:
         g = torch.Generator().manual_seed(0)
         z = torch.randn(n, k, generator=g).to(device).requires_grad_()
         v = (4 * torch.randn(n, k, generator=g)).to(device)
-        medians: dict[str, tuple[float, float]] = {}
+        functions = {}
         for name, (reference, ours) in LOSSES.items():
             torch.testing.assert_close(ours(z, v), reference(z, v), rtol=1e-4, atol=1e-5)
-            rounds = [
-                (time_step(reference, z, v, args.min_time), time_step(ours, z, v, args.min_time))
-                for _ in range(args.repeats)
-            ]  # interleaved, so drifts in machine load hit both sides
-            medians[name] = (statistics.median(r for r, _ in rounds), statistics.median(o for _, o in rounds))
-        for name, (ref_s, our_s) in medians.items():
-            vs_ttm = f"{our_s / medians['ttm'][1]:.2f}x" if name == "wttm" else ""
-            timings = f"{ref_s * 1e3:>13.3f} {our_s * 1e3:>13.3f} {our_s / ref_s:>5.2f}x"
-            print(f"{n:>5} x {k:<5} {name:>5} {timings} {vs_ttm:>7}")
+            functions[("reference", name)], functions[("ours", name)] = reference, ours
+        calls = {key: calls_for(fn, z, v, args.min_time) for key, fn in functions.items()}
+        # every round times all six functions back to back, so a drift in machine load hits all of them alike;
+        # ratios are formed within a round, then the median over rounds is reported
+        rounds = [{key: time_calls(fn, z, v, calls[key]) for key, fn in functions.items()} for _ in range(args.repeats)]
+        for name in LOSSES:
+            ref_s = statistics.median(r[("reference", name)] for r in rounds)
+            our_s = statistics.median(r[("ours", name)] for r in rounds)
+            ratio = statistics.median(r[("ours", name)] / r[("reference", name)] for r in rounds)
+            vs_ttm = ""
+            if name == "wttm":
+                vs_ttm = f"{statistics.median(r[('ours', 'wttm')] / r[('ours', 'ttm')] for r in rounds):.2f}x"
+            print(f"{n:>5} x {k:<5} {name:>5} {ref_s * 1e3:>13.3f} {our_s * 1e3:>13.3f} {ratio:>5.2f}x {vs_ttm:>7}")
 
 
 if __name__ == "__main__":

@@ -248,6 +248,20 @@ class TestNumerics:
         torch.testing.assert_close(ours.double(), exact, rtol=1e-5, atol=0)
         weight = exact_p.new_tensor(1.0) * torch.exp(torch.logsumexp(0.1 * v64, -1) - 0.1 * torch.logsumexp(v64, -1))
         torch.testing.assert_close(W.wttm_weights(v64.float(), 0.1).double(), weight, rtol=1e-5, atol=0)
+        wttm = W.wttm_loss(z64.float(), v64.float(), 0.1, reduction="none")
+        torch.testing.assert_close(wttm.double(), weight * exact, rtol=1e-5, atol=0)
+
+    def test_sharpening_weight_below_float32_range_gives_zero_not_nan(self):
+        # gamma = 12 on a uniform teacher over 32000 classes: U = K^(1 - gamma) ~ 1e-50 is below float32's range,
+        # so float32 WTTM is 0 (float64 ~ 1e-50) and its gradient 0, never NaN.
+        z = torch.randn(3, 32000, generator=torch.Generator().manual_seed(1), requires_grad=True)
+        v = torch.zeros(3, 32000)
+        loss = W.wttm_loss(z, v, 12.0, reduction="none")
+        expected = W.wttm_loss(z.detach().double(), v.double(), 12.0, reduction="none")
+        assert (expected > 0).all() and (expected < 1e-45).all()
+        assert torch.equal(loss, torch.zeros(3))
+        loss.sum().backward()
+        assert torch.isfinite(z.grad).all() and z.grad.abs().max() < 1e-30
 
     @pytest.mark.parametrize("k", [2, 10, 1000, 32000])
     def test_extreme_logits_stay_finite_and_accurate(self, k):

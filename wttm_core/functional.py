@@ -179,6 +179,53 @@ def _kl_from_logs(log_target: Tensor, log_input: Tensor) -> Tensor:
     return F.kl_div(log_input, log_target, reduction="none", log_target=True).sum(dim=-1)
 
 
+class _TargetMatching(torch.autograd.Function):
+    """Per row ``i``: ``factor * sum_j t_ij (log_t_ij - log softmax(scale * z_i)_j)``, with a closed-form backward.
+
+    ``t`` is a fixed (teacher-side) target with row masses ``m_i = sum_j t_ij`` (1 for a distribution) and
+    ``log_t`` its normalised log (``log t_ij - log m_i``). With ``t = p^t_T`` this is ``D(p^t_T || q)`` (TTM,
+    Eq. 2); with ``t = U p^t_T`` it is WTTM's ``U D(p^t_T || q)`` (Eq. 23); with the student at ``scale = 1/T``
+    and ``factor = T^2`` it is KD (Eq. 1). The gradient is ``factor * scale * (m_i softmax(scale z_i) - t_i)``
+    (Eqs. 20-21): one softmax instead of autograd's chain through ``kl_div`` and ``log_softmax``. The backward
+    recomputes the softmax from ``z`` with differentiable operations, so second derivatives work too.
+    """
+
+    @staticmethod
+    def forward(ctx, student, target, log_target, mass, scale, factor):  # type: ignore[override]
+        scaled = student * scale if scale != 1.0 else student
+        per_row = torch.sub(log_target, torch.log_softmax(scaled, dim=-1)).mul_(target).sum(dim=-1)
+        if factor != 1.0:
+            per_row.mul_(factor)
+        ctx.save_for_backward(student, target, mass)
+        ctx.scale, ctx.factor = scale, factor
+        return per_row
+
+    @staticmethod
+    def backward(ctx, grad_rows):  # type: ignore[override]
+        student, target, mass = ctx.saved_tensors
+        scale = ctx.scale
+        coefficient = (grad_rows * (ctx.factor * scale)).unsqueeze(-1)
+        q = torch.softmax(student * scale if scale != 1.0 else student, dim=-1)
+        if torch.is_grad_enabled():  # double backward: stay out of place so autograd can trace it
+            scaled_q = q * mass.unsqueeze(-1) if mass is not None else q
+            return (scaled_q - target) * coefficient, None, None, None, None, None
+        if mass is not None:
+            q.mul_(mass.unsqueeze(-1))
+        return q.sub_(target).mul_(coefficient), None, None, None, None, None
+
+
+def _match(
+    student: Tensor,
+    target: Tensor,
+    log_target: Tensor,
+    *,
+    mass: Tensor | None = None,
+    scale: float = 1.0,
+    factor: float = 1.0,
+) -> Tensor:
+    return _TargetMatching.apply(student, target, log_target, mass, scale, factor)
+
+
 def _reduce_checked(per_sample: Tensor, reduction: str, student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
     """Apply ``reduction`` to the ``[N]`` per-sample values, then make sure the result is finite.
 
@@ -195,16 +242,19 @@ def _reduce_checked(per_sample: Tensor, reduction: str, student_logits: Tensor, 
     return result
 
 
-def _teacher_terms(teacher: Tensor, gamma: float) -> tuple[Tensor, Tensor]:
-    """``log p^t_T`` (Eqs. 8-9) and ``log U_gamma(p^t)`` (Eq. 22) from two fused log-softmax passes.
+def _weighted_teacher(teacher: Tensor, gamma: float) -> tuple[Tensor, Tensor, Tensor]:
+    """``(p^t)^gamma = U p^t_T``, ``log p^t_T`` and ``U = U_gamma(p^t)`` (Eqs. 8-9, 22), teacher-side only.
 
-    Since ``p^t_T,j = (p^t_j)^gamma / U_gamma(p^t)`` for every class ``j``, ``log U = gamma log p^t_j - log p^t_T,j``.
-    Taking ``j`` = the teacher's top class (where both logs lie in ``[-log K, 0]``, so nothing cancels) gives
-    ``log U = gamma max_j log p^t_j - max_j log p^t_T,j`` without a separate log-sum-exp.
+    ``(p^t_j)^gamma = exp(gamma log p^t_j)`` is WTTM's target as it stands: its row sum is the weight ``U``
+    (Eq. 22) and dividing by ``U`` gives ``p^t_T``, so the weight costs one row sum more than TTM's target.
+    ``log p^t`` comes from a log-softmax (log domain: a teacher logit gap of 110 at gamma = 0.1 still leaves
+    ``e^-11``). For ``gamma <= 1`` the largest power is at least ``1/K``, so the plain sum cannot underflow;
+    for ``gamma > 1`` the log of ``U`` is taken with a log-sum-exp instead.
     """
-    log_pt = torch.log_softmax(gamma * teacher, dim=-1)
-    top_log_p = torch.log_softmax(teacher, dim=-1).amax(dim=-1)
-    return log_pt, torch.sub(top_log_p, log_pt.amax(dim=-1), alpha=1.0 / gamma).mul_(gamma)
+    log_power = torch.log_softmax(teacher, dim=-1).mul_(gamma)
+    powered = torch.exp(log_power)
+    log_weight = torch.logsumexp(log_power, dim=-1) if gamma > 1 else powered.sum(dim=-1).log_()
+    return powered, log_power.sub_(log_weight.unsqueeze(-1)), log_weight
 
 
 def transformed_teacher_log_probs(teacher_logits: Tensor, gamma: float) -> Tensor:
@@ -225,8 +275,7 @@ def wttm_weights(teacher_logits: Tensor, gamma: float) -> Tensor:
     gamma = check_scalar("gamma", gamma)
     check_logits("teacher_logits", teacher_logits)
     teacher = teacher_logits.detach().to(_compute_dtype(teacher_logits))
-    _, log_weight = _teacher_terms(teacher, gamma)
-    weight = torch.exp(log_weight)
+    weight = torch.exp(_log_power_sum(torch.log_softmax(teacher, dim=-1), gamma, dim=-1))
     raise_if_not_finite(weight, teacher_logits=teacher_logits)
     return weight
 
@@ -242,8 +291,7 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float, 
     reduction = check_reduction(reduction)
     student, teacher = _prepare(student_logits, teacher_logits)
     log_pt = torch.log_softmax(teacher / temperature, dim=-1)
-    log_qt = torch.log_softmax(student / temperature, dim=-1)
-    per_sample = temperature**2 * _kl_from_logs(log_pt, log_qt)
+    per_sample = _match(student, torch.exp(log_pt), log_pt, scale=1.0 / temperature, factor=temperature**2)
     return _reduce_checked(per_sample, reduction, student_logits, teacher_logits)
 
 
@@ -257,21 +305,22 @@ def ttm_loss(student_logits: Tensor, teacher_logits: Tensor, gamma: float, reduc
     reduction = check_reduction(reduction)
     student, teacher = _prepare(student_logits, teacher_logits)
     log_pt = torch.log_softmax(gamma * teacher, dim=-1)
-    per_sample = _kl_from_logs(log_pt, torch.log_softmax(student, dim=-1))
+    per_sample = _match(student, torch.exp(log_pt), log_pt)
     return _reduce_checked(per_sample, reduction, student_logits, teacher_logits)
 
 
 def wttm_loss(student_logits: Tensor, teacher_logits: Tensor, gamma: float, reduction: str = "mean") -> Tensor:
     """The distillation term of weighted TTM (Eq. 23): ``U_gamma(p^t) D(p^t_T || q)``, ``T = 1 / gamma``.
 
-    The sample weight ``U_gamma(p^t)`` (Eq. 22) is large for smooth teacher outputs and 1 for one-hot ones;
-    it shares its log-sum-exp with the transformed teacher, so WTTM costs almost exactly what TTM costs.
+    The sample weight ``U_gamma(p^t)`` (Eq. 22) is large for smooth teacher outputs and 1 for one-hot ones.
+    It is the row sum of ``(p^t)^gamma``, which serves directly as the weighted target ``U p^t_T``, so WTTM
+    costs one row sum more than TTM.
     """
     gamma = check_scalar("gamma", gamma)
     reduction = check_reduction(reduction)
     student, teacher = _prepare(student_logits, teacher_logits)
-    log_pt, log_weight = _teacher_terms(teacher, gamma)
-    per_sample = torch.exp(log_weight) * _kl_from_logs(log_pt, torch.log_softmax(student, dim=-1))
+    powered, log_pt, log_weight = _weighted_teacher(teacher, gamma)
+    per_sample = _match(student, powered, log_pt, mass=torch.exp(log_weight))
     return _reduce_checked(per_sample, reduction, student_logits, teacher_logits)
 
 
@@ -325,6 +374,6 @@ def wttm_grad(student_logits: Tensor, teacher_logits: Tensor, gamma: float) -> T
     """Gradient of ``wttm_loss(..., reduction="sum")``: ``U_gamma(p^t) (q - p^t_T)`` (Eq. 20 weighted by Eq. 22)."""
     gamma = check_scalar("gamma", gamma)
     student, teacher = _prepare(student_logits, teacher_logits, check_values=True)
-    log_pt, log_weight = _teacher_terms(teacher, gamma)
-    grad = torch.exp(log_weight).unsqueeze(-1) * (torch.softmax(student, -1) - torch.exp(log_pt))
+    powered, _, log_weight = _weighted_teacher(teacher, gamma)
+    grad = torch.exp(log_weight).unsqueeze(-1) * torch.softmax(student, -1) - powered
     return grad
