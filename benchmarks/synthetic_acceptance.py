@@ -143,9 +143,7 @@ def main() -> None:
     parser.add_argument("--difficulty", type=float, default=DEFAULT_DIFFICULTY)
     parser.add_argument("--seed", type=int, nargs="+", default=[0])
     parser.add_argument("--no-augment", action="store_true")
-    parser.add_argument(
-        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
-    )
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--out", type=Path, default=None, help="write all results as JSON here")
     args = parser.parse_args()
     if args.threads is not None:

@@ -40,7 +40,7 @@ import torch
 from wttm_core.data import ImageDataset, load_dataset, reference_loader
 from wttm_core.engine import TrainConfig, build_method, prepare
 from wttm_core.engine.metrics import TrainMeter, topk_correct
-from wttm_core.engine.runtime import autocast, default_amp, default_channels_last, resolve_device
+from wttm_core.engine.runtime import autocast, cpu_description, default_amp, default_channels_last, resolve_device
 from wttm_core.models import build_model, save_checkpoint
 
 PAIRS = (("resnet32x4", "resnet8x4", 0.1, 3.0), ("resnet56", "resnet20", 0.3, 1.5))  # Table 8 WTTM presets
@@ -396,11 +396,7 @@ def _table(results: list[Timing]) -> str:
 def _machine(device: str) -> str:
     if device.startswith("cuda"):
         return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
-    import platform
-
-    return (
-        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads (torch {torch.__version__})"
-    )
+    return f"{cpu_description()}, {torch.get_num_threads()} threads (torch {torch.__version__})"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -122,9 +122,7 @@ def test_load_dataset_rejects_bad_arguments() -> None:
     fraction=st.floats(min_value=0.05, max_value=1.0),
     seed=st.integers(min_value=0, max_value=2**31),
 )
-def test_stratified_subsample_is_balanced_and_deterministic(
-    counts: list[int], fraction: float, seed: int
-) -> None:
+def test_stratified_subsample_is_balanced_and_deterministic(counts: list[int], fraction: float, seed: int) -> None:
     labels = torch.cat([torch.full((c,), k) for k, c in enumerate(counts)])
     labels = labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))]
     size = max(1, int(fraction * len(labels)))
@@ -401,9 +399,7 @@ def test_synthetic_latents_describe_the_blends() -> None:
     weight = latents["sibling_weight"][blended]
     assert weight.min() >= 0.3 and weight.max() <= 0.7
     sibling, labels = latents["sibling"], data.labels
-    assert bool((sibling[blended] != labels[blended]).all()) and torch.equal(
-        sibling[~blended], labels[~blended]
-    )
+    assert bool((sibling[blended] != labels[blended]).all()) and torch.equal(sibling[~blended], labels[~blended])
     assert torch.equal(data.fine_to_coarse[sibling], data.coarse_labels)  # blends stay inside the superclass
     assert latents["offsets"].min() >= 0 and latents["offsets"].max() <= 8
     assert set(latents) == {"sibling", "sibling_weight", "strength", "offsets", "flips"}
@@ -427,9 +423,7 @@ def _pil(image: torch.Tensor) -> Image.Image:
 
 
 def test_normalize_is_bitwise_torchvision() -> None:
-    images = torch.randint(
-        0, 256, (5, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
-    )
+    images = torch.randint(0, 256, (5, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     reference = T.Compose([T.ToTensor(), T.Normalize(CIFAR100_MEAN, CIFAR100_STD)])
     expected = torch.stack([reference(_pil(img)) for img in images])
     assert torch.equal(normalize(images), expected)
@@ -609,9 +603,7 @@ def test_device_loader_shards_across_ranks() -> None:
         assert len(loader) == -(-len(range(rank, 101, 3)) // 10)
         seen.append(torch.cat([y for _, y in loader]))
     everything = torch.cat(seen)
-    assert len(everything) == 101 and torch.equal(
-        torch.sort(everything).values, torch.sort(data.labels).values
-    )
+    assert len(everything) == 101 and torch.equal(torch.sort(everything).values, torch.sort(data.labels).values)
 
 
 def test_device_loader_memory_format_and_arguments() -> None:

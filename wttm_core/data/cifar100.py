@@ -79,9 +79,7 @@ def _read_pickle(path: Path) -> dict[str, Any]:
             f"{path} is not a valid CIFAR-100 pickle ({error}); delete the folder and download again"
         ) from error
     if not isinstance(content, dict):
-        raise ValueError(
-            f"{path} is not a valid CIFAR-100 pickle (expected a dict, got {type(content).__name__})"
-        )
+        raise ValueError(f"{path} is not a valid CIFAR-100 pickle (expected a dict, got {type(content).__name__})")
     return content
 
 

@@ -37,33 +37,19 @@ class ImageDataset:
     fine_to_coarse: torch.Tensor
 
     def __post_init__(self) -> None:
-        if (
-            not isinstance(self.images, torch.Tensor)
-            or self.images.dtype != torch.uint8
-            or self.images.dim() != 4
-        ):
+        if not isinstance(self.images, torch.Tensor) or self.images.dtype != torch.uint8 or self.images.dim() != 4:
             raise TypeError(f"images must be a uint8 tensor [N, C, H, W], got {_describe(self.images)}")
         if self.images.shape[1] != 3:
             raise ValueError(f"images must have 3 channels (NCHW), got shape {tuple(self.images.shape)}")
-        if (
-            not isinstance(self.labels, torch.Tensor)
-            or self.labels.dtype != torch.int64
-            or self.labels.dim() != 1
-        ):
+        if not isinstance(self.labels, torch.Tensor) or self.labels.dtype != torch.int64 or self.labels.dim() != 1:
             raise TypeError(f"labels must be an int64 tensor [N], got {_describe(self.labels)}")
         if self.labels.shape[0] != self.images.shape[0]:
-            raise ValueError(
-                f"labels has {self.labels.shape[0]} entries but images has {self.images.shape[0]}"
-            )
+            raise ValueError(f"labels has {self.labels.shape[0]} entries but images has {self.images.shape[0]}")
         num_classes = len(self.class_names)
         if self.labels.numel() and (int(self.labels.min()) < 0 or int(self.labels.max()) >= num_classes):
             raise ValueError(f"labels must lie in [0, {num_classes - 1}] (len(class_names) = {num_classes})")
         f2c = self.fine_to_coarse
-        if (
-            not isinstance(f2c, torch.Tensor)
-            or f2c.dtype != torch.int64
-            or tuple(f2c.shape) != (num_classes,)
-        ):
+        if not isinstance(f2c, torch.Tensor) or f2c.dtype != torch.int64 or tuple(f2c.shape) != (num_classes,):
             raise TypeError(f"fine_to_coarse must be an int64 tensor [{num_classes}], got {_describe(f2c)}")
         if num_classes and (int(f2c.min()) < 0 or int(f2c.max()) >= len(self.superclass_names)):
             raise ValueError(f"fine_to_coarse entries must lie in [0, {len(self.superclass_names) - 1}]")

@@ -44,9 +44,7 @@ CIFAR100_CLASS_NAMES: tuple[str, ...] = tuple(
 )
 
 _COARSE_OF_NAME = {
-    name: CIFAR100_SUPERCLASS_NAMES.index(coarse)
-    for coarse, members in SUPERCLASS_MEMBERS.items()
-    for name in members
+    name: CIFAR100_SUPERCLASS_NAMES.index(coarse) for coarse, members in SUPERCLASS_MEMBERS.items() for name in members
 }
 
 

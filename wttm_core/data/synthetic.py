@@ -213,9 +213,7 @@ def make_synthetic_with_latents(
     pieces = []
     for chunk in range(-(-size // CHUNK)):
         # always draw a whole chunk so the first images never depend on how many are kept
-        pieces.append(
-            _generate_chunk(parts, CHUNK, float(difficulty), _generator(seed, _SPLIT_STREAM[split], chunk))
-        )
+        pieces.append(_generate_chunk(parts, CHUNK, float(difficulty), _generator(seed, _SPLIT_STREAM[split], chunk)))
     dataset = ImageDataset(
         images=torch.cat([images for images, _, _ in pieces])[:size],
         labels=torch.cat([labels for _, labels, _ in pieces])[:size],

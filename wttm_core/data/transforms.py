@@ -61,9 +61,7 @@ def crop_windows(
     return torch.gather(picked_rows, 3, cols[:, None, None, :].expand(b, c, height, width))
 
 
-def crop_flip(
-    images: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, *, padding: int = 4
-) -> torch.Tensor:
+def crop_flip(images: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, *, padding: int = 4) -> torch.Tensor:
     """Zero-pad, crop at per-image ``offsets`` (top, left) and mirror the images where ``flips`` is true.
 
     ``images`` is [B, C, H, W] of any dtype; the result has the same shape, dtype and device. Equivalent to

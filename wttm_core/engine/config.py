@@ -22,6 +22,7 @@ import torch
 from wttm_core.engine.methods import WEIGHTINGS, Method, MethodSpec, build_method, parse_method
 from wttm_core.engine.runtime import (
     AMP_MODES,
+    cpu_description,
     cpu_has_fast_bf16,
     default_amp,
     default_channels_last,
@@ -311,7 +312,7 @@ def environment_info(device: str) -> dict[str, Any]:
         "torchvision": torchvision.__version__,
         "numpy": np.__version__,
         "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
+        "processor": cpu_description(),
         "cpu_threads": torch.get_num_threads(),
         "cpu_fast_bf16": cpu_has_fast_bf16(),
     }
