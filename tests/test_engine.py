@@ -19,7 +19,6 @@ from wttm_core.engine.methods import sample_weights
 from wttm_core.engine.metrics import TrainMeter, evaluation_sums, finish_evaluation
 from wttm_core.engine.state import (
     RunDirectoryError,
-    atomic_write,
     capture_rng,
     check_run_directory,
     restore_rng,
@@ -212,19 +211,6 @@ def test_resolve_rejects_bad_values(changes, field, in_tmp):
 
 
 # ------------------------------------------------------------------------------------------------ state
-def test_atomic_write_leaves_old_file_on_failure(tmp_path):
-    target = tmp_path / "x.json"
-    target.write_text("old")
-
-    def broken(handle):
-        handle.write("partial")
-        raise RuntimeError("disk full")
-
-    with pytest.raises(RuntimeError):
-        atomic_write(target, broken)
-    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["x.json"]
-
-
 def test_rng_round_trip(tmp_path):
     import random
 

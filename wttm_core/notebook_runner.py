@@ -20,24 +20,19 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from wttm_core.atomic import atomic_path
+
 __all__ = ["KERNEL_NAME", "PROFILES", "RunResult", "declared_parameters", "execute_notebook", "run_all", "main"]
 
 KERNEL_NAME = "python3"
 PROFILES = ("default", "smoke")
 DEFAULT_CELL_TIMEOUT_S = 300
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _check_timeout(timeout: object) -> int:
@@ -75,11 +70,9 @@ def execute_notebook(
     cell_timeout = _check_timeout(timeout)
     dst_path = Path(dst)
     dst_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dst_path.stem}.", suffix=".tmp.ipynb", dir=dst_path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the result the usual permissions
-    try:
+    with atomic_path(
+        dst_path, keep_partial=True, suffix=".tmp.ipynb"
+    ) as tmp:  # a failed run still shows its failing cell
         papermill.execute_notebook(
             str(src_path),
             str(tmp),
@@ -91,11 +84,6 @@ def execute_notebook(
             execution_timeout=cell_timeout,
             store_widget_state=False,
         )
-    finally:
-        if tmp.exists() and tmp.stat().st_size > 0:
-            os.replace(tmp, dst_path)
-        else:
-            tmp.unlink(missing_ok=True)
     return dst_path
 
 

@@ -18,10 +18,11 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from wttm_core.atomic import write_text_atomic
 
 PARAMETERS_TAG = "parameters"
 INTERACTIVE = "interactive"
@@ -129,17 +130,6 @@ def presentation_notebook(path: str | os.PathLike[str], parameters: Mapping[str,
     return {**notebook, "cells": cells}
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def write_presentation(
     source: str | os.PathLike[str],
     destination: str | os.PathLike[str],
@@ -161,7 +151,7 @@ def write_presentation(
     for path in notebooks:
         target = destination / path.name
         values = parameters(path) if callable(parameters) else parameters
-        _write_atomically(target, json.dumps(presentation_notebook(path, values), indent=1) + "\n")
+        write_text_atomic(target, json.dumps(presentation_notebook(path, values), indent=1) + "\n")
         written.append(target)
     for stale in set(destination.glob("*.ipynb")) - set(written):
         stale.unlink()

@@ -41,7 +41,8 @@ from typing import Any
 
 import yaml
 
-from wttm_core.engine.state import atomic_write, write_json
+from wttm_core.atomic import write_text_atomic
+from wttm_core.engine.state import write_json
 
 __all__ = [
     "RESULTS_FILE",
@@ -310,13 +311,9 @@ def run_sweep(
     _write_csv(csv_path, rows)
     failures = [o for o in outcomes if o.status == "failed"]
     failure_text = "".join(f"{o.directory.name}\t{o.error}\n" for o in failures)
-    _write_text(root / "failures.txt", failure_text)
+    write_text_atomic(root / "failures.txt", failure_text)
     plot_path = _write_plot(root, rows, spec.plot) if spec.plot and rows else None
     return SweepReport(root, outcomes, csv_path, plot_path)
-
-
-def _write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda handle: handle.write(text))
 
 
 def _cell(value: Any) -> Any:
@@ -349,7 +346,7 @@ def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    _write_text(path, buffer.getvalue())
+    write_text_atomic(path, buffer.getvalue())
 
 
 def _write_plot(root: Path, rows: Sequence[dict[str, Any]], plot: dict[str, str]) -> Path | None:
@@ -369,8 +366,8 @@ def _write_plot(root: Path, rows: Sequence[dict[str, Any]], plot: dict[str, str]
     if not script.is_file():
         from plotly.offline import get_plotlyjs
 
-        _write_text(script, get_plotlyjs())
-    _write_text(path, figure.to_html(include_plotlyjs="directory", full_html=True))
+        write_text_atomic(script, get_plotlyjs())
+    write_text_atomic(path, figure.to_html(include_plotlyjs="directory", full_html=True))
     return path
 
 

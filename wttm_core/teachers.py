@@ -39,8 +39,8 @@ from types import MappingProxyType
 from torch import nn
 from tqdm.auto import tqdm
 
+from wttm_core.atomic import atomic_write
 from wttm_core.models import MODEL_NAMES, load_checkpoint
-from wttm_core.models.checkpoint import atomic_write
 
 #: The mdistiller release asset holding the CRD teachers (about 364 MB).
 DEFAULT_URL = "https://github.com/megvii-research/mdistiller/releases/download/checkpoints/cifar_teachers.tar"

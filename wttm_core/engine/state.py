@@ -11,23 +11,20 @@ the old or the new version, never a torn one.
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from wttm_core.atomic import atomic_write, write_text_atomic
 from wttm_core.engine.config import identity
 
 __all__ = [
     "RUN_FILES",
     "STATE_FORMAT",
     "RunDirectoryError",
-    "atomic_write",
     "write_json",
     "write_jsonl",
     "read_jsonl",
@@ -46,29 +43,14 @@ class RunDirectoryError(ValueError):
     """The output directory holds something this run must not overwrite (another run, foreign files)."""
 
 
-def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "w") -> None:
-    """Call ``write(handle)`` on a temporary file next to ``path``, flush it to disk, then rename it over ``path``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode) as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_json(path: str | Path, data: Any) -> None:
     """Atomically write ``data`` as indented JSON."""
-    atomic_write(path, lambda h: h.write(json.dumps(data, indent=2, sort_keys=False) + "\n"))
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 def write_jsonl(path: str | Path, rows: list[dict[str, Any]]) -> None:
     """Atomically (re)write a JSON-lines file with one object per row."""
-    atomic_write(path, lambda h: h.writelines(json.dumps(row) + "\n" for row in rows))
+    write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in rows))
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
@@ -122,7 +104,8 @@ def _as_tuple(value: Any) -> Any:
 def save_state(path: str | Path, state: dict[str, Any]) -> None:
     """Atomically write a training state (``state["format"]`` is set to :data:`STATE_FORMAT`)."""
     payload = dict(state, format=STATE_FORMAT)
-    atomic_write(path, lambda h: torch.save(payload, h), mode="wb")
+    with atomic_write(path, "wb") as handle:
+        torch.save(payload, handle)
 
 
 def load_state(path: str | Path) -> dict[str, Any]:

@@ -28,9 +28,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from wttm_core.atomic import atomic_write
 from wttm_core.engine import TrainConfig, config_to_dict, prepare, resolve_config
 from wttm_core.engine.config import identity
-from wttm_core.engine.state import atomic_write
 from wttm_core.experiments.diagnostics import DiagnosticsRecorder
 from wttm_core.experiments.variants import Variant
 from wttm_core.runs import Run, read_run
@@ -272,8 +272,8 @@ def _train_teacher(
 
     def snapshot(record: dict[str, Any]) -> None:
         if record["epoch"] in snapshots:
-            payload = (out / "checkpoint.pth").read_bytes()
-            atomic_write(out / f"checkpoint_epoch{record['epoch']}.pth", lambda handle: handle.write(payload), "wb")
+            with atomic_write(out / f"checkpoint_epoch{record['epoch']}.pth", "wb") as handle:
+                handle.write((out / "checkpoint.pth").read_bytes())
 
     what = f"resuming after epoch {done}" if resume else "training"
     log(f"teacher: {what} {config.arch} for {config.epochs} epoch(s) into {out}")

@@ -15,22 +15,21 @@ else in the pickle - in particular a payload that would run code - is refused wi
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import math
 import os
 import pickle
 import re
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from numbers import Integral, Real
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..atomic import atomic_write
 from .registry import MODEL_NAMES, build_model, check_model_name
 
 PathLike = str | os.PathLike[str]
@@ -352,28 +351,6 @@ def load_checkpoint(path: PathLike, arch: str | None = None, num_classes: int | 
 # --- writing ----------------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open a temporary file next to ``path`` for writing; on success fsync it and ``os.replace`` it onto
-    ``path``; on any error remove it, so ``path`` is either the old file or the complete new one."""
-    if mode not in ("wb", "w"):
-        raise ValueError(f"mode must be 'wb' or 'w', got {mode!r}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def _unwrap(model: nn.Module) -> nn.Module:
     """The module inside DataParallel / DistributedDataParallel / torch.compile wrappers."""
     while True:
@@ -464,6 +441,6 @@ def save_checkpoint(
         **extra,
     }
     path = Path(path)
-    with atomic_write(path) as handle:
+    with atomic_write(path, "wb") as handle:
         torch.save(payload, handle)
     return path
