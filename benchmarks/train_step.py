@@ -43,7 +43,22 @@ from wttm_core.engine.metrics import TrainMeter, topk_correct
 from wttm_core.engine.runtime import autocast, cpu_description, default_amp, default_channels_last, resolve_device
 from wttm_core.models import build_model, save_checkpoint
 
-PAIRS = (("resnet32x4", "resnet8x4", 0.1, 3.0), ("resnet56", "resnet20", 0.3, 1.5))  # Table 8 WTTM presets
+
+@dataclass(frozen=True)
+class Pair:
+    """A teacher -> student pair with its Table 8 WTTM preset."""
+
+    teacher: str
+    student: str
+    gamma: float
+    beta: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.teacher} -> {self.student}"
+
+
+PAIRS = (Pair("resnet32x4", "resnet8x4", 0.1, 3.0), Pair("resnet56", "resnet20", 0.3, 1.5))
 
 
 @dataclass
@@ -94,20 +109,13 @@ def _teacher_file(arch: str, folder: Path) -> Path:
 
 # ------------------------------------------------------------------------------------------------ pipelines
 def reference_step_fn(
-    teacher_arch: str,
-    student_arch: str,
-    gamma: float,
-    beta: float,
-    data: ImageDataset,
-    device: str,
-    batch_size: int,
-    num_workers: int,
+    pair: Pair, data: ImageDataset, device: str, batch_size: int, num_workers: int
 ) -> Callable[[], int]:
     """The reference-style loop: DataLoader + PIL augmentation, float32, NCHW, no_grad teacher, per-step .item()."""
-    teacher = build_model(teacher_arch).to(device).eval()
-    student = build_model(student_arch).to(device).train()
+    teacher = build_model(pair.teacher).to(device).eval()
+    student = build_model(pair.student).to(device).train()
     optimizer = torch.optim.SGD(student.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
-    method = build_method("wttm", gamma=gamma, beta=beta)
+    method = build_method("wttm", gamma=pair.gamma, beta=pair.beta)
     loader = reference_loader(data, batch_size, train=True, num_workers=num_workers, seed=0)
     if device.startswith("cuda"):
         loader.pin_memory = True
@@ -133,24 +141,15 @@ def reference_step_fn(
 
 
 def _engine_trainer(
-    teacher_arch: str,
-    student_arch: str,
-    gamma: float,
-    beta: float,
-    data: ImageDataset,
-    test: ImageDataset,
-    device: str,
-    batch_size: int,
-    folder: Path,
-    **overrides: object,
+    pair: Pair, data: ImageDataset, test: ImageDataset, device: str, batch_size: int, folder: Path, **overrides: object
 ):
     config = TrainConfig(
-        arch=student_arch,
+        arch=pair.student,
         method="wttm",
-        teacher_checkpoint=str(_teacher_file(teacher_arch, folder)),
-        teacher_arch=teacher_arch,
-        gamma=gamma,
-        beta=beta,
+        teacher_checkpoint=str(_teacher_file(pair.teacher, folder)),
+        teacher_arch=pair.teacher,
+        gamma=pair.gamma,
+        beta=pair.beta,
         batch_size=batch_size,
         device=device,
         quiet=True,
@@ -202,37 +201,32 @@ def run_steps(args: argparse.Namespace, device: str, folder: Path) -> list[Timin
     amp = args.amp if args.amp != "auto" else default_amp(device)
     channels_last = default_channels_last(device, amp)
     results = []
-    for teacher_arch, student_arch, gamma, beta in PAIRS:
-        if args.pairs and f"{teacher_arch}->{student_arch}" not in args.pairs:
-            continue
-        pair = f"{teacher_arch} -> {student_arch}"
+    for pair in _selected_pairs(args):
         torch.manual_seed(0)
-        step = reference_step_fn(
-            teacher_arch, student_arch, gamma, beta, data, device, args.batch_size, args.num_workers
-        )
-        rate, ms = _time_steps(step, args.warmup, args.steps, device)
-        results.append(Timing(pair, "reference", rate, ms, args.steps, "off", False, "DataLoader+PIL"))
-        _report(results[-1])
         trainer = _engine_trainer(
-            teacher_arch,
-            student_arch,
-            gamma,
-            beta,
-            data,
-            test,
-            device,
-            args.batch_size,
-            folder,
-            amp=amp,
-            channels_last=channels_last,
+            pair, data, test, device, args.batch_size, folder, amp=amp, channels_last=channels_last
         )
-        rate, ms = _time_steps(optimised_step_fn(trainer), args.warmup, args.steps, device)
-        results.append(Timing(pair, "optimised", rate, ms, args.steps, amp, channels_last, "DeviceLoader"))
-        _report(results[-1])
-        rate, ms = _time_steps(ceiling_step_fn(trainer, args.batch_size), args.warmup, args.steps, device)
-        results.append(Timing(pair, "ceiling", rate, ms, args.steps, amp, channels_last, "none"))
-        _report(results[-1])
+        pipelines = (
+            (
+                "reference",
+                reference_step_fn(pair, data, device, args.batch_size, args.num_workers),
+                "off",
+                False,
+                "DataLoader+PIL",
+            ),
+            ("optimised", optimised_step_fn(trainer), amp, channels_last, "DeviceLoader"),
+            ("ceiling", ceiling_step_fn(trainer, args.batch_size), amp, channels_last, "none"),
+        )
+        for name, step, step_amp, step_channels_last, loader in pipelines:
+            rate, ms = _time_steps(step, args.warmup, args.steps, device)
+            results.append(Timing(pair.label, name, rate, ms, args.steps, step_amp, step_channels_last, loader))
+            _report(results[-1])
     return results
+
+
+def _selected_pairs(args: argparse.Namespace) -> list[Pair]:
+    """The pairs named by ``--pairs`` (as ``teacher->student``), or all of them."""
+    return [p for p in PAIRS if not args.pairs or f"{p.teacher}->{p.student}" in args.pairs]
 
 
 def run_epochs(args: argparse.Namespace, device: str, folder: Path) -> list[dict[str, object]]:
@@ -240,14 +234,9 @@ def run_epochs(args: argparse.Namespace, device: str, folder: Path) -> list[dict
     data = load_dataset("synthetic", "train", size=args.train_size)
     test = load_dataset("synthetic", "test", size=args.test_size)
     rows: list[dict[str, object]] = []
-    for teacher_arch, student_arch, gamma, beta in PAIRS:
-        if args.pairs and f"{teacher_arch}->{student_arch}" not in args.pairs:
-            continue
-        pair = f"{teacher_arch} -> {student_arch}"
+    for pair in _selected_pairs(args):
         steps_per_epoch = -(-len(data) // args.batch_size)
-        step = reference_step_fn(
-            teacher_arch, student_arch, gamma, beta, data, device, args.batch_size, args.num_workers
-        )
+        step = reference_step_fn(pair, data, device, args.batch_size, args.num_workers)
         for epoch in range(args.epochs):
             _sync(device)
             start = time.perf_counter()
@@ -256,7 +245,7 @@ def run_epochs(args: argparse.Namespace, device: str, folder: Path) -> list[dict
             _sync(device)
             rows.append(
                 {
-                    "pair": pair,
+                    "pair": pair.label,
                     "pipeline": "reference",
                     "epoch": epoch + 1,
                     "train_seconds": time.perf_counter() - start,
@@ -265,10 +254,7 @@ def run_epochs(args: argparse.Namespace, device: str, folder: Path) -> list[dict
             )
             _report_epoch(rows[-1])
         trainer = _engine_trainer(
-            teacher_arch,
-            student_arch,
-            gamma,
-            beta,
+            pair,
             data,
             test,
             device,
@@ -282,7 +268,7 @@ def run_epochs(args: argparse.Namespace, device: str, folder: Path) -> list[dict
         for record in summary["history"]:
             rows.append(
                 {
-                    "pair": pair,
+                    "pair": pair.label,
                     "pipeline": "optimised (engine, metrics + test eval excluded)",
                     "epoch": record["epoch"],
                     "train_seconds": record["train_seconds"],
@@ -297,7 +283,7 @@ def run_epochs(args: argparse.Namespace, device: str, folder: Path) -> list[dict
         rate, _ = _time_steps(ceiling, args.warmup, min(args.steps, steps_per_epoch), device)
         rows.append(
             {
-                "pair": pair,
+                "pair": pair.label,
                 "pipeline": "ceiling (pre-made batch)",
                 "epoch": None,
                 "train_seconds": len(data) / rate,

@@ -1,0 +1,58 @@
+"""The benchmark scripts run end to end on tiny settings, print their tables and check what they time."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", BENCHMARKS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_loss_benchmark_prints_every_shape_and_loss(capsys):
+    losses = _load("losses")
+    losses.main(["--repeats", "1", "--min-time", "0"])  # also asserts ours == reference on every cell
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.split()[:1] != []]
+    rows = [row for row in rows if row[0].isdigit()]  # "N x K loss ref ours ratio [vs ttm]"
+    shapes = [(int(n), int(k)) for n, k in ((row[0], row[2]) for row in rows)]
+    assert sorted(set(shapes)) == sorted(losses.SHAPES) and len(rows) == 3 * len(losses.SHAPES)
+    assert [row[3] for row in rows] == ["kd", "ttm", "wttm"] * len(losses.SHAPES)
+    assert all(float(row[4]) > 0 and float(row[5]) > 0 and row[6].endswith("x") for row in rows)
+    assert [len(row) for row in rows] == [7, 7, 8] * len(losses.SHAPES)  # WTTM / TTM on the wttm rows
+
+
+@pytest.mark.slow
+def test_train_step_benchmark_times_three_pipelines(tmp_path, capsys):
+    train_step = _load("train_step")
+    out = tmp_path / "steps.json"
+    argv = ["--device", "cpu", "--steps", "1", "--warmup", "0", "--train-size", "128", "--test-size", "64"]
+    assert train_step.main([*argv, "--pairs", "resnet56->resnet20", "--json", str(out)]) == 0
+    results = json.loads(out.read_text())["results"]
+    assert [r["pipeline"] for r in results] == ["reference", "optimised", "ceiling"]
+    assert all(r["pair"] == "resnet56 -> resnet20" and r["images_per_s"] > 0 for r in results)
+    assert results[0]["amp"] == "off" and results[0]["loader"] == "DataLoader+PIL"
+    assert "of ceiling" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_train_step_benchmark_epoch_mode(tmp_path):
+    train_step = _load("train_step")
+    out = tmp_path / "epochs.json"
+    argv = ["--device", "cpu", "--epoch-mode", "--epochs", "1", "--steps", "1", "--train-size", "128"]
+    assert train_step.main([*argv, "--test-size", "64", "--pairs", "resnet56->resnet20", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["results"]
+    assert [row["pipeline"].split()[0] for row in rows] == ["reference", "optimised", "ceiling"]
+    assert all(row["train_seconds"] > 0 and row["images"] == 128 for row in rows)
