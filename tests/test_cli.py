@@ -7,11 +7,9 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from wttm_core.cli import main
 from wttm_core.engine import read_jsonl
-from wttm_core.models import build_model, save_checkpoint
 
 TINY = [
     "--dataset",
@@ -28,14 +26,6 @@ TINY = [
     "1",
     "--quiet",
 ]
-
-
-@pytest.fixture(scope="module")
-def teacher_file(tmp_path_factory):
-    torch.manual_seed(2)
-    path = tmp_path_factory.mktemp("cli_teacher") / "teacher.pth"
-    save_checkpoint(path, build_model("resnet8"), arch="resnet8", epoch=0, accuracy=1.0)
-    return path
 
 
 def run_main(argv, capsys):

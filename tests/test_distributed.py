@@ -24,6 +24,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from cli_args import distill_argv
 from torch import nn
 
 from wttm_core.data import DeviceLoader, load_dataset
@@ -101,42 +102,7 @@ def test_ddp_in_float64_equals_one_process_exactly(tmp_path):
 
 
 def _distill(out, teacher, *extra):
-    return [
-        "distill",
-        "--dataset",
-        "synthetic",
-        "--train-size",
-        "128",
-        "--test-size",
-        "128",
-        "--batch-size",
-        "64",
-        "--device",
-        "cpu",
-        "--amp",
-        "off",
-        "--teacher",
-        "resnet8",
-        "--teacher-checkpoint",
-        str(teacher),
-        "--student",
-        "resnet8",
-        "--method",
-        "wttm",
-        "--gamma",
-        "0.3",
-        "--beta",
-        "1.5",
-        "--seed",
-        "5",
-        "--deterministic",
-        "--epochs",
-        "1",
-        "--quiet",
-        "--out",
-        str(out),
-        *extra,
-    ]
+    return [*distill_argv(teacher, out, train_size=128, amp="off", seed=5, epochs=1), *extra]
 
 
 def _relative_difference(a, b, start):

@@ -23,7 +23,7 @@ from wttm_core.engine.state import (
     check_run_directory,
     restore_rng,
 )
-from wttm_core.models import build_model, load_checkpoint, read_checkpoint, save_checkpoint
+from wttm_core.models import build_model, load_checkpoint, read_checkpoint
 
 REQUIRED_KEYS = {
     "epoch",
@@ -312,14 +312,6 @@ def test_global_batchnorm_is_batchnorm_in_one_process():
 @pytest.fixture(scope="module")
 def tiny_data():
     return load_dataset("synthetic", "train", size=128), load_dataset("synthetic", "test", size=64)
-
-
-@pytest.fixture(scope="module")
-def teacher_file(tmp_path_factory):
-    torch.manual_seed(1)
-    path = tmp_path_factory.mktemp("teacher") / "teacher.pth"
-    save_checkpoint(path, build_model("resnet8"), arch="resnet8", epoch=0, accuracy=1.0)
-    return path
 
 
 def tiny(out, **changes):

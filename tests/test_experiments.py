@@ -264,9 +264,19 @@ def test_tiny_synthetic_experiment_end_to_end(tmp_path: Path) -> None:
     assert runs[2].config["gamma"] == 0.25 and runs[2].config["metric_temperature"] == 4.0
 
     count = len(messages)
-    rerun = run_variants(variants, [0, 1], base=base, root=tmp_path / "runs", data=data, log=messages.append)
+    seen: list[tuple[str, int]] = []
+    rerun = run_variants(
+        variants,
+        [0, 1],
+        base=base,
+        root=tmp_path / "runs",
+        data=data,
+        log=messages.append,
+        on_epoch=lambda spec, record: seen.append((spec.name, record["epoch"])),
+    )
     assert all("reusing" in m for m in messages[count:]) and len(messages) - count == 4
     assert [r.metrics for r in rerun] == [r.metrics for r in runs]
+    assert seen == [(run.name, epoch) for run in runs for epoch in (1, 2)]  # reused runs still feed live plots
 
     groups = group_runs(runs)
     from wttm_core.paper import paper_results_for

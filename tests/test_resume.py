@@ -15,10 +15,11 @@ import time
 
 import pytest
 import torch
+from cli_args import distill_argv
 
 from wttm_core.data import load_dataset
 from wttm_core.engine import TrainConfig, TrainingInterrupted, read_jsonl, train
-from wttm_core.models import build_model, read_checkpoint, save_checkpoint
+from wttm_core.models import read_checkpoint
 
 TIMING = ("seconds", "train_seconds", "eval_seconds", "images_per_s")
 
@@ -30,14 +31,6 @@ def without_timing(rows):
 def same_weights(a, b):
     first, second = read_checkpoint(a)["model"], read_checkpoint(b)["model"]
     return first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
-
-
-@pytest.fixture(scope="module")
-def teacher_file(tmp_path_factory):
-    torch.manual_seed(3)
-    path = tmp_path_factory.mktemp("resume_teacher") / "teacher.pth"
-    save_checkpoint(path, build_model("resnet8"), arch="resnet8", epoch=0, accuracy=1.0)
-    return path
 
 
 def test_ctrl_c_mid_epoch_saves_state_and_resume_matches(tmp_path, teacher_file):
@@ -80,42 +73,7 @@ def test_ctrl_c_mid_epoch_saves_state_and_resume_matches(tmp_path, teacher_file)
 
 # ------------------------------------------------------------------------------------------------ subprocesses
 def command(teacher, out):
-    return [
-        sys.executable,
-        "-m",
-        "wttm_core.cli",
-        "distill",
-        "--dataset",
-        "synthetic",
-        "--train-size",
-        "512",
-        "--test-size",
-        "128",
-        "--batch-size",
-        "64",
-        "--device",
-        "cpu",
-        "--teacher",
-        "resnet8",
-        "--teacher-checkpoint",
-        str(teacher),
-        "--student",
-        "resnet8",
-        "--method",
-        "wttm",
-        "--gamma",
-        "0.3",
-        "--beta",
-        "1.5",
-        "--seed",
-        "7",
-        "--deterministic",
-        "--epochs",
-        "3",
-        "--quiet",
-        "--out",
-        str(out),
-    ]
+    return [sys.executable, "-m", "wttm_core.cli", *distill_argv(teacher, out)]
 
 
 @pytest.fixture(scope="module")

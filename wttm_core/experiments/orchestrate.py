@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from wttm_core.atomic import atomic_write
-from wttm_core.engine import TrainConfig, config_to_dict, prepare, resolve_config
+from wttm_core.engine import TrainConfig, config_to_dict, prepare, read_jsonl, resolve_config
 from wttm_core.engine.config import identity
 from wttm_core.experiments.diagnostics import DiagnosticsRecorder
 from wttm_core.experiments.variants import Variant
@@ -319,7 +319,8 @@ def run_variants(
 
     Each run is ``base`` with the variant's fields, the seed, ``out = <root>/<label>-s<seed>`` and
     ``extra["label"]`` set. With ``reuse`` a finished run of the identical configuration is read, not retrained.
-    ``on_epoch(spec, record)`` is called after every epoch (live plots). Checkpoints are deleted after each run
+    ``on_epoch(spec, record)`` is called after every epoch (live plots), and for a reused or resumed run first
+    with each epoch it finished before. Checkpoints are deleted after each run
     unless ``keep_checkpoints``; ``diagnostics`` adds ``diagnostics.jsonl`` (entropy histograms, superclasses).
     """
     if not variants:
@@ -346,12 +347,15 @@ def run_variants(
         )
         with _exclusive(out):
             state = _run_state(out, config) if reuse else None
+            hook = (lambda record, spec=spec: on_epoch(spec, record)) if on_epoch is not None else None
+            if hook is not None and state in ("finished", "resumable"):
+                for record in read_jsonl(out / "metrics.jsonl"):  # live plots show the epochs done before
+                    hook(record)
             if state == "finished":
                 log(f"[{index}/{len(specs)}] {spec.name}: finished before, reusing {out}")
             else:
                 resume = state == "resumable"
                 log(f"[{index}/{len(specs)}] {spec.name}: " + ("resuming" if resume else "training"))
-                hook = (lambda record, spec=spec: on_epoch(spec, record)) if on_epoch is not None else None
                 _train_run(out, config, data, diagnostics, keep_checkpoints, hook, resume, log)
             runs.append(read_run(out))
     return runs
