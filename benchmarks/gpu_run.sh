@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# One prepared script for a (rarely available, time-limited) GPU machine: checks the engine's CUDA path through
-# the command line, then times both pipelines on full epochs of the 50,000-image synthetic set and prints the
-# per-step table. Every result lands in $OUT; the last lines print a summary.
+# One prepared script for a (rarely available, time-limited) GPU machine: times both pipelines on full epochs of
+# the 50,000-image synthetic set (issue 4), checks the engine's CUDA path through the command line, prints the
+# per-step table, then runs notebook 05's gpu-paper recipe for a few epochs per method (issue 6). Every result
+# lands in $OUT; the last lines print a summary. About 8 minutes on an H100.
 #
 #   OUT=build/gpu benchmarks/gpu_run.sh                 # on the GPU machine, from the repository root
 #   DEVICE=cpu TRAIN=512 STEPS=3 OUT=/tmp/g benchmarks/gpu_run.sh   # rehearsal on a CPU
@@ -18,6 +19,8 @@ W="$PY -m wttm_core.cli"
 log() { echo "== $(date +%T) $*" | tee -a "$OUT/summary.txt"; }
 
 log "machine: $(nvidia-smi -L 2>/dev/null | head -1); $($PY -c 'import torch; print("torch", torch.__version__)')"
+# the GPU image has torch but maybe not tqdm / PyYAML: install them from wheels carried in .whl/ if needed
+$PY -c "import tqdm, yaml" 2>/dev/null || $PY -m pip install -q --no-index --find-links .whl tqdm pyyaml >/dev/null 2>&1
 
 # 1. full epochs: reference-style pipeline vs the engine (the issue's GPU measurement)
 timeout 300 $PY benchmarks/train_step.py --device "$DEVICE" --epoch-mode --epochs 2 --train-size "$TRAIN" \
@@ -50,5 +53,12 @@ timeout 120 $PY benchmarks/train_step.py --device "$DEVICE" --steps "$STEPS" --w
   --num-workers "$WORKERS" --json "$OUT/steps.json" >"$OUT/steps.log" 2>&1
 log "steps mode rc=$?"
 tail -n 8 "$OUT/steps.log" | tee -a "$OUT/summary.txt" >/dev/null
+
+# 4. notebook 05's gpu-paper recipe (issue 6): a resnet56 teacher, then KD / TTM / WTTM resnet20 students
+timeout 420 $PY -m wttm_core.experiments.students --profile gpu-paper --dataset synthetic --device "$DEVICE" \
+  --teacher train:resnet56 --teacher-epochs "${EPOCHS05:-3}" --epochs "${EPOCHS05:-3}" --seeds 0 \
+  --train-size "$TRAIN" --quiet --out "$T/gpu05" --json "$OUT/gpu05_students.json" >"$OUT/gpu05.log" 2>&1
+log "notebook 05 gpu-paper rc=$?"
+tail -n 8 "$OUT/gpu05.log" | tee -a "$OUT/summary.txt" >/dev/null
 
 cat "$OUT/summary.txt"
