@@ -13,14 +13,14 @@ backward, SGD update. Three pipelines are timed in the same process, on the same
 
 Usage::
 
-    python benchmarks/train_step.py                              # CPU, 30 timed steps per pipeline
+    python benchmarks/train_step.py                              # CPU, 30 timed steps per pipeline in 3 rounds
     python benchmarks/train_step.py --device cuda --steps 200
     python benchmarks/train_step.py --device cuda --epoch-mode   # full epochs on the 50,000-image synthetic set
     python benchmarks/train_step.py --parity --seeds 0 1 2       # test accuracy: float32 reference vs fast path
 
-Timings synchronise the device before reading the clock and discard warm-up steps. Results go to stdout as a
-table and, with ``--json PATH``, to a file. Numbers in ``benchmarks/RESULTS.md`` come only from runs of this
-script.
+Timings synchronise the device before reading the clock and discard warm-up steps; the three pipelines take
+turns in rounds and the median round is reported. Results go to stdout as a table and, with ``--json PATH``, to
+a file. Numbers in ``benchmarks/RESULTS.md`` come only from runs of this script.
 """
 
 from __future__ import annotations
@@ -92,6 +92,8 @@ def _time_steps(step: Callable[[], int], warmup: int, steps: int, device: str) -
     for _ in range(warmup):
         step()
     _sync(device)
+    if steps == 0:
+        return 0.0, 0.0
     start = time.perf_counter()
     images = sum(step() for _ in range(steps))
     _sync(device)
@@ -217,9 +219,16 @@ def run_steps(args: argparse.Namespace, device: str, folder: Path) -> list[Timin
             ("optimised", optimised_step_fn(trainer), amp, channels_last, "DeviceLoader"),
             ("ceiling", ceiling_step_fn(trainer, args.batch_size), amp, channels_last, "none"),
         )
-        for name, step, step_amp, step_channels_last, loader in pipelines:
-            rate, ms = _time_steps(step, args.warmup, args.steps, device)
-            results.append(Timing(pair.label, name, rate, ms, args.steps, step_amp, step_channels_last, loader))
+        for _, step, *_ in pipelines:
+            _time_steps(step, args.warmup, 0, device)
+        # the pipelines take turns in --rounds rounds, so a drift in machine load hits all three alike
+        per_round = max(1, args.steps // args.rounds)
+        rounds = [[_time_steps(step, 0, per_round, device) for _, step, *_ in pipelines] for _ in range(args.rounds)]
+        for index, (name, _, step_amp, step_channels_last, loader) in enumerate(pipelines):
+            rate = statistics.median(r[index][0] for r in rounds)
+            ms = statistics.median(r[index][1] for r in rounds)
+            steps = per_round * args.rounds
+            results.append(Timing(pair.label, name, rate, ms, steps, step_amp, step_channels_last, loader))
             _report(results[-1])
     return results
 
@@ -390,6 +399,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--steps", type=int, default=30, help="timed steps per pipeline (30)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (5)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="the pipelines take turns in this many rounds; medians are reported (3)"
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument(
         "--train-size",
@@ -412,6 +424,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parity-epochs", type=int, default=3)
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
+    if args.rounds < 1 or args.steps < 1:
+        parser.error("--rounds and --steps must be at least 1")
     device = resolve_device(args.device)
     if args.train_size is None:
         args.train_size = 50_000 if args.epoch_mode else 2048
