@@ -4,15 +4,17 @@ The reference is the straightforward implementation of the official code's formu
 ``pow`` (TTM / WTTM), then ``F.kl_div`` with ``reduction="batchmean"``. Both sides time a forward pass and the
 backward pass into the student logits (the teacher logits are a frozen input), float32 on the chosen device.
 
-    python benchmarks/losses.py [--device cpu] [--repeats 15] [--min-time 0.1]
+    python benchmarks/losses.py [--device cpu] [--repeats 25] [--min-time 0.1]
 
 Prints a table: per shape and loss, the median times of the reference and of ``wttm_core``, the median of
-their per-round ratio and of WTTM's time relative to TTM's (every round times all six functions back to back).
+their per-round ratio and of WTTM's time relative to TTM's (every round times all six functions back to back,
+in a shuffled order).
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -82,7 +84,7 @@ def time_calls(fn: Callable, z: torch.Tensor, v: torch.Tensor, calls: int) -> fl
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--repeats", type=int, default=15, help="timed rounds; medians over rounds are reported")
+    parser.add_argument("--repeats", type=int, default=25, help="timed rounds; medians over rounds are reported")
     parser.add_argument("--min-time", type=float, default=0.1, help="seconds per timed round")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
@@ -103,9 +105,14 @@ def main(argv: list[str] | None = None) -> None:
             torch.testing.assert_close(ours(z, v), reference(z, v), rtol=1e-4, atol=1e-5)
             functions[("reference", name)], functions[("ours", name)] = reference, ours
         calls = {key: calls_for(fn, z, v, args.min_time) for key, fn in functions.items()}
-        # every round times all six functions back to back, so a drift in machine load hits all of them alike;
-        # ratios are formed within a round, then the median over rounds is reported
-        rounds = [{key: time_calls(fn, z, v, calls[key]) for key, fn in functions.items()} for _ in range(args.repeats)]
+        # every round times all six functions back to back (in a shuffled order, so that no function always
+        # follows the same one), so a drift in machine load hits all of them alike; ratios are formed within a
+        # round, then the median over rounds is reported
+        order = random.Random(f"{n}x{k}")
+        rounds = [
+            {key: time_calls(functions[key], z, v, calls[key]) for key in order.sample(list(functions), len(functions))}
+            for _ in range(args.repeats)
+        ]
         for name in LOSSES:
             ref_s = statistics.median(r[("reference", name)] for r in rounds)
             our_s = statistics.median(r[("ours", name)] for r in rounds)

@@ -167,6 +167,27 @@ class TestGradients:
         assert torch.autograd.gradcheck(lambda s: loss(s, v, hp, reduction="sum"), (z,))
         assert torch.autograd.gradgradcheck(lambda s: loss(s, v, hp), (z,))
 
+    @pytest.mark.parametrize(
+        ("loss", "grad", "hp"),
+        [(W.kd_loss, W.kd_grad, 4.0), (W.ttm_loss, W.ttm_grad, 0.25), (W.wttm_loss, W.wttm_grad, 0.25)],
+    )
+    def test_torch_func_transforms(self, loss, grad, hp):
+        # per-sample gradients (vmap of grad), forward mode (jvp) and Hessians work through the custom backward
+        z, v, tangent = logits(4, 9), logits(4, 9, seed=2), logits(4, 9, seed=3)
+        expected = grad(z, v, hp)
+
+        def summed(s):
+            return loss(s, v, hp, reduction="sum")
+
+        torch.testing.assert_close(torch.func.grad(summed)(z), expected, rtol=1e-12, atol=1e-14)
+        per_sample = torch.func.vmap(torch.func.grad(lambda zi, vi: loss(zi[None], vi[None], hp, reduction="sum")))
+        torch.testing.assert_close(per_sample(z, v), expected, rtol=1e-12, atol=1e-14)
+        _, directional = torch.func.jvp(summed, (z,), (tangent,))
+        torch.testing.assert_close(directional, (expected * tangent).sum(), rtol=1e-12, atol=1e-14)
+        hessian = torch.func.hessian(summed)(z)
+        torch.testing.assert_close(hessian, torch.autograd.functional.hessian(summed, z), rtol=1e-10, atol=1e-13)
+        assert hessian.abs().sum() > 0
+
     def test_teacher_receives_no_gradient(self):
         z = logits(4, 5).requires_grad_()
         v = logits(4, 5, seed=1).requires_grad_()

@@ -116,9 +116,27 @@ def check_log_weights(name: str, log_p: object, dim: int) -> Tensor:
 
 
 def raise_if_not_finite(result: Tensor, **inputs: Tensor) -> None:
-    """After a result is computed, make sure it is finite; otherwise name the input that made it so."""
+    """After a result is computed, make sure it is finite; otherwise name the input that made it so.
+
+    Under ``torch.func.vmap`` values cannot be inspected (no data-dependent control flow), so the check is
+    skipped there; ``torch.func.grad`` and plain autograd keep it.
+    """
+    if _is_vmapped(result):
+        return
     if math.isfinite(result.item()) if result.dim() == 0 else bool(torch.isfinite(result).all()):
         return
     for name, x in inputs.items():
         check_finite(name, x)
     raise FloatingPointError("the result is not finite although the inputs are; please report this input")
+
+
+def _is_vmapped(x: Tensor) -> bool:
+    """Whether ``x`` is (or wraps) a tensor batched by ``torch.func.vmap``."""
+    functorch = getattr(torch._C, "_functorch", None)
+    if functorch is None or not functorch.is_functorch_wrapped_tensor(x):
+        return False
+    while functorch.is_functorch_wrapped_tensor(x):
+        if functorch.is_batchedtensor(x):
+            return True
+        x = functorch.get_unwrapped(x)
+    return False

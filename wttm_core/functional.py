@@ -17,6 +17,7 @@ Teacher logits never receive a gradient: they are detached on entry.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -179,39 +180,78 @@ def _kl_from_logs(log_target: Tensor, log_input: Tensor) -> Tensor:
     return F.kl_div(log_input, log_target, reduction="none", log_target=True).sum(dim=-1)
 
 
-class _TargetMatching(torch.autograd.Function):
-    """Per row ``i``: ``factor * sum_j t_ij (log_t_ij - log softmax(scale * z_i)_j)``, with a closed-form backward.
+def _matching_forward(
+    student: Tensor, target: Tensor, log_target: Tensor, mass: Tensor | None, scale: float, factor: float
+) -> Tensor:
+    """Per row ``i``: ``factor * sum_j t_ij (log_t_ij - log softmax(scale * z_i)_j)``.
 
-    ``t`` is a fixed (teacher-side) target with row masses ``m_i = sum_j t_ij`` (1 for a distribution) and
+    ``t`` is a fixed (teacher-side) target with row masses ``m_i = sum_j t_ij`` (``[N, 1]``; ``None``: 1) and
     ``log_t`` its normalised log (``log t_ij - log m_i``). With ``t = p^t_T`` this is ``D(p^t_T || q)`` (TTM,
     Eq. 2); with ``t = U p^t_T`` it is WTTM's ``U D(p^t_T || q)`` (Eq. 23); with the student at ``scale = 1/T``
-    and ``factor = T^2`` it is KD (Eq. 1). The gradient is ``factor * scale * (m_i softmax(scale z_i) - t_i)``
-    (Eqs. 20-21): one softmax instead of autograd's chain through ``kl_div`` and ``log_softmax``. The backward
-    recomputes the softmax from ``z`` with differentiable operations, so second derivatives work too.
+    and ``factor = T^2`` it is KD (Eq. 1).
     """
+    scaled = student * scale if scale != 1.0 else student
+    per_row = torch.sub(log_target, torch.log_softmax(scaled, dim=-1)).mul_(target).sum(dim=-1)
+    return per_row.mul_(factor) if factor != 1.0 else per_row
+
+
+def _matching_gradient(student: Tensor, target: Tensor, mass: Tensor | None, scale: float, coefficient) -> Tensor:
+    """``coefficient * scale * (mass * softmax(scale z) - target)``: the closed-form gradient (Eqs. 20-21) of
+    :func:`_matching_forward` with ``coefficient = factor`` - one softmax instead of autograd's chain through
+    ``kl_div`` and ``log_softmax``. In place unless autograd must trace it (double backward, ``torch.func``)."""
+    q = torch.softmax(student * scale if scale != 1.0 else student, dim=-1)
+    coefficient = coefficient * scale
+    if torch.is_grad_enabled():
+        scaled_q = q * mass if mass is not None else q
+        return (scaled_q - target) * coefficient
+    if mass is not None:
+        q.mul_(mass)
+    return q.sub_(target).mul_(coefficient)
+
+
+def _save_for_backward(ctx: Any, inputs: tuple[Any, ...]) -> None:
+    student, target, _, mass, scale, factor = inputs
+    ctx.save_for_backward(student, target, mass)
+    ctx.scale, ctx.factor = scale, factor
+
+
+def _matching_backward(ctx: Any, grad_rows: Tensor) -> tuple[Tensor | None, ...]:
+    student, target, mass = ctx.saved_tensors
+    grad = _matching_gradient(student, target, mass, ctx.scale, ctx.factor * grad_rows.unsqueeze(-1))
+    return grad, None, None, None, None, None
+
+
+class _TargetMatching(torch.autograd.Function):
+    """:func:`_matching_forward` with the closed-form backward; the fast path for autograd."""
 
     @staticmethod
-    def forward(ctx, student, target, log_target, mass, scale, factor):  # type: ignore[override]
-        scaled = student * scale if scale != 1.0 else student
-        per_row = torch.sub(log_target, torch.log_softmax(scaled, dim=-1)).mul_(target).sum(dim=-1)
-        if factor != 1.0:
-            per_row.mul_(factor)
-        ctx.save_for_backward(student, target, mass)
-        ctx.scale, ctx.factor = scale, factor
-        return per_row
+    def forward(ctx, *inputs):  # type: ignore[override]
+        _save_for_backward(ctx, inputs)
+        return _matching_forward(*inputs)
+
+    backward = staticmethod(_matching_backward)
+
+
+class _TransformableTargetMatching(torch.autograd.Function):
+    """The same for ``torch.func`` (``grad``, ``vmap``, ``jvp``, ``hessian``): those need ``setup_context``,
+    whose dispatch costs about 50 us a call on the CPU, so this twin is used only while a transform is active."""
+
+    generate_vmap_rule = True
+    forward = staticmethod(_matching_forward)
+    backward = staticmethod(_matching_backward)
 
     @staticmethod
-    def backward(ctx, grad_rows):  # type: ignore[override]
+    def setup_context(ctx, inputs, output):  # type: ignore[override]
+        _save_for_backward(ctx, inputs)
+        ctx.save_for_forward(*inputs[:2], inputs[3])
+
+    @staticmethod
+    def jvp(ctx, student_tangent, *_):  # type: ignore[override]
         student, target, mass = ctx.saved_tensors
-        scale = ctx.scale
-        coefficient = (grad_rows * (ctx.factor * scale)).unsqueeze(-1)
-        q = torch.softmax(student * scale if scale != 1.0 else student, dim=-1)
-        if torch.is_grad_enabled():  # double backward: stay out of place so autograd can trace it
-            scaled_q = q * mass.unsqueeze(-1) if mass is not None else q
-            return (scaled_q - target) * coefficient, None, None, None, None, None
-        if mass is not None:
-            q.mul_(mass.unsqueeze(-1))
-        return q.sub_(target).mul_(coefficient), None, None, None, None, None
+        return (_matching_gradient(student, target, mass, ctx.scale, ctx.factor) * student_tangent).sum(dim=-1)
+
+
+_transforms_active = getattr(torch._C, "_are_functorch_transforms_active", lambda: True)
 
 
 def _match(
@@ -223,7 +263,8 @@ def _match(
     scale: float = 1.0,
     factor: float = 1.0,
 ) -> Tensor:
-    return _TargetMatching.apply(student, target, log_target, mass, scale, factor)
+    function = _TransformableTargetMatching if _transforms_active() else _TargetMatching
+    return function.apply(student, target, log_target, mass, scale, factor)
 
 
 def _reduce_checked(per_sample: Tensor, reduction: str, student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
@@ -243,7 +284,7 @@ def _reduce_checked(per_sample: Tensor, reduction: str, student_logits: Tensor, 
 
 
 def _weighted_teacher(teacher: Tensor, gamma: float) -> tuple[Tensor, Tensor, Tensor]:
-    """``(p^t)^gamma = U p^t_T``, ``log p^t_T`` and ``U = U_gamma(p^t)`` (Eqs. 8-9, 22), teacher-side only.
+    """``(p^t)^gamma = U p^t_T``, ``log p^t_T`` and ``U = U_gamma(p^t)`` as ``[N, 1]`` (Eqs. 8-9, 22).
 
     ``(p^t_j)^gamma = exp(gamma log p^t_j)`` is WTTM's target as it stands: its row sum is the weight ``U``
     (Eq. 22) and dividing by ``U`` gives ``p^t_T``, so the weight costs one row sum more than TTM's target.
@@ -253,8 +294,13 @@ def _weighted_teacher(teacher: Tensor, gamma: float) -> tuple[Tensor, Tensor, Te
     """
     log_power = torch.log_softmax(teacher, dim=-1).mul_(gamma)
     powered = torch.exp(log_power)
-    log_weight = torch.logsumexp(log_power, dim=-1) if gamma > 1 else powered.sum(dim=-1).log_()
-    return powered, log_power.sub_(log_weight.unsqueeze(-1)), log_weight
+    if gamma > 1:
+        log_weight = torch.logsumexp(log_power, dim=-1, keepdim=True)
+        weight = torch.exp(log_weight)
+    else:
+        weight = powered.sum(dim=-1, keepdim=True)
+        log_weight = torch.log(weight)
+    return powered, log_power.sub_(log_weight), weight
 
 
 def transformed_teacher_log_probs(teacher_logits: Tensor, gamma: float) -> Tensor:
@@ -319,8 +365,8 @@ def wttm_loss(student_logits: Tensor, teacher_logits: Tensor, gamma: float, redu
     gamma = check_scalar("gamma", gamma)
     reduction = check_reduction(reduction)
     student, teacher = _prepare(student_logits, teacher_logits)
-    powered, log_pt, log_weight = _weighted_teacher(teacher, gamma)
-    per_sample = _match(student, powered, log_pt, mass=torch.exp(log_weight))
+    powered, log_pt, weight = _weighted_teacher(teacher, gamma)
+    per_sample = _match(student, powered, log_pt, mass=weight)
     return _reduce_checked(per_sample, reduction, student_logits, teacher_logits)
 
 
@@ -374,6 +420,5 @@ def wttm_grad(student_logits: Tensor, teacher_logits: Tensor, gamma: float) -> T
     """Gradient of ``wttm_loss(..., reduction="sum")``: ``U_gamma(p^t) (q - p^t_T)`` (Eq. 20 weighted by Eq. 22)."""
     gamma = check_scalar("gamma", gamma)
     student, teacher = _prepare(student_logits, teacher_logits, check_values=True)
-    powered, _, log_weight = _weighted_teacher(teacher, gamma)
-    grad = torch.exp(log_weight).unsqueeze(-1) * torch.softmax(student, -1) - powered
-    return grad
+    powered, _, weight = _weighted_teacher(teacher, gamma)
+    return weight * torch.softmax(student, -1) - powered
