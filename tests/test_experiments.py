@@ -363,3 +363,42 @@ def test_load_examples_splits_runs_by_the_manifest(tmp_path: Path) -> None:
     variants = example_variants(4.0)
     assert variants["fig1"][2].options["beta"] == pytest.approx(9.0) and variants["fig3"][-1] is variants["fig1"][0]
     assert variants["fig2"][1].method == "wttm-noce" and variants["fig2"][0].options["ce_weight"] == 0.0
+
+
+def test_diagnostics_reuse_the_engines_test_logits(tmp_path: Path, teacher_file: Path, monkeypatch) -> None:
+    """One pass over the test set per epoch (the engine's), one for the teacher - not two of each."""
+    import wttm_core.engine.loop as loop
+    import wttm_core.engine.metrics as metrics
+    from wttm_core.data import load_dataset
+    from wttm_core.engine import prepare
+    from wttm_core.experiments.diagnostics import DiagnosticsRecorder
+
+    passes: list[str] = []
+    original = metrics.predict_logits
+
+    def counting(model, *args, **kwargs):
+        passes.append(type(model).__name__)
+        return original(model, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "predict_logits", counting)
+    monkeypatch.setattr(metrics, "predict_logits", counting)
+    data = load_dataset("synthetic", "train", size=128), load_dataset("synthetic", "test", size=64)
+    config = TrainConfig(
+        arch="resnet8",
+        method="wttm",
+        gamma=0.3,
+        beta=1.5,
+        teacher_checkpoint=str(teacher_file),
+        epochs=2,
+        device="cpu",
+        quiet=True,
+        out=str(tmp_path / "run"),
+    )
+    trainer = prepare(config, data=data)
+    recorder = DiagnosticsRecorder(trainer)
+    trainer.fit(callbacks=[recorder])
+    assert len(passes) == 3  # the teacher once, the student once per epoch
+    student_logits, labels = trainer.last_test_logits()
+    row = recorder.rows[-1]
+    assert sum(row["superclass"]["count"]) == labels.numel() == 64
+    assert student_logits.shape == (64, 100) and [r["epoch"] for r in recorder.rows] == [1, 2]

@@ -172,6 +172,7 @@ class Trainer:
         self.best = {"test_acc": None, "epoch": None}
         self.teacher_test_acc: float | None = None
         self._teacher_test_logits: list[Tensor] | None = None
+        self._last_test_logits: tuple[Tensor, Tensor] | None = None
 
     # -------------------------------------------------------------------------------------------- data
     def _loaders(self) -> tuple[Any, Any]:
@@ -245,9 +246,20 @@ class Trainer:
             amp=cfg.amp,
             channels_last=bool(cfg.channels_last),
         )
+        self._last_test_logits = (student_logits, labels)
         teacher_logits = self._teacher_test_logits[0] if self._teacher_test_logits else None
         sums = evaluation_sums(student_logits, labels, teacher_logits, float(cfg.metric_temperature))
         return finish_evaluation(sums, self.ctx)
+
+    def last_test_logits(self) -> tuple[Tensor, Tensor] | None:
+        """The student's logits and the labels of the last evaluation (this process's shard under DDP), for
+        epoch callbacks that want more than the logged means without a second pass over the test set."""
+        return self._last_test_logits
+
+    def teacher_test_logits(self) -> Tensor | None:
+        """The teacher's logits on the test set (this process's shard), computed once per run."""
+        self._evaluate_teacher()
+        return self._teacher_test_logits[0] if self._teacher_test_logits else None
 
     def _evaluate_teacher(self) -> None:
         if self.teacher is None or self._teacher_test_logits is not None:

@@ -115,8 +115,8 @@ def diagnostics_row(
 class DiagnosticsRecorder:
     """Engine epoch callback writing :func:`diagnostics_row` for every epoch to ``<out>/diagnostics.jsonl``.
 
-    Built from a prepared :class:`wttm_core.engine.loop.Trainer` (``wttm_core.engine.prepare``), whose student,
-    teacher and test loader it reads; the teacher's test logits are computed once. The first row also holds the
+    Built from a prepared :class:`wttm_core.engine.loop.Trainer` (``wttm_core.engine.prepare``): it reuses the
+    student and teacher test logits of the engine's own evaluation. The first row also holds the
     teacher's own entropy histogram (``teacher_entropy_histogram``, at T = 1).
     """
 
@@ -145,8 +145,9 @@ class DiagnosticsRecorder:
         trainer = self.trainer
         fine_to_coarse = trainer.test_set.fine_to_coarse
         if trainer.teacher is not None and self._teacher_logits is None:
-            self._teacher_logits = self._logits(trainer.teacher)[0]
-        student_logits, labels = self._logits(trainer.student)
+            self._teacher_logits = trainer.teacher_test_logits()
+        # the engine's own evaluation of this epoch, when it kept it (one pass over the test set, not two)
+        student_logits, labels = trainer.last_test_logits() or self._logits(trainer.student)
         row = diagnostics_row(
             record["epoch"], student_logits, self._teacher_logits, labels, fine_to_coarse, self.gamma, self.bins
         )
