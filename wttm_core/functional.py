@@ -188,7 +188,7 @@ def _matching_forward(
     ``t`` is a fixed (teacher-side) target with row masses ``m_i = sum_j t_ij`` (``[N, 1]``; ``None``: 1) and
     ``log_t`` its normalised log (``log t_ij - log m_i``). With ``t = p^t_T`` this is ``D(p^t_T || q)`` (TTM,
     Eq. 2); with ``t = U p^t_T`` it is WTTM's ``U D(p^t_T || q)`` (Eq. 23); with the student at ``scale = 1/T``
-    and ``factor = T^2`` it is KD (Eq. 1).
+    and ``factor = T^2`` it is KD (Eq. 1). ``mass`` enters only the gradient (:func:`_matching_gradient`).
     """
     scaled = student * scale if scale != 1.0 else student
     per_row = torch.sub(log_target, torch.log_softmax(scaled, dim=-1)).mul_(target).sum(dim=-1)
