@@ -92,8 +92,6 @@ def _time_steps(step: Callable[[], int], warmup: int, steps: int, device: str) -
     for _ in range(warmup):
         step()
     _sync(device)
-    if steps == 0:
-        return 0.0, 0.0
     start = time.perf_counter()
     images = sum(step() for _ in range(steps))
     _sync(device)
@@ -220,15 +218,16 @@ def run_steps(args: argparse.Namespace, device: str, folder: Path) -> list[Timin
             ("ceiling", ceiling_step_fn(trainer, args.batch_size), amp, channels_last, "none"),
         )
         for _, step, *_ in pipelines:
-            _time_steps(step, args.warmup, 0, device)
+            for _ in range(args.warmup):
+                step()
         # the pipelines take turns in --rounds rounds, so a drift in machine load hits all three alike
         per_round = max(1, args.steps // args.rounds)
         rounds = [[_time_steps(step, 0, per_round, device) for _, step, *_ in pipelines] for _ in range(args.rounds)]
         for index, (name, _, step_amp, step_channels_last, loader) in enumerate(pipelines):
             rate = statistics.median(r[index][0] for r in rounds)
             ms = statistics.median(r[index][1] for r in rounds)
-            steps = per_round * args.rounds
-            results.append(Timing(pair.label, name, rate, ms, steps, step_amp, step_channels_last, loader))
+            timed = per_round * args.rounds
+            results.append(Timing(pair.label, name, rate, ms, timed, step_amp, step_channels_last, loader))
             _report(results[-1])
     return results
 

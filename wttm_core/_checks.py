@@ -133,9 +133,7 @@ def raise_if_not_finite(result: Tensor, **inputs: Tensor) -> None:
 def _is_vmapped(x: Tensor) -> bool:
     """Whether ``x`` is (or wraps) a tensor batched by ``torch.func.vmap``."""
     functorch = getattr(torch._C, "_functorch", None)
-    if functorch is None or not functorch.is_functorch_wrapped_tensor(x):
-        return False
-    while functorch.is_functorch_wrapped_tensor(x):
+    while functorch is not None and functorch.is_functorch_wrapped_tensor(x):
         if functorch.is_batchedtensor(x):
             return True
         x = functorch.get_unwrapped(x)

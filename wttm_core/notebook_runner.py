@@ -69,10 +69,8 @@ def execute_notebook(
         raise TypeError(f"parameters must be a mapping or None, got {type(parameters).__name__}")
     cell_timeout = _check_timeout(timeout)
     dst_path = Path(dst)
-    dst_path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(
-        dst_path, keep_partial=True, suffix=".tmp.ipynb"
-    ) as tmp:  # a failed run still shows its failing cell
+    # keep_partial: a failed run still leaves the executed notebook, showing its failing cell
+    with atomic_path(dst_path, keep_partial=True, suffix=".tmp.ipynb") as tmp:
         papermill.execute_notebook(
             str(src_path),
             str(tmp),

@@ -59,9 +59,17 @@ def resolve_device(device: str, local_rank: int | None = None) -> str:
     return "cpu"
 
 
+# torch.cpu's probes for native bf16 matrix instructions, with the names the hardware documentation uses
+_BF16_UNITS = (("_is_amx_tile_supported", "AMX"), ("_is_avx512_bf16_supported", "AVX512-BF16"))
+
+
+def _bf16_units() -> list[str]:
+    return [label for probe, label in _BF16_UNITS if _probe(probe)]
+
+
 def cpu_has_fast_bf16() -> bool:
     """Whether this CPU has native bf16 matrix instructions (AVX512-BF16 or AMX), where bf16 autocast pays."""
-    return _probe("_is_amx_tile_supported") or _probe("_is_avx512_bf16_supported")
+    return bool(_bf16_units())
 
 
 def cpu_description() -> str:
@@ -75,11 +83,7 @@ def cpu_description() -> str:
             if line.startswith("model name"):
                 name = line.split(":", 1)[1].strip()
                 break
-    units = [
-        label
-        for probe, label in (("_is_amx_tile_supported", "AMX"), ("_is_avx512_bf16_supported", "AVX512-BF16"))
-        if _probe(probe)
-    ]
+    units = _bf16_units()
     return f"{name} ({', '.join(units) if units else 'no bf16 matrix instructions'})"
 
 

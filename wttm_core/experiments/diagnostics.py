@@ -115,9 +115,9 @@ def diagnostics_row(
 class DiagnosticsRecorder:
     """Engine epoch callback writing :func:`diagnostics_row` for every epoch to ``<out>/diagnostics.jsonl``.
 
-    Built from a prepared :class:`wttm_core.engine.loop.Trainer` (``wttm_core.engine.prepare``): it reuses the
-    student and teacher test logits of the engine's own evaluation. The first row also holds the
-    teacher's own entropy histogram (``teacher_entropy_histogram``, at T = 1).
+    Built from a prepared :class:`wttm_core.engine.loop.Trainer` (``wttm_core.engine.prepare``): in a single
+    process it reuses the student and teacher test logits of the engine's own evaluation. The first row also
+    holds the teacher's own entropy histogram (``teacher_entropy_histogram``, at T = 1).
     """
 
     def __init__(self, trainer: Any, *, bins: int = ENTROPY_BINS) -> None:
@@ -144,10 +144,13 @@ class DiagnosticsRecorder:
 
         trainer = self.trainer
         fine_to_coarse = trainer.test_set.fine_to_coarse
+        # a single process reuses the engine's own evaluation (one pass over the test set per epoch, not two);
+        # under DDP the engine holds only this process's shard, so the whole test set is predicted here
+        whole = trainer.ctx.world_size == 1
         if trainer.teacher is not None and self._teacher_logits is None:
-            self._teacher_logits = trainer.teacher_test_logits()
-        # the engine's own evaluation of this epoch, when it kept it (one pass over the test set, not two)
-        student_logits, labels = trainer.last_test_logits() or self._logits(trainer.student)
+            self._teacher_logits = trainer.teacher_test_logits() if whole else self._logits(trainer.teacher)[0]
+        engine_logits = trainer.last_test_logits() if whole else None
+        student_logits, labels = engine_logits or self._logits(trainer.student)
         row = diagnostics_row(
             record["epoch"], student_logits, self._teacher_logits, labels, fine_to_coarse, self.gamma, self.bins
         )
