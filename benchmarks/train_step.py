@@ -37,10 +37,11 @@ from pathlib import Path
 
 import torch
 
+from wttm_core.atomic import write_text_atomic
 from wttm_core.data import ImageDataset, load_dataset, reference_loader
 from wttm_core.engine import TrainConfig, build_method, prepare
 from wttm_core.engine.metrics import TrainMeter, topk_correct
-from wttm_core.engine.runtime import autocast, cpu_description, default_amp, default_channels_last, resolve_device
+from wttm_core.engine.runtime import cpu_description, default_amp, default_channels_last, resolve_device
 from wttm_core.models import build_model, save_checkpoint
 
 
@@ -173,22 +174,15 @@ def optimised_step_fn(trainer) -> Callable[[], int]:
 
 
 def ceiling_step_fn(trainer, batch_size: int) -> Callable[[], int]:
-    """The same step on one pre-made batch: no loader, no metrics."""
-    cfg = trainer.cfg
-    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    """The engine's step (CUDA graph included where it is on) on one pre-made batch: no loader, no metrics."""
+    fmt = torch.channels_last if trainer.cfg.channels_last else torch.contiguous_format
     images = torch.randn(batch_size, 3, 32, 32, device=trainer.device).contiguous(memory_format=fmt)
     labels = torch.randint(0, 100, (batch_size,), device=trainer.device)
-    student, teacher, method, optimizer = trainer.student.train(), trainer.teacher, trainer.method, trainer.optimizer
+    run = trainer.graphed_step if trainer.graphed_step is not None else trainer._train_step
+    trainer.student.train()
 
     def step() -> int:
-        with autocast(cfg.device, cfg.amp):
-            with torch.inference_mode():
-                teacher_logits = teacher(images)
-            logits = student(images)
-        loss = method(logits, teacher_logits, labels).total
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        run(images, labels)
         return batch_size
 
     return step
@@ -237,11 +231,28 @@ def _selected_pairs(args: argparse.Namespace) -> list[Pair]:
     return [p for p in PAIRS if not args.pairs or f"{p.teacher}->{p.student}" in args.pairs]
 
 
+def _engine_variants(device: str) -> list[tuple[str, dict[str, object]]]:
+    """The engine as it runs by default, and on CUDA also without CUDA graphs (to show what they give)."""
+    variants: list[tuple[str, dict[str, object]]] = [("optimised (engine)", {})]
+    if device.startswith("cuda"):
+        variants.append(("optimised, no CUDA graphs", {"cuda_graphs": False}))
+    return variants
+
+
 def run_epochs(args: argparse.Namespace, device: str, folder: Path) -> list[dict[str, object]]:
-    """Full epochs of both pipelines on the full synthetic set (the recipe's batch 64)."""
+    """Full epochs of both pipelines on the full synthetic set (the recipe's batch 64).
+
+    Rows are written to ``--json`` after every pipeline, so a run stopped by a time limit keeps what it measured.
+    """
     data = load_dataset("synthetic", "train", size=args.train_size)
     test = load_dataset("synthetic", "test", size=args.test_size)
     rows: list[dict[str, object]] = []
+
+    def add(row: dict[str, object]) -> None:
+        rows.append(row)
+        _report_epoch(row)
+        _write_json(args, device, rows)
+
     for pair in _selected_pairs(args):
         steps_per_epoch = -(-len(data) // args.batch_size)
         step = reference_step_fn(pair, data, device, args.batch_size, args.num_workers)
@@ -251,55 +262,77 @@ def run_epochs(args: argparse.Namespace, device: str, folder: Path) -> list[dict
             for _ in range(steps_per_epoch):
                 step()
             _sync(device)
-            rows.append(
-                {
-                    "pair": pair.label,
-                    "pipeline": "reference",
-                    "epoch": epoch + 1,
-                    "train_seconds": time.perf_counter() - start,
-                    "images": len(data),
-                }
-            )
-            _report_epoch(rows[-1])
-        trainer = _engine_trainer(
-            pair,
-            data,
-            test,
-            device,
-            args.batch_size,
-            folder,
-            epochs=args.epochs,
-            test_batch_size=1024,
-            compile=args.compile,
-        )
-        summary = trainer.fit(handle_sigint=False)
-        for record in summary["history"]:
-            rows.append(
-                {
-                    "pair": pair.label,
-                    "pipeline": "optimised (engine, metrics + test eval excluded)",
-                    "epoch": record["epoch"],
-                    "train_seconds": record["train_seconds"],
-                    "eval_seconds": record["eval_seconds"],
-                    "images": len(data),
-                    "amp": trainer.cfg.amp,
-                    "channels_last": trainer.cfg.channels_last,
-                }
-            )
-            _report_epoch(rows[-1])
-        ceiling = ceiling_step_fn(trainer, args.batch_size)
-        rate, _ = _time_steps(ceiling, args.warmup, min(args.steps, steps_per_epoch), device)
-        rows.append(
-            {
-                "pair": pair.label,
-                "pipeline": "ceiling (pre-made batch)",
-                "epoch": None,
-                "train_seconds": len(data) / rate,
-                "images": len(data),
-            }
-        )
-        _report_epoch(rows[-1])
+            seconds = time.perf_counter() - start
+            add({"pair": pair.label, "pipeline": "reference", "epoch": epoch + 1, "train_seconds": seconds})
+        trainers = []
+        for name, overrides in _engine_variants(device):
+            try:
+                torch.manual_seed(0)
+                trainer = _engine_trainer(
+                    pair,
+                    data,
+                    test,
+                    device,
+                    args.batch_size,
+                    folder,
+                    epochs=args.epochs,
+                    test_batch_size=1024,
+                    compile=args.compile,
+                    **overrides,
+                )
+                summary = trainer.fit(handle_sigint=False)
+            except Exception as error:  # a failing variant is reported, and the others still run
+                add({"pair": pair.label, "pipeline": name, "epoch": None, "train_seconds": None, "error": repr(error)})
+                continue
+            for record in summary["history"]:
+                add(
+                    {
+                        "pair": pair.label,
+                        "pipeline": name,
+                        "epoch": record["epoch"],
+                        "train_seconds": record["train_seconds"],
+                        "eval_seconds": record["eval_seconds"],
+                        "test_acc": record["test_acc"],
+                        "amp": trainer.cfg.amp,
+                        "channels_last": trainer.cfg.channels_last,
+                        "cuda_graphs": trainer.cfg.cuda_graphs,
+                    }
+                )
+            trainers.append(trainer)
+        if trainers:  # the ceiling of the engine's default step
+            rate, _ = _time_steps(ceiling_step_fn(trainers[0], args.batch_size), args.warmup, steps_per_epoch, device)
+            seconds = len(data) / rate
+            add({"pair": pair.label, "pipeline": "ceiling (pre-made batch)", "epoch": None, "train_seconds": seconds})
     return rows
+
+
+def _epoch_table(rows: list[dict[str, object]], images: int) -> str:
+    """Per pair and pipeline: the first epoch, the median later epoch, images/s and the ratio to the reference."""
+    lines = [f"{'pair':<24} {'pipeline':<28} {'1st epoch s':>11} {'later s':>8} {'img/s':>8} {'vs ref':>7}", "-" * 92]
+    by_key: dict[tuple[str, str], list[dict[str, object]]] = {}
+    for row in rows:
+        by_key.setdefault((str(row["pair"]), str(row["pipeline"])), []).append(row)
+
+    def steady(group: list[dict[str, object]]) -> float | None:
+        seconds = [float(r["train_seconds"]) for r in group if r["train_seconds"] is not None]  # type: ignore[arg-type]
+        return statistics.median(seconds[1:] or seconds) if seconds else None
+
+    for (pair, pipeline), group in by_key.items():
+        later, reference = steady(group), steady(by_key.get((pair, "reference"), []))
+        if later is None:
+            lines.append(f"{pair:<24} {pipeline:<28} failed: {group[0].get('error')}")
+            continue
+        first = group[0]["train_seconds"] if group[0]["epoch"] is not None else None
+        ratio = f"{reference / later:6.2f}x" if reference else "-"
+        first_text = f"{first:11.2f}" if first is not None else f"{'-':>11}"
+        lines.append(f"{pair:<24} {pipeline:<28} {first_text} {later:8.2f} {images / later:8.0f} {ratio:>7}")
+    return "\n".join(lines)
+
+
+def _write_json(args: argparse.Namespace, device: str, payload: object) -> None:
+    if args.json:
+        text = json.dumps({"machine": _machine(device), "args": vars(args), "results": payload}, indent=2)
+        write_text_atomic(args.json, text)
 
 
 def run_parity(args: argparse.Namespace, device: str, folder: Path) -> list[dict[str, object]]:
@@ -368,7 +401,8 @@ def _report(t: Timing) -> None:
 
 
 def _report_epoch(row: dict[str, object]) -> None:
-    print(f"  {row['pair']:<24} {row['pipeline']:<50} epoch {row['epoch']}: {row['train_seconds']:.1f} s", flush=True)
+    took = f"{row['train_seconds']:.2f} s" if row["train_seconds"] is not None else f"failed: {row.get('error')}"
+    print(f"  {row['pair']:<24} {row['pipeline']:<28} epoch {row['epoch']}: {took}", flush=True)
 
 
 def _table(results: list[Timing]) -> str:
@@ -435,15 +469,14 @@ def main(argv: list[str] | None = None) -> int:
             payload: object = run_parity(args, device, folder)
         elif args.epoch_mode:
             payload = run_epochs(args, device, folder)
+            print()
+            print(_epoch_table(payload, args.train_size))
         else:
             timings = run_steps(args, device, folder)
             print()
             print(_table(timings))
             payload = [asdict(t) for t in timings]
-    if args.json:
-        Path(args.json).write_text(
-            json.dumps({"machine": _machine(device), "args": vars(args), "results": payload}, indent=2)
-        )
+    _write_json(args, device, payload)
     return 0
 
 

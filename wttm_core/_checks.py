@@ -6,13 +6,35 @@ one readable line instead of a deep torch traceback.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
+from contextvars import ContextVar
 from numbers import Real
 
 import torch
 from torch import Tensor
 
 REDUCTIONS = ("mean", "sum", "none")
+
+_VALUE_CHECKS: ContextVar[bool] = ContextVar("wttm_value_checks", default=True)
+
+
+@contextlib.contextmanager
+def value_checks(enabled: bool) -> Iterator[None]:
+    """Turn the checks of tensor *values* on or off inside a ``with`` block (on by default).
+
+    Those checks (finite logits and results, probabilities that are non-negative and sum to one, log-weights
+    without NaN) read values back from the device, a host synchronisation per call: a training loop that checks
+    its epoch loss itself turns them off, so on a GPU the host can queue the next step while the current one
+    runs. Shape, dtype and argument checks stay on. Value checks are also skipped under ``torch.func.vmap`` and
+    while a CUDA graph is being captured, where values cannot be read.
+    """
+    token = _VALUE_CHECKS.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _VALUE_CHECKS.reset(token)
 
 
 def check_scalar(name: str, value: object, *, allow_zero: bool = False, allow_inf: bool = False) -> float:
@@ -85,6 +107,8 @@ def check_probabilities(name: str, p: object, dim: int) -> Tensor:
     """Check that ``p`` holds finite, non-negative probabilities that sum to one along ``dim``."""
     p = check_float_tensor(name, p)
     check_dim(name, p, dim)
+    if not _values_inspectable(p):
+        return p
     check_finite(name, p)
     if bool((p < 0).any()):
         raise ValueError(f"{name} must be non-negative (probabilities)")
@@ -98,8 +122,8 @@ def check_probabilities(name: str, p: object, dim: int) -> Tensor:
 
 
 def check_finite(name: str, x: Tensor) -> Tensor:
-    """Check that a tensor holds no NaN or Inf."""
-    if not bool(torch.isfinite(x).all()):
+    """Check that a tensor holds no NaN or Inf (a value check, see :func:`value_checks`)."""
+    if _values_inspectable(x) and not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} contains NaN or Inf")
     return x
 
@@ -108,6 +132,8 @@ def check_log_weights(name: str, log_p: object, dim: int) -> Tensor:
     """Check log-probabilities (or unnormalised log-weights): no NaN, no +Inf, not all -Inf along ``dim``."""
     log_p = check_float_tensor(name, log_p)
     check_dim(name, log_p, dim)
+    if not _values_inspectable(log_p):
+        return log_p
     if bool(torch.isnan(log_p).any()) or bool((log_p == math.inf).any()):
         raise ValueError(f"{name} contains NaN or +Inf")
     if bool((log_p == -math.inf).all(dim=dim).any()):
@@ -119,15 +145,26 @@ def raise_if_not_finite(result: Tensor, **inputs: Tensor) -> None:
     """After a result is computed, make sure it is finite; otherwise name the input that made it so.
 
     Under ``torch.func.vmap`` values cannot be inspected (no data-dependent control flow), so the check is
-    skipped there; ``torch.func.grad`` and plain autograd keep it.
+    skipped there; ``torch.func.grad`` and plain autograd keep it. It is also skipped inside
+    ``value_checks(False)`` and during CUDA graph capture.
     """
-    if _is_vmapped(result):
+    if not _values_inspectable(result):
         return
     if math.isfinite(result.item()) if result.dim() == 0 else bool(torch.isfinite(result).all()):
         return
     for name, x in inputs.items():
         check_finite(name, x)
     raise FloatingPointError("the result is not finite although the inputs are; please report this input")
+
+
+def _values_inspectable(x: Tensor) -> bool:
+    """Whether value checks run for ``x``: on (:func:`value_checks`), not under vmap, not in a CUDA capture."""
+    return _VALUE_CHECKS.get() and not _is_vmapped(x) and not _capturing(x)
+
+
+def _capturing(x: Tensor) -> bool:
+    """Whether ``x`` lives on a CUDA device whose current stream is capturing a graph."""
+    return x.is_cuda and torch.cuda.is_current_stream_capturing()
 
 
 def _is_vmapped(x: Tensor) -> bool:

@@ -86,6 +86,12 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         help="channels_last memory format (auto: on with bf16/CUDA)",
     )
     g.add_argument("--compile", action="store_true", help="torch.compile the models (slow first epoch)")
+    g.add_argument(
+        "--cuda-graphs",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="replay each training step as one CUDA graph (auto: on for one CUDA process without fp16/compile)",
+    )
     g.add_argument("--loader", default="device", help="device (GPU-resident, default) or reference (DataLoader)")
     g.add_argument("--num-workers", type=int, default=0, help="DataLoader workers of --loader reference (0)")
     g.add_argument(
@@ -209,6 +215,7 @@ def _config_from_args(args: argparse.Namespace) -> Any:
         amp=args.amp,
         channels_last=args.channels_last,
         compile=args.compile,
+        cuda_graphs=args.cuda_graphs,
         loader=args.loader,
         num_workers=args.num_workers,
         sync_bn=args.sync_bn,

@@ -32,6 +32,7 @@ from wttm_core._checks import (
     check_reduction,
     check_scalar,
     raise_if_not_finite,
+    value_checks,
 )
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "kd_grad",
     "ttm_grad",
     "wttm_grad",
+    "value_checks",
 ]
 
 # Below this distance from alpha = 1 the Renyi entropy is evaluated as log1p(sum p * expm1((alpha-1) log p)),

@@ -44,7 +44,7 @@ __all__ = [
 DATASETS = ("synthetic", "cifar100")
 LOADERS = ("device", "reference")
 # Fields that do not change what is computed: two configs differing only here describe the same run.
-_NOT_IDENTITY = frozenset({"out", "quiet", "num_workers"})
+_NOT_IDENTITY = frozenset({"out", "quiet", "num_workers", "cuda_graphs"})
 
 
 @dataclass
@@ -97,6 +97,7 @@ class TrainConfig:
     amp: str = "auto"
     channels_last: bool | None = None
     compile: bool = False
+    cuda_graphs: bool | None = None
     sync_bn: bool = True
     world_size: int = 1
     out: str | None = None
@@ -273,7 +274,28 @@ def resolve_config(config: TrainConfig, *, world_size: int = 1, local_rank: int 
         raise ValueError("amp: fp16 autocast is for CUDA; use bf16 (or off) on the CPU")
     if cfg.channels_last is None:
         cfg.channels_last = default_channels_last(cfg.device, cfg.amp)
+    cfg.cuda_graphs = _resolve_cuda_graphs(cfg)
     return cfg
+
+
+def _resolve_cuda_graphs(cfg: TrainConfig) -> bool:
+    """CUDA graphs are on by default where they apply: a CUDA device, one process, amp off or bf16, no compile."""
+    obstacles = [
+        reason
+        for reason, present in (
+            (f"device {cfg.device}", not cfg.device.startswith("cuda")),
+            (f"{cfg.world_size} processes", cfg.world_size > 1),
+            ("amp fp16 (its loss scaler reads values back)", cfg.amp == "fp16"),
+            ("compile", cfg.compile),
+        )
+        if present
+    ]
+    if cfg.cuda_graphs and obstacles:
+        raise ValueError(
+            "cuda_graphs: needs a CUDA device, one process, amp off or bf16 and no compile; here: "
+            + ", ".join(obstacles)
+        )
+    return not obstacles if cfg.cuda_graphs is None else bool(cfg.cuda_graphs)
 
 
 def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:

@@ -31,7 +31,8 @@ from tqdm.auto import tqdm
 from wttm_core import functional as WF
 from wttm_core.engine import distributed as D
 from wttm_core.engine.config import TrainConfig, config_to_dict, environment_info, method_for, resolve_config
-from wttm_core.engine.methods import Method
+from wttm_core.engine.graphs import GraphedStep
+from wttm_core.engine.methods import LossParts, Method
 from wttm_core.engine.metrics import TrainMeter, evaluation_sums, finish_evaluation, predict_logits
 from wttm_core.engine.runtime import autocast, seed_everything, set_deterministic
 from wttm_core.engine.state import (
@@ -166,6 +167,9 @@ class Trainer:
             trained = DistributedDataParallel(self.student, device_ids=ids)
         self.student_forward: Callable[[Tensor], Tensor] = torch.compile(trained) if cfg.compile else trained
         self.teacher_forward = torch.compile(self.teacher) if cfg.compile and self.teacher is not None else self.teacher
+        self.graphed_step: GraphedStep[tuple[LossParts, Tensor, Tensor | None]] | None = (
+            GraphedStep(self._train_step, self.optimizer) if cfg.cuda_graphs else None
+        )
         self.train_loader, self.test_loader = self._loaders()
         self.metric_gamma = 1.0 / float(cfg.metric_temperature)  # type: ignore[arg-type]
         self.history: list[dict[str, Any]] = []
@@ -221,21 +225,37 @@ class Trainer:
 
     # -------------------------------------------------------------------------------------------- steps
     def _step(self, images: Tensor, labels: Tensor, global_size: int, meter: TrainMeter) -> None:
+        if self.graphed_step is not None:  # single process: the global batch is the local one
+            parts, student_logits, weights = self.graphed_step(images, labels)
+        else:
+            parts, student_logits, weights = self._train_step(images, labels, global_size)
+        meter.update(parts, student_logits, labels, weights)
+
+    def _train_step(
+        self, images: Tensor, labels: Tensor, global_size: int | None = None
+    ) -> tuple[LossParts, Tensor, Tensor | None]:
+        """One optimisation step; returns the loss parts, the student's logits and WTTM's weight ``U`` (metric).
+
+        Reads nothing back to the host (the epoch's loss is checked for divergence at the epoch end instead of
+        each loss checking its own value), so the host can queue the next step while a GPU runs this one.
+        """
         cfg = self.cfg
         teacher_logits = None
-        with autocast(cfg.device, cfg.amp):
-            if self.teacher_forward is not None:
-                with torch.inference_mode():
-                    teacher_logits = self.teacher_forward(images)
-            student_logits = self.student_forward(images)
-        parts = self.method(student_logits, teacher_logits, labels)  # float32 (the core upcasts)
-        loss = parts.total * D.loss_scale(labels.shape[0], global_size, self.ctx)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        weights = WF.wttm_weights(teacher_logits, self.metric_gamma) if teacher_logits is not None else None
-        meter.update(parts, student_logits, labels, weights)
+        with WF.value_checks(False):
+            with autocast(cfg.device, cfg.amp, cache=self.graphed_step is None):
+                if self.teacher_forward is not None:
+                    with torch.inference_mode():
+                        teacher_logits = self.teacher_forward(images)
+                student_logits = self.student_forward(images)
+            parts = self.method(student_logits, teacher_logits, labels)  # float32 (the core upcasts)
+            global_size = labels.shape[0] if global_size is None else global_size
+            loss = parts.total * D.loss_scale(labels.shape[0], global_size, self.ctx)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            weights = WF.wttm_weights(teacher_logits, self.metric_gamma) if teacher_logits is not None else None
+        return parts, student_logits, weights
 
     def _evaluate(self) -> dict[str, float]:
         cfg = self.cfg

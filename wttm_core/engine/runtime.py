@@ -116,13 +116,16 @@ def amp_dtype(amp: str) -> torch.dtype | None:
 
 
 @contextlib.contextmanager
-def autocast(device: str, amp: str) -> Iterator[None]:
-    """``torch.autocast`` for ``device`` in the mode ``amp``; a no-op when ``amp == "off"``."""
+def autocast(device: str, amp: str, *, cache: bool = True) -> Iterator[None]:
+    """``torch.autocast`` for ``device`` in the mode ``amp``; a no-op when ``amp == "off"``.
+
+    ``cache=False`` turns off autocast's cache of cast weights, which a CUDA graph capture requires.
+    """
     dtype = amp_dtype(amp)
     if dtype is None:
         yield
         return
-    with torch.autocast(device_type=torch.device(device).type, dtype=dtype):
+    with torch.autocast(device_type=torch.device(device).type, dtype=dtype, cache_enabled=cache):
         yield
 
 

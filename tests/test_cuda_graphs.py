@@ -1,0 +1,103 @@
+"""The CUDA-graph training step (``wttm_core.engine.graphs``): when it is used, and that it trains exactly what the
+eager step trains. The equivalence tests need a GPU and are skipped without one (the GPU script
+``benchmarks/gpu_run.sh`` runs them); the configuration and input checks run everywhere."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import wttm_core.functional as WF
+from wttm_core.data import load_dataset
+from wttm_core.engine import TrainConfig, resolve_config
+from wttm_core.engine.graphs import GraphedStep
+from wttm_core.engine.loop import prepare
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
+
+
+def test_graphs_are_off_on_the_cpu_and_refused_when_asked_for():
+    assert resolve_config(TrainConfig(arch="resnet8", device="cpu")).cuda_graphs is False
+    with pytest.raises(ValueError, match=r"cuda_graphs: .*device cpu"):
+        resolve_config(TrainConfig(arch="resnet8", device="cpu", cuda_graphs=True))
+
+
+def test_graphed_step_wants_cuda_tensors_and_a_warmup():
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="warmup"):
+        GraphedStep(lambda x, y: x, optimizer, warmup=0)
+    with pytest.raises(ValueError, match="CUDA tensors"):
+        GraphedStep(lambda x, y: x, optimizer)(torch.zeros(2, 3), torch.zeros(2))
+
+
+def test_value_checks_can_be_turned_off_for_a_block():
+    student, teacher = torch.zeros(2, 5), torch.zeros(2, 5)
+    student[0, 0] = math.nan
+    with pytest.raises(ValueError, match="student_logits"):
+        WF.kd_loss(student, teacher, temperature=4.0)
+    with WF.value_checks(False):
+        assert torch.isnan(WF.kd_loss(student, teacher, temperature=4.0))
+    with pytest.raises(ValueError, match="student_logits"):  # back on after the block
+        WF.kd_loss(student, teacher, temperature=4.0)
+    not_probabilities = torch.tensor([[0.5, 0.6]])
+    with pytest.raises(ValueError, match="sum to 1"):
+        WF.shannon_entropy(not_probabilities)
+    with WF.value_checks(False):  # shape checks stay, value checks go
+        WF.shannon_entropy(not_probabilities)
+        with pytest.raises(ValueError, match="dim"):
+            WF.shannon_entropy(not_probabilities, dim=2)
+
+
+def _trainer(tmp_path, cuda_graphs: bool, amp: str, method: str):
+    data = load_dataset("synthetic", "train", size=64 * 7 + 16)  # 7 full batches and a partial one per epoch
+    test = load_dataset("synthetic", "test", size=128)
+    from wttm_core.models import build_model, save_checkpoint
+
+    teacher = tmp_path / "teacher.pth"
+    if not teacher.exists():
+        torch.manual_seed(0)
+        save_checkpoint(teacher, build_model("resnet20"), arch="resnet20", epoch=0, accuracy=0.0)
+    config = TrainConfig(
+        arch="resnet8",
+        method=method,
+        teacher_checkpoint=str(teacher),
+        gamma=0.3,
+        beta=1.5,
+        epochs=3,
+        milestones=(1, 2),  # the learning rate changes twice: the step is captured three times
+        device="cuda",
+        amp=amp,
+        deterministic=True,
+        cuda_graphs=cuda_graphs,
+        quiet=True,
+    )
+    return prepare(config, data=(data, test))
+
+
+@needs_cuda
+@pytest.mark.parametrize(
+    ("amp", "method"), [("off", "wttm"), ("bf16", "wttm"), ("bf16", "kd+0.5*renyi"), ("bf16", "ce")]
+)
+def test_graphed_training_matches_eager_training(tmp_path, amp, method):
+    runs = {}
+    for graphs in (False, True):
+        trainer = _trainer(tmp_path, graphs, amp, method)
+        summary = trainer.fit(handle_sigint=False)
+        runs[graphs] = (trainer, summary)
+    graphed, eager = runs[True][0], runs[False][0]
+    assert eager.graphed_step is None
+    step = graphed.graphed_step
+    assert step is not None and step.captures == 3
+    assert step.replays == 3 * 7 - step.warmup  # the warm-up steps are real steps on the first batches
+    assert step.eager_steps == step.warmup + 3  # plus each epoch's partial batch
+    tolerance = 1e-5 if amp == "off" else 1e-3
+    for (name, a), b in zip(graphed.student.state_dict().items(), eager.student.state_dict().values(), strict=True):
+        assert torch.allclose(a.double(), b.double(), rtol=tolerance, atol=tolerance), name
+    for a, b in zip(runs[True][1]["history"], runs[False][1]["history"], strict=True):
+        assert a["lr"] == b["lr"]
+        for key in ("train_loss", "train_acc", "test_acc", "weight_mean"):
+            if a[key] is not None or b[key] is not None:
+                assert math.isclose(a[key], b[key], rel_tol=10 * tolerance, abs_tol=10 * tolerance), key
