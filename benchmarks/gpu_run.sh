@@ -40,14 +40,14 @@ timeout 150 $PY -m pytest -q -p no:cacheprovider tests/test_cuda_graphs.py >>"$L
 log "tests/test_cuda_graphs.py rc=$? $(grep -E '(passed|failed|error)' "$LOG" | tail -1)"
 
 # 2. full epochs: reference-style pipeline vs the engine (the issue's GPU measurement)
-timeout 240 $PY benchmarks/train_step.py --device "$DEVICE" --epoch-mode --epochs 2 --train-size "$TRAIN" \
+timeout 200 $PY benchmarks/train_step.py --device "$DEVICE" --epoch-mode --epochs 2 --train-size "$TRAIN" \
   --num-workers "$WORKERS" --steps "$STEPS" --json "$OUT/epochs.json" >"$T/epochs.log" 2>&1
 log "epoch mode rc=$?"
 cat "$T/epochs.log" >>"$LOG"
 tail -n 9 "$T/epochs.log" >>"$OUT/summary.txt"
 
 # 3. notebook 05's gpu-paper recipe (issue 6): a resnet56 teacher, then KD / TTM / WTTM resnet20 students
-timeout 240 $PY - "$OUT/05_train_students_gpu_paper.ipynb" "$T/nb05" "$DEVICE" "$EPOCHS05" "$TRAIN" \
+timeout 200 $PY - "$OUT/05_train_students_gpu_paper.ipynb" "$T/nb05" "$DEVICE" "$EPOCHS05" "$TRAIN" \
   >>"$LOG" 2>&1 <<'EOF'
 import sys
 from wttm_core.notebook_runner import execute_notebook
@@ -57,7 +57,7 @@ parameters = dict(interactive=False, profile="gpu-paper", dataset="synthetic", d
                   results_dir=f"{work}/results")
 if train != 50000:  # rehearsals on a CPU use a smaller set than the notebook's full one
     parameters.update(profile="smoke", teacher="train:resnet20", student="resnet8")
-execute_notebook("notebooks/05_train_students.ipynb", dst, parameters, timeout=230)
+execute_notebook("notebooks/05_train_students.ipynb", dst, parameters, timeout=190)
 EOF
 log "notebook 05 gpu-paper rc=$?"
 $PY - "$T/nb05" "$OUT/notebook05_epochs.json" >>"$OUT/summary.txt" 2>>"$LOG" <<'EOF'
@@ -78,7 +78,7 @@ for name, epochs in runs.items():
 EOF
 
 # 4. per-step table (same machine, same run)
-timeout 100 $PY benchmarks/train_step.py --device "$DEVICE" --steps "$STEPS" --warmup 20 --train-size 16384 \
+timeout 80 $PY benchmarks/train_step.py --device "$DEVICE" --steps "$STEPS" --warmup 20 --train-size 16384 \
   --num-workers "$WORKERS" --json "$OUT/steps.json" >"$T/steps.log" 2>&1
 log "steps mode rc=$?"
 cat "$T/steps.log" >>"$LOG"
@@ -86,19 +86,19 @@ tail -n 8 "$T/steps.log" >>"$OUT/summary.txt"
 
 # 5. the CUDA path of the engine through the CLI (tiny sizes)
 C="--dataset synthetic --train-size 1024 --test-size 512 --batch-size 64 --device $DEVICE --quiet"
-timeout 60 $W train-teacher $C --arch resnet20 --epochs 2 --out "$T/t" >>"$LOG" 2>&1
+timeout 45 $W train-teacher $C --arch resnet20 --epochs 2 --out "$T/t" >>"$LOG" 2>&1
 log "train-teacher rc=$? $(tr -d '\n ' <"$T/t/summary.json" 2>/dev/null | cut -c1-160)"
 for amp in bf16 fp16 off; do
-  timeout 45 $W distill $C --teacher resnet20 --teacher-checkpoint "$T/t/checkpoint.pth" --student resnet8 \
+  timeout 35 $W distill $C --teacher resnet20 --teacher-checkpoint "$T/t/checkpoint.pth" --student resnet8 \
     --method wttm --gamma 0.3 --beta 1.5 --seed 7 --deterministic --epochs 2 --amp "$amp" --out "$T/s_$amp" \
     >>"$LOG" 2>&1
   log "distill amp=$amp rc=$? last: $(tail -1 "$T/s_$amp/metrics.jsonl" 2>/dev/null | cut -c1-300)"
 done
-timeout 30 $W distill $C --teacher resnet20 --teacher-checkpoint "$T/t/checkpoint.pth" --student resnet8 \
+timeout 25 $W distill $C --teacher resnet20 --teacher-checkpoint "$T/t/checkpoint.pth" --student resnet8 \
   --method wttm --gamma 0.3 --beta 1.5 --seed 7 --deterministic --epochs 2 --amp bf16 --out "$T/s_bf16" --resume \
   >>"$LOG" 2>&1
 log "resume of a finished run rc=$?"
-timeout 30 $W eval --arch resnet20 --checkpoint "$T/t/checkpoint.pth" --test-size 512 --device "$DEVICE" \
+timeout 25 $W eval --arch resnet20 --checkpoint "$T/t/checkpoint.pth" --test-size 512 --device "$DEVICE" \
   >>"$OUT/summary.txt" 2>>"$LOG"
 log "eval rc=$?"
 
