@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
 from .dataset import ImageDataset
-from .transforms import CIFAR100_MEAN, CIFAR100_STD, crop_flip, normalize, sample_crop_flip
+from .transforms import CIFAR100_MEAN, CIFAR100_STD, check_offsets, crop_flip, normalize, sample_crop_flip
 
 PADDING = 4
 
@@ -93,6 +93,8 @@ class DeviceLoader:
         self.device = torch.device("cpu") if device is None else torch.device(device)
         self.images = dataset.images.to(self.device)
         self.labels = dataset.labels.to(self.device)
+        self._mean = torch.tensor(CIFAR100_MEAN, device=self.device)
+        self._std = torch.tensor(CIFAR100_STD, device=self.device)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -122,6 +124,7 @@ class DeviceLoader:
         if not self.augment:
             return order, None, None
         offsets, flips = sample_crop_flip(order.numel(), padding=PADDING, generator=generator)
+        check_offsets(offsets, PADDING)  # once per epoch, on the CPU: the batches then skip the check
         return order, offsets, flips
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -134,8 +137,8 @@ class DeviceLoader:
             index = order[batch]
             images = self.images[index]
             if offsets is not None and flips is not None:
-                images = crop_flip(images, offsets[batch], flips[batch], padding=PADDING)
-            images = normalize(images).contiguous(memory_format=self.memory_format)
+                images = crop_flip(images, offsets[batch], flips[batch], padding=PADDING, validate=False)
+            images = normalize(images, self._mean, self._std).contiguous(memory_format=self.memory_format)
             yield images, self.labels[index]
         self.epoch += 1
 

@@ -40,6 +40,12 @@ def sample_crop_flip(
     return offsets, flips
 
 
+def check_offsets(offsets: torch.Tensor, padding: int) -> None:
+    """Check that crop offsets lie in ``0 .. 2 * padding`` (the windows stay inside the padded image)."""
+    if offsets.numel() and (int(offsets.min()) < 0 or int(offsets.max()) > 2 * padding):
+        raise ValueError(f"offsets must lie in [0, {2 * padding}] for padding={padding}")
+
+
 def crop_windows(
     images: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, height: int, width: int
 ) -> torch.Tensor:
@@ -61,11 +67,15 @@ def crop_windows(
     return torch.gather(picked_rows, 3, cols[:, None, None, :].expand(b, c, height, width))
 
 
-def crop_flip(images: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, *, padding: int = 4) -> torch.Tensor:
+def crop_flip(
+    images: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, *, padding: int = 4, validate: bool = True
+) -> torch.Tensor:
     """Zero-pad, crop at per-image ``offsets`` (top, left) and mirror the images where ``flips`` is true.
 
     ``images`` is [B, C, H, W] of any dtype; the result has the same shape, dtype and device. Equivalent to
-    ``hflip(crop(pad(img, padding), top, left, H, W))`` applied image by image.
+    ``hflip(crop(pad(img, padding), top, left, H, W))`` applied image by image. ``validate=False`` skips the
+    range check of ``offsets``, which reads values back from their device (a GPU loader checks an epoch's
+    offsets once, on the CPU, instead of synchronising every batch).
     """
     if images.dim() != 4:
         raise ValueError(f"images must be [B, C, H, W], got shape {tuple(images.shape)}")
@@ -76,19 +86,22 @@ def crop_flip(images: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, 
         raise ValueError(f"flips must have shape ({b},), got {tuple(flips.shape)}")
     if padding < 0:
         raise ValueError(f"padding must be non-negative, got {padding}")
-    if offsets.numel() and (int(offsets.min()) < 0 or int(offsets.max()) > 2 * padding):
-        raise ValueError(f"offsets must lie in [0, {2 * padding}] for padding={padding}")
+    if validate:
+        check_offsets(offsets, padding)
     padded = torch.nn.functional.pad(images, (padding, padding, padding, padding))
     return crop_windows(padded, offsets, flips, h, w)
 
 
 def normalize(
     images: torch.Tensor,
-    mean: tuple[float, ...] = CIFAR100_MEAN,
-    std: tuple[float, ...] = CIFAR100_STD,
+    mean: tuple[float, ...] | torch.Tensor = CIFAR100_MEAN,
+    std: tuple[float, ...] | torch.Tensor = CIFAR100_STD,
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
-    """uint8 [B, C, H, W] -> float ``(x / 255 - mean) / std``, as ``Normalize(ToTensor(img))`` computes it."""
+    """uint8 [B, C, H, W] -> float ``(x / 255 - mean) / std``, as ``Normalize(ToTensor(img))`` computes it.
+
+    ``mean`` and ``std`` may be tensors already on the images' device in ``dtype`` (no copy per call then).
+    """
     if images.dtype != torch.uint8:
         raise TypeError(f"images must be uint8, got {images.dtype}")
     if len(mean) != images.shape[1] or len(std) != images.shape[1]:

@@ -4,9 +4,10 @@
 writes a single file (so bad input leaves nothing on disk), then trains epoch by epoch following the recipe
 (SGD with momentum, step decay at the scaled milestones). Per step: the frozen teacher's logits under
 ``torch.inference_mode()`` in the same autocast as the student, the student's logits, the method's loss parts
-computed in float32 by the functional core, backward, update. Per epoch: the test-set metrics of
-:mod:`wttm_core.engine.metrics`, one line in ``metrics.jsonl``, the checkpoints and the resumable state
-(:mod:`wttm_core.engine.state`).
+computed in float32 by the functional core, backward, update. Nothing is read back to the host during an
+epoch, and on one CUDA device the whole step is replayed as one CUDA graph (:mod:`wttm_core.engine.graphs`).
+Per epoch: the test-set metrics of :mod:`wttm_core.engine.metrics`, one line in ``metrics.jsonl``, the
+checkpoints and the resumable state (:mod:`wttm_core.engine.state`).
 
 Interruption: Ctrl-C (SIGINT) finishes the current step, saves the exact mid-epoch state and raises
 :class:`TrainingInterrupted`; ``resume=True`` continues from there (or from the last epoch end after a hard
@@ -234,7 +235,8 @@ class Trainer:
     def _train_step(
         self, images: Tensor, labels: Tensor, global_size: int | None = None
     ) -> tuple[LossParts, Tensor, Tensor | None]:
-        """One optimisation step; returns the loss parts, the student's logits and WTTM's weight ``U`` (metric).
+        """One optimisation step; returns the (detached) loss parts, the student's logits and WTTM's weight ``U``
+        (a metric).
 
         Reads nothing back to the host (the epoch's loss is checked for divergence at the epoch end instead of
         each loss checking its own value), so the host can queue the next step while a GPU runs this one.
@@ -255,7 +257,9 @@ class Trainer:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             weights = WF.wttm_weights(teacher_logits, self.metric_gamma) if teacher_logits is not None else None
-        return parts, student_logits, weights
+        # detached, so that no output keeps this step's autograd graph (and its AccumulateGrad nodes) alive
+        detached = LossParts(parts.total.detach(), {name: v.detach() for name, v in parts.parts.items()})
+        return detached, student_logits.detach(), weights
 
     def _evaluate(self) -> dict[str, float]:
         cfg = self.cfg
