@@ -249,8 +249,8 @@ def run_epochs(args: argparse.Namespace, device: str, folder: Path) -> list[dict
     rows: list[dict[str, object]] = []
 
     def add(row: dict[str, object]) -> None:
-        rows.append(row)
-        _report_epoch(row)
+        rows.append({**row, "images": len(data)})
+        _report_epoch(rows[-1])
         _write_json(args, device, rows)
 
     for pair in _selected_pairs(args):

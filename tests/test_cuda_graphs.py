@@ -29,6 +29,8 @@ def test_graphed_step_wants_cuda_tensors_and_a_warmup():
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     with pytest.raises(ValueError, match="warmup"):
         GraphedStep(lambda x, y: x, optimizer, warmup=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        GraphedStep(lambda x, y: x, optimizer, batch_size=0)
     with pytest.raises(ValueError, match="CUDA tensors"):
         GraphedStep(lambda x, y: x, optimizer)(torch.zeros(2, 3), torch.zeros(2))
 

@@ -14,7 +14,9 @@ computes:
   eagerly on a side stream), and the batch that triggers a capture is trained by the first replay;
 * the learning rate is a constant of the captured SGD kernels, so the step is captured again whenever a
   parameter group's learning rate differs from the one captured (at the recipe's milestones);
-* a batch of another shape (the last, partial batch of an epoch) runs eagerly.
+* a batch of another size than ``batch_size`` (the last, partial batch of an epoch) runs eagerly;
+* after the optimizer's state is replaced (``load_state_dict`` makes new momentum tensors), :meth:`reset`
+  makes the next call capture again.
 
 The step itself must not read values back to the host (the losses skip their finiteness check during capture,
 see :func:`wttm_core.functional.value_checks`) and, under autocast, must not use autocast's weight cache. fp16
@@ -40,16 +42,25 @@ class GraphedStep(Generic[Out]):
 
     ``step`` performs one full training step (including ``optimizer.step()``) and returns tensors (or objects
     holding tensors) that stay valid until the next call. ``optimizer`` is the optimizer that ``step`` updates:
-    its learning rates decide when to capture again. ``warmup`` eager steps precede each first capture.
+    its learning rates decide when to capture again. Only batches of ``batch_size`` images are replayed (all
+    batches of the first batch's size when it is ``None``). ``warmup`` eager steps precede the first capture.
     """
 
     def __init__(
-        self, step: Callable[[Tensor, Tensor], Out], optimizer: torch.optim.Optimizer, *, warmup: int = 3
+        self,
+        step: Callable[[Tensor, Tensor], Out],
+        optimizer: torch.optim.Optimizer,
+        *,
+        batch_size: int | None = None,
+        warmup: int = 3,
     ) -> None:
         if warmup < 1:
             raise ValueError(f"warmup must be >= 1 (a capture needs warmed-up kernels), got {warmup}")
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.step = step
         self.optimizer = optimizer
+        self.batch_size = batch_size
         self.warmup = warmup
         self.captures = 0
         self.replays = 0
@@ -69,8 +80,8 @@ class GraphedStep(Generic[Out]):
         if not images.is_cuda:
             raise ValueError(f"GraphedStep needs CUDA tensors, got images on {images.device}")
         shape = (tuple(images.shape), images.stride(), images.dtype, tuple(labels.shape), labels.dtype)
-        if self._shape is None:
-            self._shape = shape  # the first batch fixes the captured shape (the recipe's full batch)
+        if self._shape is None and (self.batch_size is None or images.shape[0] == self.batch_size):
+            self._shape = shape  # the first full batch fixes the captured shape
         if shape != self._shape:
             self.eager_steps += 1
             return self.step(images, labels)
@@ -85,6 +96,10 @@ class GraphedStep(Generic[Out]):
         self._graph.replay()
         self.replays += 1
         return self._static_out  # type: ignore[return-value]
+
+    def reset(self) -> None:
+        """Capture again at the next call (for example after the optimizer's state was loaded)."""
+        self._graph, self._static_out, self._lrs = None, None, None
 
     def _warm_up(self, images: Tensor, labels: Tensor) -> Out:
         """One real step on a side stream, as capture asks (lazy cuDNN / autograd setup happens outside it)."""

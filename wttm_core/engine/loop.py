@@ -169,7 +169,7 @@ class Trainer:
         self.student_forward: Callable[[Tensor], Tensor] = torch.compile(trained) if cfg.compile else trained
         self.teacher_forward = torch.compile(self.teacher) if cfg.compile and self.teacher is not None else self.teacher
         self.graphed_step: GraphedStep[tuple[LossParts, Tensor, Tensor | None]] | None = (
-            GraphedStep(self._train_step, self.optimizer) if cfg.cuda_graphs else None
+            GraphedStep(self._train_step, self.optimizer, batch_size=cfg.batch_size) if cfg.cuda_graphs else None
         )
         self.train_loader, self.test_loader = self._loaders()
         self.metric_gamma = 1.0 / float(cfg.metric_temperature)  # type: ignore[arg-type]
@@ -420,6 +420,8 @@ class Trainer:
     def _restore(self, state: dict[str, Any]) -> None:
         self.student.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.graphed_step is not None:  # the momentum buffers are new tensors: a graph must be captured anew
+            self.graphed_step.reset()
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.history = list(state["history"])

@@ -17,13 +17,12 @@ experiments (KD and WTTM with the main teacher) are trained once and reused from
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wttm_core.engine import TrainConfig
+from wttm_core.engine import TrainConfig, read_jsonl
 from wttm_core.experiments.orchestrate import (
     SNAPSHOT_ALL_UP_TO,
     TeacherSource,
@@ -228,8 +227,7 @@ class QuestionContext:
 
 
 def _teacher_test_accuracy(teacher_dir: Path, epoch: int) -> float:
-    for line in (teacher_dir / "metrics.jsonl").read_text().splitlines():
-        row = json.loads(line)
+    for row in read_jsonl(teacher_dir / "metrics.jsonl"):
         if row.get("epoch") == epoch:
             return float(row["test_acc"])
     raise ValueError(f"teacher run {teacher_dir} has no epoch {epoch}")
