@@ -41,7 +41,7 @@ log "tests/test_cuda_graphs.py rc=$? $(grep -E '(passed|failed|error)' "$LOG" | 
 
 # 2. full epochs: reference-style pipeline vs the engine (the issue's GPU measurement)
 timeout 200 $PY benchmarks/train_step.py --device "$DEVICE" --epoch-mode --epochs 2 --train-size "$TRAIN" \
-  --num-workers "$WORKERS" --steps "$STEPS" --json "$OUT/epochs.json" >"$T/epochs.log" 2>&1
+  --num-workers "$WORKERS" --json "$OUT/epochs.json" >"$T/epochs.log" 2>&1
 log "epoch mode rc=$?"
 cat "$T/epochs.log" >>"$LOG"
 tail -n 9 "$T/epochs.log" >>"$OUT/summary.txt"
@@ -63,12 +63,11 @@ log "notebook 05 gpu-paper rc=$?"
 $PY - "$T/nb05" "$OUT/notebook05_epochs.json" >>"$OUT/summary.txt" 2>>"$LOG" <<'EOF'
 import json, sys
 from pathlib import Path
+from wttm_core.engine import read_jsonl
 work, dst = Path(sys.argv[1]), Path(sys.argv[2])
-runs = {}
-for path in sorted(work.rglob("metrics.jsonl")):
-    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    runs[str(path.parent.relative_to(work))] = [
-        {k: r.get(k) for k in ("epoch", "train_seconds", "eval_seconds", "images_per_s", "test_acc")} for r in lines]
+keys = ("epoch", "train_seconds", "eval_seconds", "images_per_s", "test_acc")
+runs = {str(path.parent.relative_to(work)): [{k: row.get(k) for k in keys} for row in read_jsonl(path)]
+        for path in sorted(work.rglob("metrics.jsonl"))}
 results = work / "results" / "results.json"
 record = {"runs": runs, "results": json.loads(results.read_text()) if results.exists() else None}
 dst.write_text(json.dumps(record, indent=2))

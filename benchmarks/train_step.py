@@ -430,7 +430,9 @@ def _machine(device: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--steps", type=int, default=30, help="timed steps per pipeline (30)")
+    parser.add_argument(
+        "--steps", type=int, default=30, help="timed steps per pipeline (30; --epoch-mode: whole epochs)"
+    )
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (5)")
     parser.add_argument(
         "--rounds", type=int, default=3, help="the pipelines take turns in this many rounds; medians are reported (3)"

@@ -53,19 +53,13 @@ def test_value_checks_can_be_turned_off_for_a_block():
             WF.shannon_entropy(not_probabilities, dim=2)
 
 
-def _trainer(tmp_path, cuda_graphs: bool, amp: str, method: str):
+def _trainer(teacher_file, cuda_graphs: bool, amp: str, method: str):
     data = load_dataset("synthetic", "train", size=64 * 7 + 16)  # 7 full batches and a partial one per epoch
     test = load_dataset("synthetic", "test", size=128)
-    from wttm_core.models import build_model, save_checkpoint
-
-    teacher = tmp_path / "teacher.pth"
-    if not teacher.exists():
-        torch.manual_seed(0)
-        save_checkpoint(teacher, build_model("resnet20"), arch="resnet20", epoch=0, accuracy=0.0)
     config = TrainConfig(
         arch="resnet8",
         method=method,
-        teacher_checkpoint=str(teacher),
+        teacher_checkpoint=str(teacher_file),
         gamma=0.3,
         beta=1.5,
         epochs=3,
@@ -83,10 +77,10 @@ def _trainer(tmp_path, cuda_graphs: bool, amp: str, method: str):
 @pytest.mark.parametrize(
     ("amp", "method"), [("off", "wttm"), ("bf16", "wttm"), ("bf16", "kd+0.5*renyi"), ("bf16", "ce")]
 )
-def test_graphed_training_matches_eager_training(tmp_path, amp, method):
+def test_graphed_training_matches_eager_training(teacher_file, amp, method):
     runs = {}
     for graphs in (False, True):
-        trainer = _trainer(tmp_path, graphs, amp, method)
+        trainer = _trainer(teacher_file, graphs, amp, method)
         summary = trainer.fit(handle_sigint=False)
         runs[graphs] = (trainer, summary)
     graphed, eager = runs[True][0], runs[False][0]

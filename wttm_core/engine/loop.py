@@ -250,8 +250,7 @@ class Trainer:
                         teacher_logits = self.teacher_forward(images)
                 student_logits = self.student_forward(images)
             parts = self.method(student_logits, teacher_logits, labels)  # float32 (the core upcasts)
-            global_size = labels.shape[0] if global_size is None else global_size
-            loss = parts.total * D.loss_scale(labels.shape[0], global_size, self.ctx)
+            loss = parts.total * D.loss_scale(labels.shape[0], global_size or labels.shape[0], self.ctx)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
