@@ -393,7 +393,7 @@ def _run_command(prog: str, args: argparse.Namespace) -> int:
     except KeyboardInterrupt as interrupt:
         print(f"{prog}: {_one_line(interrupt) or 'interrupted'}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as error:  # a path the user gave
+    except (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError) as error:  # a path given
         _fail(prog, _environment_message(error) if error.strerror else error)
     except OSError as error:  # environment: disk full, permission, network; the real cause, exit 1
         _fail(prog, _environment_message(error), code=EXIT_ENVIRONMENT)

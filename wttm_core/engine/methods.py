@@ -99,7 +99,10 @@ def parse_method(spec: str) -> MethodSpec:
         term = "wttm" if name == "wttm-noce" else name
         if term not in TERMS or term == "ce":
             raise ValueError(f"method {spec!r}: an added term must be one of kd, ttm, wttm, renyi, got {name!r}")
-        extras.append((float(weight) if weight is not None else 1.0, term))
+        value = float(weight) if weight is not None else 1.0
+        if not math.isfinite(value):  # e.g. 1e999 (infinite): refused before anything is written (issue 13)
+            raise ValueError(f"method {spec!r}: the weight of {name!r} must be a finite number, got {weight}")
+        extras.append((value, term))
     names = [base_term for base_term in _base_terms(base)] + [term for _, term in extras]
     duplicated = {n for n in names if names.count(n) > 1}
     if duplicated:

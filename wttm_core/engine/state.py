@@ -121,11 +121,13 @@ def load_state(path: str | Path, config: dict[str, Any] | None = None) -> dict[s
     :class:`RunDirectoryError` naming the file and the way out when it is truncated, corrupt, refused by the
     safe unpickler, or another program's / another run's file.
     """
+    from wttm_core.models.checkpoint import load_error_reason
+
     path = Path(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated or corrupt (RuntimeError, EOFError, ...), or a refused pickle
-        reason = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        reason = load_error_reason(str(error)) if str(error).strip() else type(error).__name__
         raise RunDirectoryError(
             f"{path} is unreadable ({type(error).__name__}: {reason[:200]}); {_way_out(path)}"
         ) from None

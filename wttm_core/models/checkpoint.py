@@ -121,7 +121,7 @@ _REFUSED_OBJECT = re.compile(
 _BOILERPLATE = re.compile(r"^(Weights only load failed|Check the documentation|Please file an issue|\(\d\)|In PyTorch)")
 
 
-def _first_line(text: str) -> str:
+def load_error_reason(text: str) -> str:
     """The first line of torch's error text that is about the file (not its advice to load unsafely)."""
     match = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text)
     if match:
@@ -192,10 +192,10 @@ def read_checkpoint(path: PathLike, *, expected_sha256: str | None = None) -> di
                 "arbitrary objects, because that can run code. If you trust the file, re-save its plain "
                 "state_dict elsewhere and load that."
             ) from None
-        raise ValueError(f"{path} is not a readable PyTorch checkpoint ({_first_line(text)})") from None
+        raise ValueError(f"{path} is not a readable PyTorch checkpoint ({load_error_reason(text)})") from None
     except Exception as exc:  # malformed data surfaces as RuntimeError, EOFError, KeyError, ... from torch
         raise ValueError(
-            f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {_first_line(str(exc))})"
+            f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {load_error_reason(str(exc))})"
         ) from None
 
     if not isinstance(obj, Mapping):
