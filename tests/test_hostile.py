@@ -384,7 +384,7 @@ def test_case_6_dashboards_need_the_token_and_a_local_host(tmp_path: Path) -> No
     command = voila_command(folder, port=port, token=token, allowed_hosts=["classroom.local"])
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     server = subprocess.Popen(
-        [*command, "--allow-root"],
+        command,
         cwd=tmp_path,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -417,7 +417,8 @@ def test_case_6_dashboards_need_the_token_and_a_local_host(tmp_path: Path) -> No
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/voila/render/a.ipynb?token={token}", timeout=60) as page:
             assert "/srv/secret" not in page.read().decode()  # tracebacks are hidden
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
 
 
@@ -516,25 +517,21 @@ def test_case_8_a_huge_class_count_is_refused_before_any_model_is_built(tmp_path
 
 
 # ------------------------------------------------------------------------------------------------ case 9
+def _cell(cell_id: str, source: str, tags: tuple[str, ...] = ()) -> dict:
+    metadata = {"tags": list(tags)} if tags else {}
+    return {"cell_type": "code", "execution_count": None, "id": cell_id, "metadata": metadata, "outputs": []} | {
+        "source": source
+    }
+
+
 NOTEBOOK = {
     "cells": [
-        {
-            "cell_type": "code",
-            "execution_count": None,
-            "id": "p",
-            "metadata": {"tags": ["parameters"]},
-            "outputs": [],
-            "source": "gamma = 0.5\nscale = 1\nresults_dir = None",
-        },
-        {
-            "cell_type": "code",
-            "execution_count": None,
-            "id": "b",
-            "metadata": {},
-            "outputs": [],
-            "source": "if results_dir:\n    from wttm_core.sweep import write_results\n"
+        _cell("p", "gamma = 0.5\nscale = 1\nresults_dir = None", ("parameters",)),
+        _cell(
+            "b",
+            "if results_dir:\n    from wttm_core.sweep import write_results\n"
             "    write_results(results_dir, {'y': gamma * scale})",
-        },
+        ),
     ],
     "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
     "nbformat": 4,
@@ -722,6 +719,9 @@ def test_battery_bad_checkpoint_files_for_eval_and_distill(tmp_path: Path, capsy
             assert not (tmp_path / f"out-{name}").exists()
 
 
+DISTILL = ["distill", "--student", "resnet8", "--teacher-checkpoint", "{teacher}", "--out", "{tmp}/o"]
+
+
 @pytest.mark.parametrize(
     "argv",
     [
@@ -746,44 +746,10 @@ def test_battery_bad_checkpoint_files_for_eval_and_distill(tmp_path: Path, capsy
         ["distill", "--student", "resnet8", "--out", "{tmp}/o"],
         ["distill", "--student", "resnet8", "--teacher", "resnet57", "--out", "{tmp}/o"],
         ["distill", "--student", "resnet8", "--teacher-checkpoint", "/nope.pth", "--out", "{tmp}/o"],
-        [
-            "distill",
-            "--student",
-            "resnet8",
-            "--teacher-checkpoint",
-            "{teacher}",
-            "--method",
-            "magic",
-            "--out",
-            "{tmp}/o",
-        ],
-        ["distill", "--student", "resnet8", "--teacher-checkpoint", "{teacher}", "--gamma", "-1", "--out", "{tmp}/o"],
-        [
-            "distill",
-            "--student",
-            "resnet8",
-            "--teacher-checkpoint",
-            "{teacher}",
-            "--method",
-            "wttm+nan*kd",
-            "--out",
-            "{tmp}/o",
-        ],
-        [
-            "distill",
-            "--student",
-            "resnet8",
-            "--teacher-checkpoint",
-            "{teacher}",
-            "--weighting",
-            "x",
-            "--gamma",
-            "1",
-            "--beta",
-            "1",
-            "--out",
-            "{tmp}/o",
-        ],
+        [*DISTILL, "--method", "magic"],
+        [*DISTILL, "--gamma", "-1"],
+        [*DISTILL, "--method", "wttm+nan*kd"],
+        [*DISTILL, "--weighting", "x", "--gamma", "1", "--beta", "1"],
         ["eval"],
         ["eval", "--checkpoint", "{teacher}", "--arch", "resnet9000"],
         ["eval", "--checkpoint", "{teacher}", "--arch", "wrn_16_1", "--dataset", "synthetic"],

@@ -52,6 +52,26 @@ def _fail(prog: str, message: object, code: int = EXIT_USAGE) -> NoReturn:
 
 
 # ------------------------------------------------------------------------------------------------ arguments
+def _seed(text: str) -> int:
+    """A seed as the random generators take it: an integer in [0, 2**63)."""
+    value = int(text)
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**63), got {text}")
+    return value
+
+
+def _path(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a folder path, got an empty string")
+    return text
+
+
+def _url(text: str) -> str:
+    if not text.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"expected an http:// or https:// URL, got {text!r}")
+    return text
+
+
 def _add_data_arguments(p: argparse.ArgumentParser, *, train: bool = True) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--dataset", default="synthetic", help="synthetic (offline, default) or cifar100")
@@ -59,7 +79,7 @@ def _add_data_arguments(p: argparse.ArgumentParser, *, train: bool = True) -> No
     if train:
         g.add_argument("--train-size", type=int, default=None, help="training images (default: all)")
     g.add_argument("--test-size", type=int, default=None, help="test images (default: all)")
-    g.add_argument("--data-seed", type=int, default=0, help="synthetic-set seed / CIFAR subsample seed")
+    g.add_argument("--data-seed", type=_seed, default=0, help="synthetic-set seed / CIFAR subsample seed")
     g.add_argument("--download", action="store_true", help="download CIFAR-100 when it is missing")
 
 
@@ -74,7 +94,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--milestones", type=int, nargs="+", default=None, help="lr x0.1 epochs (150 180 210 scaled)")
     g.add_argument("--label-smoothing", type=float, default=None, help="label smoothing of the CE term (0)")
     g = p.add_argument_group("execution")
-    g.add_argument("--seed", type=int, default=0, help="seed of the model init and the data order (0)")
+    g.add_argument("--seed", type=_seed, default=0, help="seed of the model init and the data order (0)")
     g.add_argument("--deterministic", action="store_true", help="deterministic kernels (exact resume)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (auto)")
     g.add_argument(
@@ -105,7 +125,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         help="under torchrun: BatchNorm statistics over the global batch (default on)",
     )
     g = p.add_argument_group("output")
-    g.add_argument("--out", required=True, help="run directory (config.json, metrics.jsonl, checkpoints)")
+    g.add_argument("--out", type=_path, required=True, help="run directory (config.json, metrics.jsonl, checkpoints)")
     g.add_argument("--resume", action="store_true", help="continue the run saved in --out (from its state.pth)")
     g.add_argument(
         "--resume-from-checkpoint",
@@ -164,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("teachers", help="list the standard CIFAR-100 teachers; --fetch downloads them")
     p.add_argument("--root", default="data", help="where teachers are looked for (data)")
     p.add_argument("--fetch", metavar="DEST", default=None, help="download and unpack the teachers into DEST")
-    p.add_argument("--url", default=None, help="release archive URL (default: the mdistiller release)")
+    p.add_argument("--url", type=_url, default=None, help="release archive URL (default: the mdistiller release)")
 
     from wttm_core.lab import present, sweep
 
