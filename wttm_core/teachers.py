@@ -521,6 +521,23 @@ def _has_all_standard(teachers_dir: Path) -> bool:
     return all((teachers_dir / t.relative_path).is_file() for t in STANDARD_TEACHERS.values())
 
 
+def _check_fetch_arguments(
+    dest: object, url: object, retries: object, timeout: object, expected_sha256: object
+) -> None:
+    if not isinstance(dest, (str, os.PathLike)):
+        raise TypeError(f"dest must be a str or os.PathLike, got {type(dest).__name__}")
+    if not isinstance(url, str) or not url:
+        raise ValueError(f"url must be a non-empty string, got {url!r}")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"retries must be an int >= 0, got {retries!r}")
+    if not isinstance(timeout, int | float) or not timeout > 0:
+        raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
+    if expected_sha256 is not None and (
+        not isinstance(expected_sha256, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", expected_sha256)
+    ):
+        raise ValueError(f"expected_sha256 must be 64 hex characters, got {expected_sha256!r}")
+
+
 def fetch_teachers(
     dest: str | os.PathLike[str],
     url: str = DEFAULT_URL,
@@ -547,16 +564,7 @@ def fetch_teachers(
     Raises :class:`TeacherDownloadError` when the archive cannot be downloaded, with what to fetch by hand
     and where to unpack it.
     """
-    if not isinstance(dest, (str, os.PathLike)):
-        raise TypeError(f"dest must be a str or os.PathLike, got {type(dest).__name__}")
-    if not isinstance(url, str) or not url:
-        raise ValueError(f"url must be a non-empty string, got {url!r}")
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise ValueError(f"retries must be an int >= 0, got {retries!r}")
-    if not timeout > 0:
-        raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
-    if expected_sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", expected_sha256):
-        raise ValueError(f"expected_sha256 must be 64 hex characters, got {expected_sha256!r}")
+    _check_fetch_arguments(dest, url, retries, timeout, expected_sha256)
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     teachers_dir = dest / ARCHIVE_ROOT

@@ -331,42 +331,13 @@ def run_sweep(
     outcomes: list[PointOutcome] = []
     for index, point in enumerate(points, start=1):
         directory = root / "points" / point_id(point)
-        parameters = {**spec.parameters, **point}
-        parameters[spec.results_parameter] = str((directory / "results").resolve())
         identity = point_identity(spec, point)
         if not force and _done_identity(directory) == identity:
             log(f"[{index}/{len(points)}] skip (done before): {directory.name}")
             outcomes.append(PointOutcome(point, directory, "skipped", 0.0))
             continue
-        directory.mkdir(parents=True, exist_ok=True)
-        for stale in ("done.json", "failed.json"):
-            (directory / stale).unlink(missing_ok=True)
-        write_json(directory / "point.json", {"parameters": point, "injected": parameters})
         log(f"[{index}/{len(points)}] run: {directory.name}")
-        start = time.perf_counter()
-        try:
-            execute(spec.notebook, directory / "notebook.ipynb", parameters=parameters, timeout=spec.timeout)
-        except KeyboardInterrupt:
-            raise
-        except Exception as error:  # a failed point is recorded and reported, the sweep goes on
-            seconds = time.perf_counter() - start
-            message = _error_text(error)
-            write_json(
-                directory / "failed.json",
-                {
-                    "parameters": point,
-                    "seconds": seconds,
-                    "error": message,
-                    "traceback": traceback.format_exc()[-4000:],
-                },
-            )
-            log(f"    FAILED after {seconds:.1f} s: {message}")
-            outcomes.append(PointOutcome(point, directory, "failed", seconds, message))
-            continue
-        seconds = time.perf_counter() - start
-        write_json(directory / "done.json", {**identity, "seconds": seconds})
-        log(f"    done in {seconds:.1f} s")
-        outcomes.append(PointOutcome(point, directory, "done", seconds))
+        outcomes.append(_run_point(spec, point, directory, identity, execute, log))
 
     rows = collect_rows(outcomes)
     csv_path = root / "summary.csv"
@@ -376,6 +347,39 @@ def run_sweep(
     write_text_atomic(root / "failures.txt", failure_text)
     plot_path = _write_plot(root, rows, spec.plot) if spec.plot and rows else None
     return SweepReport(root, outcomes, csv_path, plot_path)
+
+
+def _run_point(
+    spec: SweepSpec,
+    point: dict[str, Any],
+    directory: Path,
+    identity: dict[str, Any],
+    execute: Executor,
+    log: Callable[[str], None],
+) -> PointOutcome:
+    """Execute one point into ``directory``; a failure is recorded in ``failed.json`` and returned, not raised."""
+    parameters = {**spec.parameters, **point}
+    parameters[spec.results_parameter] = str((directory / "results").resolve())
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in ("done.json", "failed.json"):
+        (directory / stale).unlink(missing_ok=True)
+    write_json(directory / "point.json", {"parameters": point, "injected": parameters})
+    start = time.perf_counter()
+    try:
+        execute(spec.notebook, directory / "notebook.ipynb", parameters=parameters, timeout=spec.timeout)
+    except KeyboardInterrupt:
+        raise
+    except Exception as error:  # a failed point is recorded and reported, the sweep goes on
+        seconds = time.perf_counter() - start
+        message = _error_text(error)
+        record = {"parameters": point, "seconds": seconds, "error": message}
+        write_json(directory / "failed.json", {**record, "traceback": traceback.format_exc()[-4000:]})
+        log(f"    FAILED after {seconds:.1f} s: {message}")
+        return PointOutcome(point, directory, "failed", seconds, message)
+    seconds = time.perf_counter() - start
+    write_json(directory / "done.json", {**identity, "seconds": seconds})
+    log(f"    done in {seconds:.1f} s")
+    return PointOutcome(point, directory, "done", seconds)
 
 
 def _cell(value: Any) -> Any:
