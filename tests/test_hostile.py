@@ -671,7 +671,9 @@ def test_case_10_notebook_06_with_a_wrong_runs_dir_says_so(tmp_path: Path) -> No
     from wttm_core.experiments.examples import load_examples
 
     for runs_dir in (tmp_path / "no_such_folder", tmp_path):
-        with pytest.raises(FileNotFoundError, match="runs_dir: .* (does not exist|holds no run)"):
+        with pytest.raises(
+            FileNotFoundError, match=r"runs_dir: no runs under .* \((it does not exist|no metrics.jsonl below it)\)"
+        ):
             load_examples(runs_dir, log=lambda message: None)
     assert list(tmp_path.iterdir()) == []  # no example set was built anywhere near it
 

@@ -157,10 +157,10 @@ def load_examples(
     has_runs = root.is_dir() and any(root.rglob("metrics.jsonl"))
     if not has_runs:
         if not make_if_missing or Path(runs_dir) != Path("data/example_runs"):
-            what = "does not exist" if not root.exists() else "holds no run (no metrics.jsonl below it)"
+            what = "it does not exist" if not root.exists() else "no metrics.jsonl below it"
             raise FileNotFoundError(
-                f"runs_dir: {root} {what}; point runs_dir at a folder of run directories, or make example runs "
-                f"with `python -m {__name__}`"
+                f"runs_dir: no runs under {root} ({what}); point runs_dir at a folder of run directories, or make "
+                f"example runs with `python -m {__name__}`"
             )
         root = resolve_path(FALLBACK_DIR)
         if not (root / "manifest.json").is_file():
