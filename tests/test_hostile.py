@@ -799,3 +799,29 @@ def test_battery_python_m_entry_points_return_exit_codes(tmp_path: Path, capsys)
     assert sweep.main([str(tmp_path / "absent.yaml")]) == 2
     assert present.main(["--port", "x"]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_battery_a_planted_lock_link_is_refused_and_its_target_untouched(tmp_path: Path, teacher_file, capsys) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    target = tmp_path / "precious.txt"
+    target.write_text("precious")
+    (run / LOCK_FILE).symlink_to(target)
+    code, _, err = wttm(distill(teacher_file, run), capsys)
+    assert code == 2 and "not a plain file" in one_line(err)
+    assert target.read_text() == "precious"
+
+
+@pytest.mark.parametrize("kind", ["sparse", "quantized"])
+def test_battery_exotic_tensors_in_a_checkpoint_are_one_line(tmp_path: Path, kind: str, capsys) -> None:
+    state = build_model("resnet8").state_dict()
+    key = next(k for k, v in state.items() if v.dim() == 2)
+    if kind == "sparse":
+        state[key] = state[key].to_sparse()
+    else:
+        state[key] = torch.quantize_per_tensor(state[key], 0.1, 0, torch.qint8)
+    torch.save({"model": state, "arch": "resnet8"}, tmp_path / "x.pth")
+    code, _, err = wttm(
+        ["eval", "--checkpoint", tmp_path / "x.pth", "--dataset", "synthetic", "--test-size", "8"], capsys
+    )
+    assert code == 2 and key in one_line(err)

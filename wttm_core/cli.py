@@ -413,6 +413,9 @@ def _run_command(prog: str, args: argparse.Namespace) -> int:
     except KeyboardInterrupt as interrupt:
         print(f"{prog}: {_one_line(interrupt) or 'interrupted'}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader of our output went away (`wttm presets | head -1`): nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ENVIRONMENT
     except (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError) as error:  # a path given
         _fail(prog, _environment_message(error) if error.strerror else error)
     except OSError as error:  # environment: disk full, permission, network; the real cause, exit 1

@@ -25,6 +25,7 @@ Reading runs for analysis (``Run``, grouping, aggregation across seeds) lives in
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import socket
@@ -269,11 +270,19 @@ class RunLock:
         return self
 
     def _open(self) -> tuple[int, bool]:
-        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        # never through a symbolic link: a planted link would make the holder record overwrite its target
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
         try:
-            return os.open(self.path, flags | os.O_EXCL, 0o644), True
-        except FileExistsError:
-            return os.open(self.path, flags, 0o644), False
+            try:
+                return os.open(self.path, flags | os.O_EXCL, 0o644), True
+            except FileExistsError:
+                return os.open(self.path, flags, 0o644), False
+        except OSError as error:
+            if error.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO) or self.path.is_symlink():
+                raise RunDirectoryError(
+                    f"out: {self.path} is not a plain file (a link, a folder or a device); remove it"
+                ) from None
+            raise
 
     def release(self, *, cleanup: bool = False) -> None:
         if self._fd is None:

@@ -223,6 +223,8 @@ def _check_backed(path: PathLike, state: Mapping[str, Tensor]) -> None:
     """Refuse tensors that claim more elements than their storage holds (a crafted file: a few bytes viewed
     with zero strides as a huge tensor would make whoever builds the matching model allocate gigabytes)."""
     for key, tensor in state.items():
+        if tensor.layout is not torch.strided or tensor.is_quantized or tensor.is_nested:
+            raise ValueError(f"{path}: state_dict entry {key!r} is a {tensor.layout} tensor; weights are dense")
         needed = tensor.numel() * tensor.element_size()
         if needed > tensor.untyped_storage().nbytes():
             raise ValueError(
