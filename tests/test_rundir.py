@@ -38,6 +38,7 @@ def test_the_module_needs_nothing_but_the_standard_library() -> None:
         "sys",
         "tempfile",
         "fcntl",
+        "errno",
         "time",
         "collections",
         "pathlib",
