@@ -826,3 +826,21 @@ def test_battery_exotic_tensors_in_a_checkpoint_are_one_line(tmp_path: Path, kin
         ["eval", "--checkpoint", tmp_path / "x.pth", "--dataset", "synthetic", "--test-size", "8"], capsys
     )
     assert code == 2 and key in one_line(err)
+
+
+def test_battery_a_planted_manifest_entry_cannot_reach_outside_the_folder(tmp_path: Path, capsys) -> None:
+    from wttm_core.lab.present import MANIFEST
+
+    victim = tmp_path / "victim.ipynb"
+    victim.write_text("precious")
+    out = tmp_path / "present"
+    out.mkdir()
+    digest = hashlib.sha256(victim.read_bytes()).hexdigest()
+    manifest = {"format": "wttm-present/1", "files": {"../victim.ipynb": digest, str(victim): digest}}
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    code, printed, err = wttm(["present", "--notebooks", REPO / "notebooks", "--out", out, "--dry-run"], capsys)
+    assert code == 0 and "victim" not in printed + err
+    from wttm_core.lab.present import write_presentation
+
+    write_presentation(REPO / "notebooks", out)
+    assert victim.read_text() == "precious"

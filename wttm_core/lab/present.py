@@ -173,7 +173,12 @@ def _read_manifest(destination: Path) -> dict[str, str] | None:
     files = data.get("files") if isinstance(data, dict) and data.get("format") == _MANIFEST_FORMAT else None
     if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
         return None
-    return files
+    # only plain notebook names directly in the folder: a planted "../x" entry must not reach outside it
+    return {name: digest for name, digest in files.items() if _plain_notebook_name(name)}
+
+
+def _plain_notebook_name(name: str) -> bool:
+    return name == Path(name).name and name.endswith(".ipynb") and not name.startswith(".") and "\\" not in name
 
 
 @dataclass(frozen=True)
