@@ -132,7 +132,7 @@ def test_case_2_resume_from_checkpoint_continues_where_state_was_lost(tmp_path, 
 
 
 def test_resume_on_an_empty_or_absent_folder_is_refused_and_creates_nothing(tmp_path, teacher_file, capsys):
-    for out in (tmp_path / "absent", tmp_path / "empty"):
+    for out in (tmp_path / "absent" / "deep" / "run", tmp_path / "empty"):
         if out.name == "empty":
             out.mkdir()
         code, _, err = wttm(distill(teacher_file, out, "--resume"), capsys)

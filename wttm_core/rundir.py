@@ -232,7 +232,7 @@ class RunLock:
         self.directory = Path(directory)
         self.path = self.directory / LOCK_FILE
         self._fd: int | None = None
-        self._created_directory = False
+        self._created: list[Path] = []
         self._created_file = False
 
     @property
@@ -246,7 +246,8 @@ class RunLock:
             return self
         if self.directory.exists() and not self.directory.is_dir():
             raise RunDirectoryError(f"out: {self.directory} exists and is not a directory")
-        self._created_directory = not self.directory.exists()
+        missing = [self.directory, *self.directory.parents]
+        self._created = missing[: next(i for i, d in enumerate(missing) if d.exists())]
         self.directory.mkdir(parents=True, exist_ok=True)
         while True:
             fd, created = self._open()
@@ -292,9 +293,12 @@ class RunLock:
                 self.path.unlink()  # while still holding the lock (see the samestat check in acquire)
         os.close(self._fd)
         self._fd = None
-        if cleanup and self._created_directory:
-            with contextlib.suppress(OSError):
-                self.directory.rmdir()  # only when empty
+        if cleanup:
+            for folder in self._created:  # the folders acquire made, deepest first, each only when empty
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
 
     def __enter__(self) -> RunLock:
         return self.acquire()
