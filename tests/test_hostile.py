@@ -556,14 +556,15 @@ def _sweep(tmp_path: Path, **spec: object) -> Path:
         ({"grid": {"gamma": [1]}, "parameters": {"scael": 2}}, "'scael'"),
         ({"points": [{"gamma": 1}, {"not an identifier": 2}]}, "'not an identifier'"),
         ({"grid": {"gamma": [1]}, "results_parameter": "out_dir"}, "'out_dir'"),
+        ({"grid": {"gamma": [1], "results_dir": ["/tmp/x"]}}, "set by the sweep itself"),
     ],
-    ids=["grid", "parameters", "points", "results-parameter"],
+    ids=["grid", "parameters", "points", "results-parameter", "results-dir-in-grid"],
 )
 def test_case_9_unknown_sweep_keys_are_refused_before_anything_runs(tmp_path, spec, named, capsys) -> None:
     code, _, err = wttm(["sweep", _sweep(tmp_path, **spec), "--out", tmp_path / "out"], capsys)
     line = one_line(err)
     assert code == 2 and named in line
-    if "identifier" not in line:
+    if "identifier" not in line and "set by the sweep" not in line:
         assert "known: gamma, results_dir, scale" in line
     assert not (tmp_path / "out").exists()
 

@@ -176,6 +176,8 @@ def _check_declared(
     for section, key in where:
         if not isinstance(key, str) or not key.isidentifier():
             raise ValueError(f"{section}: {key!r} is not a parameter name (a Python identifier)")
+        if key == results_parameter and section != "results_parameter":
+            raise ValueError(f"{section}: {key!r} is set by the sweep itself (results_parameter); leave it out")
         if key not in declared:
             raise ValueError(
                 f"{section}: {key!r} is not a parameter of {notebook.name} (known: {', '.join(sorted(declared))})"
