@@ -28,6 +28,7 @@ from wttm_core.engine.runtime import (
     default_channels_last,
     resolve_device,
 )
+from wttm_core.loss_terms import TERMS
 from wttm_core.presets import RECIPE, learning_rate, method_hyperparameters, scaled_milestones
 
 __all__ = [
@@ -43,6 +44,8 @@ __all__ = [
 
 DATASETS = ("synthetic", "cifar100")
 LOADERS = ("device", "reference")
+# The configuration fields that set loss-term hyper-parameters (the table's ``field`` names).
+METHOD_FIELDS = tuple(dict.fromkeys(p.field for term in TERMS.values() for p in term.params if p.field is not None))
 # Fields that do not change what is computed: two configs differing only here describe the same run.
 _NOT_IDENTITY = frozenset({"out", "quiet", "num_workers", "cuda_graphs"})
 
@@ -222,8 +225,7 @@ def resolve_config(config: TrainConfig, *, world_size: int = 1, local_rank: int 
         raise ValueError(f"teacher_checkpoint: no such file {cfg.teacher_checkpoint}")
     if cfg.teacher_arch is None and cfg.teacher_checkpoint is not None:
         cfg.teacher_arch = _checkpoint_arch(cfg.teacher_checkpoint, model_names)
-    needs_teacher = build_method(spec, gamma=1.0, beta=1.0).needs_teacher
-    if needs_teacher and not cfg.distills:
+    if any(TERMS[name].needs_teacher for name in spec.names) and not cfg.distills:
         raise ValueError(f"method {cfg.method!r} needs a teacher: give teacher and/or teacher_checkpoint")
     if cfg.teacher is not None and cfg.teacher_checkpoint is None:
         from wttm_core.teachers import STANDARD_TEACHERS, find_teacher_checkpoint
@@ -239,7 +241,7 @@ def resolve_config(config: TrainConfig, *, world_size: int = 1, local_rank: int 
             ) from None
 
     # gamma / beta from Tables 8-9 when the method needs them and they were not given
-    tuned = [name for name in spec.names if name in ("ttm", "wttm", "wttm-noce")]
+    tuned = [name for name in spec.names if TERMS[name].presets]
     if tuned and (cfg.gamma is None or cfg.beta is None):
         preset = method_hyperparameters(tuned[0], cfg.teacher_arch, cfg.arch)
         if cfg.gamma is None:
@@ -346,14 +348,4 @@ def environment_info(device: str) -> dict[str, Any]:
 
 def method_for(cfg: TrainConfig, spec: str | MethodSpec | None = None) -> Method:
     """The loss :class:`Method` a configuration describes (``spec`` defaults to ``cfg.method``)."""
-    return build_method(
-        cfg.method if spec is None else spec,
-        gamma=cfg.gamma,
-        beta=cfg.beta,
-        temperature=cfg.temperature,
-        ce_weight=cfg.ce_weight,
-        kd_weight=cfg.kd_weight,
-        label_smoothing=cfg.label_smoothing,
-        weighting=cfg.weighting,
-        renyi_order=cfg.renyi_order,
-    )
+    return build_method(cfg.method if spec is None else spec, **{name: getattr(cfg, name) for name in METHOD_FIELDS})

@@ -43,6 +43,7 @@ from wttm_core.experiments.orchestrate import (
 from wttm_core.experiments.stats import Comparison
 from wttm_core.experiments.tables import accuracy_rows, comparisons, markdown_table
 from wttm_core.experiments.variants import Variant
+from wttm_core.loss_terms import PRESET_METHODS
 from wttm_core.presets import get_profile, method_hyperparameters
 from wttm_core.runs import Run, group_runs, read_run
 
@@ -75,7 +76,7 @@ PROFILE_PAIRS: dict[str, dict[str, Any]] = {
 }
 # gamma/beta (and the paper's numbers) for a pair without a Table 8/9 row come from this Table 8 pair
 REFERENCE_PAIR = ("resnet56", "resnet20")
-_TUNED = ("ttm", "wttm", "wttm-noce")
+_TUNED = PRESET_METHODS  # the methods whose gamma / beta come from Tables 8-9
 
 
 @dataclass
