@@ -10,7 +10,15 @@ import torch
 
 from wttm_core.engine import TrainConfig, build_method, parse_method
 from wttm_core.engine.config import METHOD_FIELDS, method_for
-from wttm_core.loss_terms import BASE_METHODS, PRESET_METHODS, TERMS, methods_markdown
+from wttm_core.loss_terms import (
+    BASE_METHODS,
+    PRESET_METHODS,
+    TERMS,
+    HyperParameter,
+    LossTerm,
+    linear_warmup,
+    methods_markdown,
+)
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 HP = {"gamma": 0.25, "beta": 2.0}
@@ -18,7 +26,8 @@ HP = {"gamma": 0.25, "beta": 2.0}
 
 def logits_pair(n: int = 8, k: int = 10, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    return 3 * torch.randn(n, k, generator=g), 5 * torch.randn(n, k, generator=g), torch.randint(0, k, (n,), generator=g)
+    z, v = 3 * torch.randn(n, k, generator=g), 5 * torch.randn(n, k, generator=g)
+    return z, v, torch.randint(0, k, (n,), generator=g)
 
 
 def test_readme_method_list_is_generated_from_the_table():
@@ -105,3 +114,36 @@ def test_the_engine_terms_read_nothing_back(monkeypatch):
         monkeypatch.setattr(torch.Tensor, name, refuse)
     for method in methods:
         method(z, v, y).total.backward()
+
+
+def test_a_term_with_a_schedule_follows_the_epoch(monkeypatch):
+    """The generic mechanism: a term that declares a schedule is scaled by it; the engine sets the epoch."""
+    warmup = HyperParameter("warmup", 4.0, "this test", "warm-up epochs", None)
+    term = LossTerm(
+        "warm-kd", TERMS["kd"].function, "T^2 D(p^t_T || q_T)", "this test", (TERMS["kd"].param("temperature"), warmup),
+        schedule=linear_warmup,
+    )  # fmt: skip
+    monkeypatch.setitem(TERMS, "warm-kd", term)
+    z, v, y = logits_pair()
+    method = build_method("ce+warm-kd(warmup=4)")
+    plain = build_method("ce+kd")(z, v, y).parts["kd"]
+    for epoch, factor in ((0, 0.25), (1, 0.5), (3, 1.0), (50, 1.0)):
+        method.set_epoch(epoch)
+        assert method.factors == {"warm-kd": factor}
+        torch.testing.assert_close(method(z, v, y).parts["warm-kd"], factor * plain)
+    with pytest.raises(ValueError, match="epoch"):
+        method.set_epoch(-1)
+    assert build_method("ce+kd").factors == {}  # terms without a schedule: constant weight
+
+
+def test_the_training_loop_sets_the_epoch(monkeypatch, tmp_path):
+    from wttm_core.data import load_dataset
+    from wttm_core.engine import train
+    from wttm_core.engine.methods import Method
+
+    seen: list[int] = []
+    original = Method.set_epoch
+    monkeypatch.setattr(Method, "set_epoch", lambda self, epoch: (seen.append(epoch), original(self, epoch))[1])
+    data = load_dataset("synthetic", "train", size=32), load_dataset("synthetic", "test", size=16)
+    train(TrainConfig(arch="resnet8", epochs=2, batch_size=16, device="cpu", quiet=True), data=data)
+    assert seen[-2:] == [0, 1]

@@ -241,7 +241,7 @@ def _shown(p: HyperParameter) -> str:
 
 def methods_markdown() -> str:
     """The README's method list, generated from :data:`TERMS` (a test keeps the README equal to it)."""
-    rows = ["| method | objective (plus its CE term where it has `ce_weight`) | from | hyper-parameters: default (source) |"]
+    rows = ["| method | objective (plus CE where it has `ce_weight`) | from | hyper-parameters: default (source) |"]
     rows.append("|---|---|---|---|")
     for term in TERMS.values():
         usage = "" if term.base else " (added term only)"

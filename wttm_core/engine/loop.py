@@ -481,6 +481,7 @@ class Trainer:
         if hasattr(loader, "set_epoch"):
             loader.set_epoch(epoch)
         meter = TrainMeter(self.method.terms, self.device)
+        self.method.set_epoch(epoch)  # terms with a schedule (a warm-up) follow the epoch
         skip, seconds_before = 0, 0.0
         if partial is not None:
             meter.load_state_dict(partial["meter"])

@@ -21,7 +21,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from wttm_core.loss_terms import ADDABLE_TERMS, BASE_METHODS, TERMS, WEIGHTINGS, LossTerm, sample_weights
+from wttm_core._checks import check_number
+from wttm_core.loss_terms import BASE_METHODS, TERMS, WEIGHTINGS, LossTerm, sample_weights
 
 __all__ = [
     "BASE_METHODS",
@@ -89,11 +90,13 @@ def parse_method(spec: str) -> MethodSpec:
             raise ValueError(f"method {spec!r}: cannot parse {piece!r} (expected NAME or WEIGHT*NAME)")
         name, weight = match["name"], match["weight"]
         if index == 0:
-            if weight is not None or name not in BASE_METHODS:
-                raise ValueError(f"method must start with one of {BASE_METHODS}, got {spec!r}")
+            if weight is not None or name not in TERMS or not TERMS[name].base:
+                bases = tuple(n for n, term in TERMS.items() if term.base)
+                raise ValueError(f"method must start with one of {bases}, got {spec!r}")
             base = name
-        elif name not in ADDABLE_TERMS:
-            raise ValueError(f"method {spec!r}: an added term must be one of {', '.join(ADDABLE_TERMS)}, got {name!r}")
+        elif name not in TERMS or not TERMS[name].addable:
+            addable = ", ".join(n for n, term in TERMS.items() if term.addable)
+            raise ValueError(f"method {spec!r}: an added term must be one of {addable}, got {name!r}")
         else:
             name = TERMS[name].part_name
             extras.append((float(weight) if weight is not None else 1.0, name))
@@ -142,14 +145,33 @@ class Method:
         self.terms = {name: weight for name, weight, _, _ in parts}
         self._parts = parts
         self.needs_teacher = any(term.needs_teacher for _, _, term, _ in parts)
+        self._factor_tensors: dict[tuple[str, torch.device], Tensor] = {}
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set the 0-based epoch for the terms with a schedule (a warm-up); the training loop calls it per epoch.
+
+        A term's factor lives in a device tensor that is updated in place, so a step captured as a CUDA graph
+        replays with the current factor and nothing is read back.
+        """
+        epoch = int(check_number("epoch", epoch, low=0, integer=True))
+        self.factors = {name: term.schedule(epoch, hp) for name, _, term, hp in self._parts if term.schedule}
+        for (name, _), tensor in self._factor_tensors.items():
+            tensor.fill_(self.factors[name])
+
+    def _factor(self, name: str, like: Tensor) -> Tensor:
+        key = (name, like.device)
+        if key not in self._factor_tensors:
+            self._factor_tensors[key] = torch.tensor(self.factors[name], dtype=torch.float32, device=like.device)
+        return self._factor_tensors[key]
 
     def __call__(self, student_logits: Tensor, teacher_logits: Tensor | None, labels: Tensor) -> LossParts:
         if self.needs_teacher and teacher_logits is None:
             raise ValueError(f"teacher_logits are required by method {self.describe()!r}")
-        parts = {
-            name: weight * term.function(student_logits, teacher_logits, labels, hp)
-            for name, weight, term, hp in self._parts
-        }
+        parts = {}
+        for name, weight, term, hp in self._parts:
+            value = weight * term.function(student_logits, teacher_logits, labels, hp)
+            parts[name] = value * self._factor(name, value) if term.schedule is not None else value
         total = torch.stack(list(parts.values())).sum()
         return LossParts(total, parts)
 
