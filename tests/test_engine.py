@@ -58,7 +58,7 @@ def test_parse_method():
     assert spec.base == "wttm" and spec.extras == ((0.8, "kd"),)
     assert parse_method("kd+2*renyi").extras == ((2.0, "renyi"),)
     assert parse_method("ce+1e-1*wttm-noce").extras == ((0.1, "wttm"),)
-    for bad in ("dkd", "0.5*wttm", "wttm+ce", "wttm+wttm", "kd+xyz", "", "wttm+", "wttm-noce+wttm"):
+    for bad in ("xkd", "0.5*wttm", "wttm+ce", "wttm+wttm", "kd+xyz", "", "wttm+", "wttm-noce+wttm"):
         with pytest.raises(ValueError, match="method"):
             parse_method(bad)
     with pytest.raises(TypeError, match="method"):

@@ -83,7 +83,7 @@ def test_method_hyperparameters():
     assert method_hyperparameters("kd", "resnet56", "resnet20")["gamma"] is None
     assert method_hyperparameters("wttm", "resnet20", "resnet8")["gamma"] is None
     with pytest.raises(ValueError, match="method"):
-        method_hyperparameters("dkd", "resnet56", "resnet20")
+        method_hyperparameters("xkd", "resnet56", "resnet20")
 
 
 def test_profiles():

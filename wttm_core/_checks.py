@@ -105,6 +105,20 @@ def check_logit_pair(student_logits: object, teacher_logits: object) -> tuple[Te
     return student_logits, teacher_logits  # type: ignore[return-value]
 
 
+def check_labels(labels: object, logits: Tensor) -> Tensor:
+    """Check class labels for ``[N, K]`` logits: an integer tensor ``[N]`` with values in ``[0, K)`` (the range
+    is a value check)."""
+    if not isinstance(labels, Tensor):
+        raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(f"labels must be an integer tensor, got dtype {labels.dtype}")
+    if labels.shape != logits.shape[:1]:
+        raise ValueError(f"labels must have shape {tuple(logits.shape[:1])}, got {tuple(labels.shape)}")
+    if _values_inspectable(labels) and bool(((labels < 0) | (labels >= logits.shape[1])).any()):
+        raise ValueError(f"labels must lie in [0, {logits.shape[1]}) (class indices)")
+    return labels
+
+
 def check_dim(name: str, x: Tensor, dim: int) -> int:
     """Check that ``dim`` indexes a non-empty dimension of ``x``."""
     if isinstance(dim, bool) or not isinstance(dim, int):
