@@ -190,6 +190,7 @@ _WEIGHTING = HyperParameter(
     "weighting", "power-sum", "Eq. 22", "WTTM's sample weight (experiments: alternatives)", "weighting", _weighting
 )
 _TTM_CE = _ce_weight(TTM_CE_WEIGHT, _TTM_SOURCE)
+_DKD_SOURCE = "Zhao et al. (mdistiller CIFAR-100 setting)"
 _WTTM_OBJECTIVE = "U_gamma(p^t) D(p^t_T || q)"
 
 TERMS: dict[str, LossTerm] = {
@@ -226,6 +227,18 @@ TERMS: dict[str, LossTerm] = {
             ),
             needs_teacher=False, base=False,
         ),
+        LossTerm(
+            "dkd", lambda z, v, y, hp: WF._dkd(z, v, y, hp["alpha"], hp["beta"], hp["temperature"]).mean(),
+            "T^2 (alpha TCKD + beta NCKD)", "Zhao et al., CVPR 2022",
+            (
+                _ce_weight(1.0, _DKD_SOURCE),
+                HyperParameter("alpha", 1.0, _DKD_SOURCE, "TCKD weight", check=_non_negative),
+                HyperParameter("beta", 8.0, _DKD_SOURCE, "NCKD weight", check=_non_negative),
+                HyperParameter("temperature", 4.0, _DKD_SOURCE, "temperature T"),
+                HyperParameter("warmup", 20.0, _DKD_SOURCE, "epochs of linear warm-up of the term"),
+            ),
+            schedule=linear_warmup,
+        ),
     )
 }  # fmt: skip
 
@@ -234,9 +247,9 @@ ADDABLE_TERMS = tuple(name for name, term in TERMS.items() if term.addable)
 PRESET_METHODS = tuple(name for name, term in TERMS.items() if term.presets)
 
 
-def _shown(p: HyperParameter) -> str:
+def _shown(term: LossTerm, p: HyperParameter) -> str:
     default = "preset" if p.default is None and p.required else p.default
-    return f"`{p.field or p.name}` {default} ({p.source})"
+    return f"`{p.field or f'{term.name}({p.name}=)'}` {default} ({p.source})"
 
 
 def methods_markdown() -> str:
@@ -248,6 +261,6 @@ def methods_markdown() -> str:
         weight = f"{term.weight} * " if isinstance(term.weight, str) else ""
         warm = "; weight warmed up over the first epochs" if term.schedule is not None else ""
         objective = f"{weight}{term.objective}".replace("|", "\\|")
-        params = "; ".join(_shown(p) for p in term.params)
+        params = "; ".join(_shown(term, p) for p in term.params)
         rows.append(f"| `{term.name}`{usage} | `{objective}`{warm} | {term.reference} | {params} |")
     return "\n".join(rows)
