@@ -191,6 +191,7 @@ _WEIGHTING = HyperParameter(
 )
 _TTM_CE = _ce_weight(TTM_CE_WEIGHT, _TTM_SOURCE)
 _DKD_SOURCE = "Zhao et al. (mdistiller CIFAR-100 setting)"
+_LSKD_SOURCE = "Sun et al. (their CIFAR-100 runs: --base-temp 2 --kd-weight 9)"
 _WTTM_OBJECTIVE = "U_gamma(p^t) D(p^t_T || q)"
 
 TERMS: dict[str, LossTerm] = {
@@ -238,6 +239,16 @@ TERMS: dict[str, LossTerm] = {
                 HyperParameter("warmup", 20.0, _DKD_SOURCE, "epochs of linear warm-up of the term"),
             ),
             schedule=linear_warmup,
+        ),
+        LossTerm(
+            "lskd", lambda z, v, y, hp: WF._lskd(z, v, hp["temperature"]).mean(),
+            "T^2 D(softmax(Z(v)/T) || softmax(Z(z)/T)), Z = z-score", "Sun et al., CVPR 2024",
+            (
+                _ce_weight(0.1, _LSKD_SOURCE),
+                HyperParameter("temperature", 2.0, _LSKD_SOURCE, "base temperature T"),
+                HyperParameter("weight", 9.0, _LSKD_SOURCE, "weight of the term", check=_non_negative),
+            ),
+            weight="weight",
         ),
     )
 }  # fmt: skip
