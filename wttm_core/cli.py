@@ -270,7 +270,7 @@ def _cmd_presets(args: argparse.Namespace) -> int:
     import dataclasses
 
     from wttm_core.loss_terms import methods_markdown
-    from wttm_core.presets import PAIR_PRESETS, RECIPE
+    from wttm_core.paper import PAIR_PRESETS, RECIPE
 
     if args.json:
         print(
@@ -294,10 +294,12 @@ def _cmd_presets(args: argparse.Namespace) -> int:
     print("-" * len(header))
     for p in PAIR_PRESETS:
         noce = f"{p.wttm_noce_gamma:g}" if p.wttm_noce_gamma is not None else "-"
+        table = f"{p.table}{'*' if p.reconstructed else ''}"
         print(
-            f"{p.table:>5}  {p.pair:<26} {p.ttm_gamma:>9g} {p.ttm_beta:>6g}  {p.wttm_gamma:>10g} "
+            f"{table:>5}  {p.pair:<26} {p.ttm_gamma:>9g} {p.ttm_beta:>6g}  {p.wttm_gamma:>10g} "
             f"{p.wttm_beta:>6g}  {noce:>15}"
         )
+    print("* Table 8 (reconstructed): the row assignment was rebuilt from a damaged copy of the paper.")
     print(
         "gamma = 1/T. WTTM without CE: beta not published; the engine uses the pair's WTTM beta. "
         "Unknown pairs need --gamma and --beta."

@@ -29,7 +29,7 @@ from wttm_core.engine.runtime import (
     resolve_device,
 )
 from wttm_core.loss_terms import TERMS
-from wttm_core.presets import RECIPE, learning_rate, method_hyperparameters, scaled_milestones
+from wttm_core.paper import RECIPE, learning_rate, method_hyperparameters, scaled_milestones
 
 __all__ = [
     "TrainConfig",
@@ -47,7 +47,7 @@ LOADERS = ("device", "reference")
 # The configuration fields that set loss-term hyper-parameters (the table's ``field`` names).
 METHOD_FIELDS = tuple(dict.fromkeys(p.field for term in TERMS.values() for p in term.params if p.field is not None))
 # Fields that do not change what is computed: two configs differing only here describe the same run.
-_NOT_IDENTITY = frozenset({"out", "quiet", "num_workers", "cuda_graphs"})
+_NOT_IDENTITY = frozenset({"out", "quiet", "num_workers", "cuda_graphs", "preset_source"})  # preset_source: provenance
 
 
 @dataclass
