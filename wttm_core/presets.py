@@ -1,29 +1,10 @@
-"""An alias kept for existing imports: the recipe, Tables 8-9 and the profiles live in :mod:`wttm_core.paper`."""
+"""An alias kept for existing imports: the recipe, Tables 8-9 and the profiles live in :mod:`wttm_core.paper`.
 
-from wttm_core.paper import (
-    PAIR_PRESETS,
-    PROFILES,
-    RECIPE,
-    PairPreset,
-    Profile,
-    Recipe,
-    get_profile,
-    learning_rate,
-    method_hyperparameters,
-    pair_preset,
-    scaled_milestones,
-)
+``wttm_core.presets`` *is* that module (``from wttm_core.presets import RECIPE`` keeps working).
+"""
 
-__all__ = [
-    "Recipe",
-    "RECIPE",
-    "PairPreset",
-    "PAIR_PRESETS",
-    "Profile",
-    "PROFILES",
-    "pair_preset",
-    "learning_rate",
-    "scaled_milestones",
-    "method_hyperparameters",
-    "get_profile",
-]
+import sys
+
+from wttm_core import paper
+
+sys.modules[__name__] = paper

@@ -240,27 +240,7 @@ def resolve_config(config: TrainConfig, *, world_size: int = 1, local_rank: int 
                 f"{cfg.teacher}_vanilla/ folder; give the path of a trained checkpoint"
             ) from None
 
-    # gamma / beta from Tables 8-9 when the method needs them and they were not given
-    tuned = [name for name in spec.names if TERMS[name].presets]
-    if tuned and (cfg.gamma is None or cfg.beta is None):
-        preset = method_hyperparameters(tuned[0], cfg.teacher_arch, cfg.arch)
-        if cfg.gamma is None:
-            cfg.gamma = preset["gamma"]  # type: ignore[assignment]
-        if cfg.beta is None:
-            cfg.beta = preset["beta"]  # type: ignore[assignment]
-        cfg.preset_source = str(preset["source"])
-        if cfg.gamma is None or cfg.beta is None:
-            missing = " and ".join(n for n in ("gamma", "beta") if getattr(cfg, n) is None)
-            raise ValueError(
-                f"{missing}: no Table 8/9 preset for {cfg.teacher_arch} -> {cfg.arch} with method "
-                f"{tuned[0]!r}; give {missing} explicitly"
-            )
-    elif tuned:
-        cfg.preset_source = "given"
-    # build once to validate every method hyperparameter together
-    method_for(cfg, spec)
-    if cfg.metric_temperature is None:
-        cfg.metric_temperature = 1.0 / cfg.gamma if tuned else cfg.temperature  # type: ignore[operator]
+    _resolve_method(cfg, spec)
 
     if cfg.lr is None:
         cfg.lr = learning_rate(cfg.arch)
@@ -278,6 +258,31 @@ def resolve_config(config: TrainConfig, *, world_size: int = 1, local_rank: int 
         cfg.channels_last = default_channels_last(cfg.device, cfg.amp)
     cfg.cuda_graphs = _resolve_cuda_graphs(cfg)
     return cfg
+
+
+def _resolve_method(cfg: TrainConfig, spec: MethodSpec) -> None:
+    """Fill gamma / beta from Tables 8-9 where the method's terms take presets and they were not given, record
+    where they came from, validate every term hyper-parameter by building the method once, and pick the metrics'
+    temperature (the method's 1/gamma, else KD's T)."""
+    tuned = [name for name in spec.names if TERMS[name].presets]
+    if tuned and (cfg.gamma is None or cfg.beta is None):
+        preset = method_hyperparameters(tuned[0], cfg.teacher_arch, cfg.arch)
+        if cfg.gamma is None:
+            cfg.gamma = preset["gamma"]  # type: ignore[assignment]
+        if cfg.beta is None:
+            cfg.beta = preset["beta"]  # type: ignore[assignment]
+        cfg.preset_source = str(preset["source"])
+        if cfg.gamma is None or cfg.beta is None:
+            missing = " and ".join(n for n in ("gamma", "beta") if getattr(cfg, n) is None)
+            raise ValueError(
+                f"{missing}: no Table 8/9 preset for {cfg.teacher_arch} -> {cfg.arch} with method "
+                f"{tuned[0]!r}; give {missing} explicitly"
+            )
+    elif tuned:
+        cfg.preset_source = "given"
+    method_for(cfg, spec)
+    if cfg.metric_temperature is None:
+        cfg.metric_temperature = 1.0 / cfg.gamma if tuned else cfg.temperature  # type: ignore[operator]
 
 
 def _resolve_cuda_graphs(cfg: TrainConfig) -> bool:
