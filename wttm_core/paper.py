@@ -27,6 +27,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wttm_core._checks import check_number
 from wttm_core.loss_terms import (
     BASE_METHODS,
     KD_CE_WEIGHT,
@@ -91,8 +92,7 @@ def scaled_milestones(epochs: int, recipe: Recipe = RECIPE) -> tuple[int, ...]:
     means "multiply the lr by ``lr_decay`` from epoch index ``m`` on" (``torch.optim.lr_scheduler.MultiStepLR``).
     Repeated values are kept: two decays at the same epoch multiply.
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    check_number("epochs", epochs, low=1, integer=True)
     return tuple(int(math.floor(m * epochs / recipe.epochs + 0.5)) for m in recipe.milestones)
 
 

@@ -9,7 +9,6 @@ where values enter: a bad value raises ``ValueError`` naming the field.
 from __future__ import annotations
 
 import dataclasses
-import math
 import platform
 import sys
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from wttm_core._checks import check_number
 from wttm_core.engine.methods import WEIGHTINGS, Method, MethodSpec, build_method, parse_method
 from wttm_core.engine.runtime import (
     AMP_MODES,
@@ -116,17 +116,13 @@ class TrainConfig:
 def _check_int(name: str, value: object, minimum: int, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    check_number(name, value, low=minimum, integer=True)
 
 
 def _check_float(name: str, value: object, *, positive: bool, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or (value <= 0 if positive else value < 0):  # type: ignore[operator]
-        bound = "> 0" if positive else ">= 0"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+    check_number(name, value, low=0, low_open=positive)
 
 
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
@@ -160,7 +156,9 @@ def _validate(cfg: TrainConfig, model_names: tuple[str, ...]) -> None:
         raise ValueError(f"label_smoothing must be < 1, got {cfg.label_smoothing}")
     if cfg.milestones is not None:
         ms = tuple(cfg.milestones)
-        if any(isinstance(m, bool) or not isinstance(m, int) or m < 0 for m in ms) or list(ms) != sorted(ms):
+        for m in ms:
+            check_number("milestones", m, low=0, integer=True)
+        if list(ms) != sorted(ms):
             raise ValueError(f"milestones must be non-decreasing non-negative integers, got {cfg.milestones!r}")
     if cfg.batch_size % cfg.world_size:
         raise ValueError(

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -29,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wttm_core._checks import check_number
 from wttm_core.engine import TrainConfig
 from wttm_core.engine.methods import parse_method
 from wttm_core.experiments.orchestrate import (
@@ -144,9 +144,7 @@ def _per_method(name: str, value: float | Mapping[str, float] | None, method: st
     if isinstance(value, Mapping):
         found = value.get(method)
         return None if found is None else float(found)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
-        raise ValueError(f"{name} must be a positive number or a dict method -> number, got {value!r}")
-    return float(value)
+    return check_number(f"{name} (a number or a dict method -> number)", value, low=0, low_open=True)
 
 
 def _hyperparameters(method: str, teacher: str, student: str) -> tuple[dict[str, float | None], str]:
