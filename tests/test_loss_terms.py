@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -145,5 +146,8 @@ def test_the_training_loop_sets_the_epoch(monkeypatch, tmp_path):
     original = Method.set_epoch
     monkeypatch.setattr(Method, "set_epoch", lambda self, epoch: (seen.append(epoch), original(self, epoch))[1])
     data = load_dataset("synthetic", "train", size=32), load_dataset("synthetic", "test", size=16)
-    train(TrainConfig(arch="resnet8", epochs=2, batch_size=16, device="cpu", quiet=True), data=data)
+    out = tmp_path / "run"
+    train(TrainConfig(arch="resnet8", epochs=2, batch_size=16, device="cpu", quiet=True, out=str(out)), data=data)
     assert seen[-2:] == [0, 1]
+    recorded = json.loads((out / "config.json").read_text())["term_hyperparameters"]
+    assert recorded == {"ce": {"ce_weight": 1.0, "label_smoothing": 0.0}}  # every value the run used

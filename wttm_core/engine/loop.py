@@ -320,6 +320,7 @@ class Trainer:
             "in_memory": self.data_given,
         }
         record["method_objective"] = self.method.describe()
+        record["term_hyperparameters"] = self.method.hyperparameters()  # every term's values, defaults included
         return record
 
     def _open_directory(self, resume: bool, force: bool) -> dict[str, Any] | None:
