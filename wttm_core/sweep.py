@@ -127,7 +127,7 @@ def parse_sweep(data: Any, *, default_name: str = "sweep", base_dir: str | Path 
     if plot and not {"x", "y"} <= set(plot):
         raise ValueError(f"plot needs at least x and y, got {sorted(plot)}")
     timeout = data.get("timeout", 900)
-    check_number("timeout (seconds per cell)", timeout, low=1, integer=True)
+    check_number("timeout", timeout, low=1, integer=True)  # seconds per cell
     return SweepSpec(
         name,
         path,

@@ -144,7 +144,7 @@ def _per_method(name: str, value: float | Mapping[str, float] | None, method: st
     if isinstance(value, Mapping):
         found = value.get(method)
         return None if found is None else float(found)
-    return check_number(f"{name} (a number or a dict method -> number)", value, low=0, low_open=True)
+    return check_number(name, value, low=0, low_open=True)  # or a dict method -> number
 
 
 def _hyperparameters(method: str, teacher: str, student: str) -> tuple[dict[str, float | None], str]:

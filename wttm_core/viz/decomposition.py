@@ -160,7 +160,7 @@ def _optimal_students(
 
 def _solve(teacher_logits: Any, label: int, temperature: float, beta: float):
     v = as_array(teacher_logits, "teacher_logits", ndim=1)
-    label = int(check_number("label (a class index)", label, low=0, high=v.size, high_open=True, integer=True))
+    label = int(check_number("label", label, low=0, high=v.size, high_open=True, integer=True))
     return _optimal_students(tuple(float(x) for x in v), label, float(temperature), float(beta))
 
 
