@@ -151,3 +151,14 @@ def test_the_training_loop_sets_the_epoch(monkeypatch, tmp_path):
     assert seen[-2:] == [0, 1]
     recorded = json.loads((out / "config.json").read_text())["term_hyperparameters"]
     assert recorded == {"ce": {"ce_weight": 1.0, "label_smoothing": 0.0}}  # every value the run used
+
+
+def test_notebook_methods_parameter_takes_every_base_method_and_sums(tmp_path):
+    from wttm_core.experiments.students import setup_students
+
+    methods = [*BASE_METHODS, "wttm+0.5*dkd(beta=6)", "kd+lskd"]
+    setup = setup_students("smoke", methods=methods, out_dir=str(tmp_path))
+    assert setup.methods == methods
+    assert set(setup.hyper) == {name for name in methods if parse_method(name).base in PRESET_METHODS}
+    with pytest.raises(ValueError, match="method"):
+        setup_students("smoke", methods=["kd", "xkd"], out_dir=str(tmp_path))
