@@ -367,7 +367,7 @@ def test_present_dry_run_writes_the_copies_and_prints_the_dashboards(folder: Pat
     assert not out.exists()  # --dry-run writes (and deletes) nothing
     token = re.search(r"b_live.ipynb\?token=([0-9a-f]{32})", printed)
     assert token and f"--Voila.token={token.group(1)}" in printed  # a random token, printed in the URLs
-    assert "--VoilaConfiguration.show_tracebacks=False" in printed
+    assert "--VoilaConfiguration.show_tracebacks=False" in printed and "--Voila.port_retries=0" in printed
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["--notebooks", str(empty), "--out", str(tmp_path / "o2"), "--dry-run"]) == 1

@@ -292,7 +292,6 @@ def voila_command(
         "--no-browser",
         "--Voila.ip=127.0.0.1",
         f"--Voila.port={port}",
-        "--Voila.port_retries=0",
         "--VoilaConfiguration.strip_sources=True",
         "--VoilaConfiguration.show_tracebacks=False",
     ]
@@ -331,6 +330,7 @@ def run(args: argparse.Namespace) -> int:
     their token, then run Voila until Ctrl-C. Returns 1 when there is nothing to present."""
     token = secrets.token_hex(16)
     command = voila_command(args.out, port=args.port, token=token, allowed_hosts=args.allow_host)
+    command.append("--Voila.port_retries=0")  # the listed URLs name this port: never serve on another
     try:  # every refusal before anything is written
         plan = plan_presentation(args.notebooks, args.out)
     except ValueError as error:  # name the command's arguments
