@@ -31,7 +31,14 @@ from wttm_core.theory.identity import (
     lambda_from_beta,
     ttm_objective,
 )
-from wttm_core.theory.optimal import optimal_student_kd, optimal_student_ttm
+from wttm_core.theory.optimal import optimal_student_kd, optimal_student_ttm, sharpness_profile
+from wttm_core.theory.shared_student import (
+    SharedStudentData,
+    SharedStudentRun,
+    compare_weightings,
+    shared_student_data,
+    train_shared_student,
+)
 from wttm_core.theory.teacher_model import sample_teacher_logits
 
 __all__ = [
@@ -48,6 +55,12 @@ __all__ = [
     "ttm_objective",
     "optimal_student_ttm",
     "optimal_student_kd",
+    "sharpness_profile",
+    "SharedStudentData",
+    "SharedStudentRun",
+    "compare_weightings",
+    "shared_student_data",
+    "train_shared_student",
     "gradient_flow",
     "probability_velocity",
     "simplex_xy",

@@ -11,7 +11,7 @@ from wttm_core._checks import check_logits, check_scalar
 from wttm_core.functional import kd_grad, kd_loss, transformed_teacher_log_probs
 from wttm_core.theory._common import _check_int, _check_labels, _check_lambda, _f64
 
-__all__ = ["optimal_student_ttm", "optimal_student_kd"]
+__all__ = ["optimal_student_ttm", "optimal_student_kd", "sharpness_profile"]
 
 
 def optimal_student_ttm(teacher_logits: Tensor, labels: Tensor, beta: float, gamma: float) -> Tensor:
@@ -117,3 +117,63 @@ def optimal_student_kd(
     if worst > tol:
         raise RuntimeError(f"optimal_student_kd did not converge in {max_iter} iterations (gradient {worst:.3g})")
     return torch.softmax(z, dim=-1)
+
+
+def _golden_minimum(f, lo: float, hi: float, iterations: int = 80) -> float:
+    """The minimiser of a unimodal ``f`` on ``[lo, hi]`` by golden-section search."""
+    ratio = (math.sqrt(5.0) - 1.0) / 2.0
+    a, b = lo, hi
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    fc, fd = f(c), f(d)
+    for _ in range(iterations):
+        if fc <= fd:
+            b, d, fd = d, c, fc
+            c = b - ratio * (b - a)
+            fc = f(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + ratio * (b - a)
+            fd = f(d)
+    return (a + b) / 2.0
+
+
+def sharpness_profile(
+    teacher_logits: Tensor, label: int, temperature: float, beta: float, scales: Tensor
+) -> dict[str, Tensor | float]:
+    """KD's and TTM's objectives for one sample along a line of student sharpness, with each one's minimiser.
+
+    The student is ``z = s v``: the teacher's own logit pattern at sharpness ``s`` (``s = 1`` is the teacher,
+    ``s = 1/T`` gives ``q = p^t_T``, small ``s`` a flat student). KD uses ``lambda = beta / (T + beta)``, the value
+    Eq. 19 pairs with ``beta``, and is divided by ``1 - lambda`` so that the two objectives differ only by the Renyi
+    term and a constant (Eq. 19). Both objectives are convex in ``z``, hence unimodal in ``s``; the minimisers are
+    found by golden-section search on ``log s`` in ``[1e-3, 1e3]``.
+
+    Returns ``"scales"``, ``"kd"``, ``"ttm"`` (objective minus its minimum over the search, ``[S]``),
+    ``"kd_best"``, ``"ttm_best"`` (the minimising ``s``) and ``"lam"``.
+    """
+    temperature = check_scalar("temperature", temperature)
+    beta = check_scalar("beta", beta)
+    check_logits("teacher_logits", teacher_logits.unsqueeze(0) if teacher_logits.dim() == 1 else teacher_logits)
+    v = _f64(teacher_logits).reshape(1, -1)
+    y = torch.nn.functional.one_hot(torch.tensor([int(label)]), v.shape[-1]).to(torch.float64)
+    lam = beta / (temperature + beta)
+    p_t = transformed_teacher_log_probs(v, 1.0 / temperature).exp()
+
+    def kd(s: float) -> float:
+        return float(_kd_objective_value(s * v, v, y, lam, temperature)[0]) / (1.0 - lam)
+
+    def ttm(s: float) -> float:
+        log_q = torch.log_softmax(s * v, dim=-1)
+        return float(-(y * log_q).sum() + beta * (p_t * (p_t.log() - log_q)).sum())
+
+    best = {
+        name: math.exp(_golden_minimum(lambda u, f=f: f(math.exp(u)), -3 * math.log(10), 3 * math.log(10)))
+        for name, f in (("kd", kd), ("ttm", ttm))
+    }
+    s = _f64(scales).flatten()
+    out: dict[str, Tensor | float] = {"scales": s, "lam": lam}
+    for name, f in (("kd", kd), ("ttm", ttm)):
+        floor = f(best[name])
+        out[name] = torch.tensor([f(float(x)) - floor for x in s], dtype=torch.float64)
+        out[f"{name}_best"] = best[name]
+    return out
