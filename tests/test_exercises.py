@@ -6,7 +6,15 @@ import pytest
 import torch
 
 import wttm_core as W
-from wttm_core.exercises import NOT_ANSWERED, NOT_IMPLEMENTED, Feedback, check_answer, check_implementation, reset_tries
+from wttm_core.exercises import (
+    NOT_ANSWERED,
+    NOT_IMPLEMENTED,
+    Feedback,
+    check_answer,
+    check_implementation,
+    reset_tries,
+    verify,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -127,3 +135,10 @@ def test_first_failing_input_is_named():
 
     feedback = check_implementation(only_small_gamma, W.power_transform, _inputs())
     assert feedback.ok is False and "test input 2 of 2" in feedback.message
+
+
+def test_verify_prints_instead_of_raising(capsys):
+    assert verify("U >= 1", True, "min 1.02").message == "✔ U >= 1 (min 1.02)"
+    failed = verify("U >= 1", False, "min 0.4", otherwise="For gamma > 1 the bound flips.")
+    assert failed.ok is False and failed.message == "✘ Not here: U >= 1 (min 0.4). For gamma > 1 the bound flips."
+    assert "✘ Not here" in capsys.readouterr().out

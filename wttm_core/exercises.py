@@ -12,7 +12,10 @@ print one clear message and never raise, whatever the student typed:
   wrong shape, NaN, rows that do not sum to one, a flipped sign, a constant factor, or one of the ``mistakes``
   the caller names (a known wrong formula, e.g. "you used T where gamma = 1 / T belongs").
 
-Both return a :class:`Feedback` (``ok`` is True, False, or None for "nothing to check yet"; ``message`` is the
+A third, :func:`verify`, replaces ``assert`` in a teaching cell: it prints that a claim holds for the numbers on
+screen, or - at a parameter value where it does not - says so and why, instead of stopping the notebook.
+
+All three return a :class:`Feedback` (``ok`` is True, False, or None for "nothing to check yet"; ``message`` is the
 printed text). A Feedback displays nothing by itself (the message is already printed), so the call can be the
 last line of a cell. Pattern for a notebook::
 
@@ -37,7 +40,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["Feedback", "check_answer", "check_implementation", "reset_tries"]
+__all__ = ["Feedback", "check_answer", "check_implementation", "reset_tries", "verify"]
 
 _TRIES: dict[str, int] = {}
 
@@ -256,3 +259,15 @@ def check_implementation(
             return _say(False, f"Not yet. {case}{problem[0].upper()}{problem[1:]}")
         worst = max(worst, float((_as_tensor(result).double() - _as_tensor(want).double()).abs().max()))
     return _say(True, f"Well done: your function matches wttm_core to {worst:.1e} on {len(inputs)} test inputs.")
+
+
+def verify(claim: str, holds: bool, detail: str = "", *, otherwise: str = "") -> Feedback:
+    """Print whether ``claim`` holds for the numbers on screen (``detail``: the numbers); never raises.
+
+    Use it where a notebook would ``assert``: a student who moves a parameter into a range where the claim fails
+    reads ``otherwise`` (why that can happen) instead of a traceback. Hard checks belong in the tests.
+    """
+    extra = f" ({detail})" if detail else ""
+    if holds:
+        return _say(True, f"✔ {claim}{extra}")
+    return _say(False, f"✘ Not here: {claim}{extra}." + (f" {otherwise}" if otherwise else ""))
