@@ -146,7 +146,7 @@ def test_eq15_waterfall_adds_up(batch_logits):
     (trace,) = fig.data
     assert trace.type == "bar" and len(trace.y) == 4  # one bar per term, coloured by role
     assert list(trace.marker.color) == [COLORS["kd"], COLORS["renyi"], COLORS["bound"], COLORS["ttm"]]
-    assert "nearly cancel" in fig.layout.annotations[0].text
+    assert "cancel" in fig.layout.annotations[0].text
     kd, minus_renyi, teacher, ttm = trace.y
     terms = W.kd_ttm_decomposition(z, v, 4.0)
     assert kd == pytest.approx(float((4 * terms["kd"]).mean()), abs=1e-12)
@@ -476,7 +476,7 @@ def test_sharpness_view_marks_each_minimiser(batch_logits):
     fig = spec.to_figure()
     kd_star, ttm_star = fig.data[1], fig.data[3]
     assert kd_star.x[0] > 1.0 > ttm_star.x[0]  # KD's best student sharper than the teacher, TTM's smoother
-    assert fig.layout.xaxis.type == "log" and "KD's minimum" in fig.layout.annotations[0].text
+    assert fig.layout.xaxis.type == "log" and "KD's best student sits at" in fig.layout.annotations[0].text
 
 
 def test_shared_student_figure_styles_differ():

@@ -45,6 +45,17 @@ def _logits(x: Any, name: str) -> torch.Tensor:
     return torch.from_numpy(arr)
 
 
+def _eq15_note(kd: float, renyi: float, teacher: float, ttm: float) -> str:
+    if renyi == 0.0 and teacher == 0.0:
+        return "at T = 1 the Rényi term and the constant vanish: TTM's divergence equals KD's."
+    both = teacher - renyi
+    how = "nearly cancel" if abs(both) < 0.2 * max(renyi, teacher) else "partly cancel"
+    return (
+        f"the Rényi and constant bars {how} ({-renyi:.2f} + {teacher:.2f} = {both:.2f}); with the KD term {kd:.2f} "
+        f"they add up to TTM's {ttm:.2f}."
+    )
+
+
 def eq15_waterfall_spec(student_logits: Any, teacher_logits: Any, temperature: float) -> FigureSpec:
     """Eq. 15 as bars of batch means, one colour per role: ``T D(p^t_T||q_T)`` (KD), ``-(T-1) H_{1/T}(q)`` (Renyi),
     ``+(T-1) H(p^t_T)`` (constant in the student, grey) and their sum ``D(p^t_T||q)`` (TTM)."""
@@ -75,12 +86,7 @@ def eq15_waterfall_spec(student_logits: Any, teacher_logits: Any, temperature: f
         "batch mean (nats)",
         showlegend=False,
         yaxis={"range": [1.2 * low - 0.1, 1.2 * high + 0.1]},
-        annotations=[
-            notice(
-                f"the Rényi and constant bars nearly cancel ({-renyi:.2f} + {teacher:.2f} = {teacher - renyi:.2f}); "
-                f"what is left is small next to the KD term {kd:.2f}."
-            )
-        ],
+        annotations=[notice(_eq15_note(kd, renyi, teacher, ttm))],
     )
     return FigureSpec([trace], layout)
 
@@ -218,11 +224,12 @@ def optimal_students_spec(
     )
     spec.layout["yaxis"] = {**spec.layout["yaxis"], "range": [0.0, 1.0]}
     spec.layout["legend"] = {**spec.layout["legend"], "title": {"text": "entropy H in nats"}}
+    kd_y, teacher_y = float(q_kd[label]), float(p[label])
+    compared = "more than" if kd_y > teacher_y + 0.005 else "less than" if kd_y < teacher_y - 0.005 else "about"
     spec.layout["annotations"] = [
         notice(
-            f"on the label class KD's best student gives {float(q_kd[label]):.2f} - more than the teacher's "
-            f"{float(p[label]):.2f}; TTM's gives {float(q_ttm[label]):.2f}, and on the other classes it follows "
-            f"{SYM['ptT']}."
+            f"on the label class KD's best student gives {kd_y:.2f}, {compared} the teacher's {teacher_y:.2f}; "
+            f"TTM's gives {float(q_ttm[label]):.2f} and follows {SYM['ptT']} on the other classes."
         )
     ]
     return spec
@@ -248,6 +255,16 @@ def optimal_students_readout(teacher_logits: Any, label: int, temperature: float
         ),
     ]
     return readout_table(rows)
+
+
+def _sharpness_note(kd_best: float, ttm_best: float, t: float) -> str:
+    def relation(s: float) -> str:
+        return "sharper than the teacher" if s > 1.005 else "smoother than the teacher" if s < 0.995 else "the teacher"
+
+    return (
+        f"KD's best student sits at s = {kd_best:.2f} ({relation(kd_best)}), TTM's at s = {ttm_best:.2f} "
+        f"({relation(ttm_best)}; 1/T = {1 / t:.2f})."
+    )
 
 
 def sharpness_spec(teacher_logits: Any, label: int, temperature: float, beta: float) -> FigureSpec:
@@ -305,11 +322,6 @@ def sharpness_spec(teacher_logits: Any, label: int, temperature: float, beta: fl
         "objective minus its minimum (nats)",
         xaxis={"type": "log"},
         yaxis={"range": [-0.05 * span, span]},
-        annotations=[
-            notice(
-                f"KD's minimum sits at s = {float(prof['kd_best']):.2f} (sharper than the teacher when > 1), TTM's at "
-                f"s = {float(prof['ttm_best']):.2f}, near 1/T = {1 / t:.2f}."
-            )
-        ],
+        annotations=[notice(_sharpness_note(float(prof["kd_best"]), float(prof["ttm_best"]), t))],
     )
     return FigureSpec(traces, layout)
