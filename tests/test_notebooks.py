@@ -143,10 +143,7 @@ def test_teaching_notebook_content(name: str):
         after = nb.cells[todo[0] + 1]
         assert "solution" in _tags(after) and after.metadata["jupyter"]["source_hidden"] is True
     for cell in solutions:
-        if cell.cell_type == "code":
-            assert cell.metadata.get("jupyter", {}).get("source_hidden") is True, (
-                f"{name}: solution cells are collapsed"
-            )
+        assert cell.metadata.get("jupyter", {}).get("source_hidden") is True, f"{name}: solution cells are collapsed"
     # the end: what you learned (3-5 points) and one answer per claimed question
     end = nb.cells[-1].source
     summary = end.split("## What you learned", 1)

@@ -505,3 +505,14 @@ def test_log_control_gives_a_log_slider():
     assert slider.min == pytest.approx(math.log10(0.25)) and slider.max == pytest.approx(1.0)
     with pytest.raises(ValueError, match="log control"):
         Control("t", 1.0, 0.0, 10.0, 0.01, log=True)
+
+
+def test_side_by_side_lists_each_name_once_and_wraps_notes():
+    from wttm_core.viz.panels import notice, side_by_side
+
+    spec = vd.pointwise_map_spec(0.5)
+    fig = side_by_side([spec, spec], title="t").to_figure()
+    shown = [t.name for t in fig.data if t.showlegend is not False]
+    assert len(shown) == len(set(shown)) == len(spec.traces)
+    wrapped = notice("word " * 60, width=50)["text"]
+    assert wrapped.count("<br>") >= 5 and all(len(line) <= 60 for line in wrapped.split("<br>"))

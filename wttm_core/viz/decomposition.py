@@ -20,7 +20,7 @@ from wttm_core.theory import (
     sharpness_profile,
 )
 from wttm_core.viz.distributions import distribution_bars_spec
-from wttm_core.viz.panels import SYM, notice
+from wttm_core.viz.panels import NOTICE_MARGIN_TOP, SYM, notice
 from wttm_core.viz.style import COLORS, FigureSpec, as_array, base_layout
 from wttm_core.viz.widgets import readout_table
 
@@ -87,6 +87,7 @@ def eq15_waterfall_spec(student_logits: Any, teacher_logits: Any, temperature: f
         showlegend=False,
         yaxis={"range": [1.2 * low - 0.1, 1.2 * high + 0.1]},
         annotations=[notice(_eq15_note(kd, renyi, teacher, ttm))],
+        margin={"t": NOTICE_MARGIN_TOP},
     )
     return FigureSpec([trace], layout)
 
@@ -153,6 +154,7 @@ def tradeoff_spec(
         "temperature T",
         "batch mean (nats)",
         xaxis={"type": "log"},
+        margin={"t": NOTICE_MARGIN_TOP},
         annotations=[
             notice(
                 f"the KD term falls ({kd_curve[0]:.2f} at T = {temps[0]:.3g} → {kd_curve[-1]:.2f} at "
@@ -226,6 +228,7 @@ def optimal_students_spec(
     spec.layout["legend"] = {**spec.layout["legend"], "title": {"text": "entropy H in nats"}}
     kd_y, teacher_y = float(q_kd[label]), float(p[label])
     compared = "more than" if kd_y > teacher_y + 0.005 else "less than" if kd_y < teacher_y - 0.005 else "about"
+    spec.layout["margin"] = {**spec.layout["margin"], "t": NOTICE_MARGIN_TOP}
     spec.layout["annotations"] = [
         notice(
             f"on the label class KD's best student gives {kd_y:.2f}, {compared} the teacher's {teacher_y:.2f}; "
@@ -323,5 +326,6 @@ def sharpness_spec(teacher_logits: Any, label: int, temperature: float, beta: fl
         xaxis={"type": "log"},
         yaxis={"range": [-0.05 * span, span]},
         annotations=[notice(_sharpness_note(float(prof["kd_best"]), float(prof["ttm_best"]), t))],
+        margin={"t": NOTICE_MARGIN_TOP},
     )
     return FigureSpec(traces, layout)

@@ -12,7 +12,7 @@ import torch
 
 from wttm_core.functional import kd_grad, power_transform, ttm_grad
 from wttm_core.theory import SIMPLEX_VERTICES, FlowResult, gradient_flow, probability_velocity, simplex_xy
-from wttm_core.viz.panels import SYM, notice
+from wttm_core.viz.panels import NOTICE_MARGIN_TOP, SYM, notice
 from wttm_core.viz.style import COLORS, FigureSpec, as_array, base_layout
 
 __all__ = [
@@ -161,7 +161,7 @@ def simplex_spec(
         xaxis={"visible": False, "range": [-0.12, 1.12]},
         yaxis={"visible": False, "range": [-0.12, 1.0], "scaleanchor": "x", "scaleratio": 1.0},
         legend={"orientation": "v", "x": 1.02, "y": 1.0, "yanchor": "top"},
-        margin={"l": 20, "r": 20, "t": 90, "b": 20},
+        margin={"l": 20, "r": 20, "t": NOTICE_MARGIN_TOP, "b": 20},
         annotations=[
             notice(
                 f"KD's q<sub>T</sub> ends on {SYM['ptT']} but its q ends on the sharper teacher {SYM['pt']}; "
@@ -239,7 +239,7 @@ def flow_curves_spec(
     extra: dict[str, Any] = {"yaxis": {"type": "log"}} if log_y else {}
     if note:
         extra["annotations"] = [notice(note)]
-        extra["margin"] = {"l": 70, "r": 30, "t": 85, "b": 60}
+        extra["margin"] = {"l": 70, "r": 30, "t": NOTICE_MARGIN_TOP, "b": 60}
     layout = base_layout(title, "gradient step", yaxis_title, **extra)
     return FigureSpec(traces, layout)
 

@@ -9,12 +9,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from wttm_core.viz.style import FigureSpec
 
-__all__ = ["SYM", "notice", "side_by_side"]
+__all__ = ["NOTICE_MARGIN_TOP", "SYM", "notice", "side_by_side"]
 
 SYM: dict[str, str] = {
     "gamma": "γ",
@@ -34,10 +35,30 @@ SYM: dict[str, str] = {
 }
 
 
-def notice(text: str, *, y: float = 1.0) -> dict[str, Any]:
-    """A layout annotation (paper coordinates, just under the title) saying what to notice in the figure."""
+NOTICE_MARGIN_TOP = 105  # room above the plot for the title and a notice of up to two lines
+
+
+def _wrap(text: str, width: int) -> str:
+    """Break ``text`` into lines of at most ``width`` visible characters (HTML tags do not count) with ``<br>``."""
+    lines: list[str] = []
+    line, visible = "", 0
+    for word in text.split(" "):
+        size = len(re.sub(r"<[^>]+>", "", word))
+        if line and visible + 1 + size > width:
+            lines.append(line)
+            line, visible = word, size
+        else:
+            line, visible = (f"{line} {word}" if line else word), visible + (1 if line else 0) + size
+    lines.append(line)
+    return "<br>".join(lines)
+
+
+def notice(text: str, *, y: float = 1.0, width: int = 105) -> dict[str, Any]:
+    """A layout annotation (paper coordinates, just under the title) saying what to notice in the figure; long
+    notes wrap after ``width`` characters (plotly does not wrap text itself). Leave :data:`NOTICE_MARGIN_TOP`
+    pixels above the plot."""
     return {
-        "text": f"<i>Notice:</i> {text}",
+        "text": _wrap(f"<i>Notice:</i> {text}", width),
         "xref": "paper",
         "yref": "paper",
         "x": 0.0,
@@ -66,7 +87,7 @@ def side_by_side(
     """Place ``specs`` next to each other as panels of one figure (equal widths, one shared legend below).
 
     Each panel keeps its axes (titles, ranges, log types) and shows its own title (or ``titles[i]``) above it;
-    the traces keep their names, so the legend lists every panel's traces. ``note`` becomes a :func:`notice`
+    the traces keep their names, and the legend lists each name once. ``note`` becomes a :func:`notice`
     under the main title.
     """
     specs = list(specs)
@@ -77,8 +98,9 @@ def side_by_side(
         raise ValueError(f"titles must have one entry per panel ({n}), got {len(titles)}")
     width = (1.0 - gap * (n - 1)) / n
     traces: list[dict[str, Any]] = []
+    seen: set[Any] = set()
     layout: dict[str, Any] = {**specs[0].layout}
-    annotations: list[dict[str, Any]] = [notice(note, y=1.13)] if note else []
+    annotations: list[dict[str, Any]] = [notice(note, y=1.1, width=170)] if note else []
     for i, spec in enumerate(specs, start=1):
         lo = (i - 1) * (width + gap)
         x_key, y_key = _axis_key("xaxis", i), _axis_key("yaxis", i)
@@ -87,7 +109,11 @@ def side_by_side(
         yaxis.pop("scaleanchor", None)
         layout[x_key], layout[y_key] = xaxis, yaxis
         for trace in spec.traces:
-            traces.append({**trace, "xaxis": _axis_key("x", i), "yaxis": _axis_key("y", i)})
+            placed = {**trace, "xaxis": _axis_key("x", i), "yaxis": _axis_key("y", i)}
+            if trace.get("name") in seen:  # one legend entry per name: panels often show the same runs
+                placed["showlegend"] = False
+            seen.add(trace.get("name"))
+            traces.append(placed)
         panel_title = titles[i - 1] if titles is not None else spec.layout.get("title", {}).get("text", "")
         annotations.append(
             {
@@ -105,7 +131,7 @@ def side_by_side(
     layout["title"] = {"text": title, "x": 0.02, "xanchor": "left"}
     layout["annotations"] = annotations
     layout["height"] = height
-    layout["margin"] = {"l": 60, "r": 20, "t": 110 if note else 80, "b": 60}
+    layout["margin"] = {"l": 60, "r": 20, "t": 130 if note else 80, "b": 60}
     layout.pop("barmode", None)
     if any(s.layout.get("barmode") for s in specs):
         layout["barmode"] = "group"

@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import torch
 
 from wttm_core.functional import shannon_entropy, wttm_weights
-from wttm_core.viz.panels import SYM, notice
+from wttm_core.viz.panels import NOTICE_MARGIN_TOP, SYM, notice
 from wttm_core.viz.style import COLORS, FigureSpec, as_array, base_layout
 from wttm_core.viz.widgets import readout_table
 
@@ -101,7 +101,7 @@ def power_sum_scatter_spec(weights: Any, entropy: Any, gamma: float, num_classes
         annotations=[
             notice("sharp (low-entropy) teacher outputs get weights near 1, smooth ones up to K<sup>1−γ</sup>.")
         ],
-        margin={"l": 70, "r": 30, "t": 85, "b": 60},
+        margin={"l": 70, "r": 30, "t": NOTICE_MARGIN_TOP, "b": 60},
     )
     return FigureSpec(traces, layout)
 
@@ -243,7 +243,7 @@ def shared_student_spec(runs: dict[str, Any], *, split: str = "train", title: st
     extra: dict[str, Any] = {"yaxis": {"type": "log"}}
     if note:
         extra["annotations"] = [notice(note)]
-        extra["margin"] = {"l": 70, "r": 30, "t": 85, "b": 60}
+        extra["margin"] = {"l": 70, "r": 30, "t": NOTICE_MARGIN_TOP, "b": 60}
     layout = base_layout(
         title or f"Linear student, shared weights: mean {SYM['D_ttm']} on the {where}",
         "gradient step",
