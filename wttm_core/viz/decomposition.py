@@ -158,8 +158,9 @@ def tradeoff_spec(
         margin={"t": NOTICE_MARGIN_TOP},
         annotations=[
             notice(
-                f"the KD term falls ({kd_curve[0]:.2f} at T = {temps[0]:.3g} → {kd_curve[-1]:.2f} at "
-                f"T = {temps[-1]:.3g}) while the Rényi term and the constant grow with T − 1."
+                f"the KD term ends {'lower' if kd_curve[-1] < kd_curve[0] else 'higher'} ({kd_curve[0]:.2f} at "
+                f"T = {temps[0]:.3g}, {kd_curve[-1]:.2f} at T = {temps[-1]:.3g}) while the Rényi term and the "
+                "constant grow with T − 1."
             )
         ],
     )
