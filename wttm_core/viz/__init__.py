@@ -6,7 +6,9 @@
 - :mod:`~wttm_core.viz.decomposition`: Eq. 15 waterfall, KD/Renyi trade-off, optimal students (Eq. 19);
 - :mod:`~wttm_core.viz.gradients`: the 3-class simplex view and gradient flows (Eqs. 20-21);
 - :mod:`~wttm_core.viz.weights`: WTTM's weights over a batch (Eqs. 22-23);
-- :mod:`~wttm_core.viz.tables`: Markdown tables and the "try this" answer check.
+- :mod:`~wttm_core.viz.panels`: typeset symbols, "what to notice" notes, side-by-side panels;
+- :mod:`~wttm_core.viz.tables`: Markdown tables and the original answer check (notebooks use
+  :mod:`wttm_core.exercises`, which hints before it reveals and never raises).
 
 Every ``*_figure`` builder takes plain numbers, arrays or tensors and returns a ``plotly.graph_objects.Figure``;
 the matching ``*_spec`` returns the same figure as plain data for fast slider updates.

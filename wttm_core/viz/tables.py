@@ -33,6 +33,9 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]], *, f
 def check_answer(answer: object, expected: float, *, rel_tol: float = 0.02, abs_tol: float = 0.0) -> bool | None:
     """Check a reader's numeric ``answer`` against ``expected``; print the verdict.
 
+    Kept for existing callers; teaching notebooks use :func:`wttm_core.exercises.check_answer`, which gives a hint
+    on the first miss, reveals only after two tries and never raises.
+
     Returns ``None`` (and a hint) while ``answer`` is ``None`` - so a notebook run in CI, where nobody answers,
     still passes - ``True`` when it is within ``rel_tol`` (relative) or ``abs_tol`` (absolute), else ``False``.
     """
