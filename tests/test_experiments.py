@@ -196,6 +196,22 @@ def test_parse_teacher_and_slug(tmp_path: Path) -> None:
         slug("+++")
 
 
+def test_paper_numbers_only_at_paper_settings() -> None:
+    from wttm_core.experiments.tables import at_paper_settings
+
+    pair = ("resnet56", "resnet20")
+    kd = {"method": "kd", "temperature": 4.0, "kd_weight": 0.9, "ce_weight": None, "label_smoothing": 0.0}
+    assert at_paper_settings(kd, pair)
+    assert not at_paper_settings(kd | {"temperature": 1.0}, pair)  # KD at T = 1 is not the paper's KD
+    assert not at_paper_settings(kd | {"ce_weight": 1.0}, pair) and not at_paper_settings(kd | {"method": "kd+ce"})
+    assert at_paper_settings({"method": "ce"}) and not at_paper_settings({"method": "ce", "label_smoothing": 0.5})
+    ttm = {"method": "ttm", "gamma": 0.3, "beta": 7.0, "weighting": "power-sum"}
+    assert at_paper_settings(ttm, pair) and not at_paper_settings(ttm | {"beta": 2.0}, pair)
+    wttm = {"method": "wttm", "gamma": 0.3, "beta": 1.5}
+    assert at_paper_settings(wttm, pair) and not at_paper_settings(wttm | {"weighting": "teacher-entropy"}, pair)
+    assert not at_paper_settings(ttm | {"renyi_order": 0.5}, pair)
+
+
 def test_markdown_table() -> None:
     text = markdown_table([{"a": 1.234, "b": "x"}, {"a": None}], [("a", "A"), ("b", "B")])
     assert text.splitlines() == ["| A | B |", "|---|---|", "| 1.23 | x |", "|  |  |"]
@@ -283,7 +299,9 @@ def test_tiny_synthetic_experiment_end_to_end(tmp_path: Path) -> None:
 
     rows = accuracy_rows(groups, paper=paper_results_for("resnet56", "resnet20"))
     assert [row["label"] for row in rows] == ["KD", "TTM g0.25"] and rows[0]["runs"] == 2
-    assert rows[0]["paper_accuracy"] == 70.66 and rows[1]["paper_accuracy"] == 71.83
+    # KD runs at the paper's T = 4 and weight 0.9 get the paper's number; TTM at beta 2 is not the paper's
+    # TTM (Table 8: gamma 0.3, beta 7 for resnet56 -> resnet20), so it gets none
+    assert rows[0]["paper_accuracy"] == 70.66 and rows[1]["paper_accuracy"] is None
     finals = [r.last("test_acc") for r in groups["KD"]]
     assert rows[0]["last_mean"] == pytest.approx(sum(finals) / 2)
     verdicts = comparisons(groups, "KD")
