@@ -351,7 +351,9 @@ def test_setup_questions_checks_its_protocol() -> None:
     from wttm_core.experiments.questions import setup_questions
 
     setup = setup_questions("default")
-    assert setup.profile == "cpu-quick" and len(setup.seeds) >= 3 and setup.strengths == [2, 4, 6]
+    # question 9 varies the teacher by architecture (each trained with the same budget), not by snapshots
+    assert setup.profile == "cpu-quick" and len(setup.seeds) >= 3
+    assert setup.strengths == ["train:resnet8", "train:resnet20"] and setup.label_noise == 0.3
     assert (setup.gamma, setup.wttm_beta, setup.noce_gamma) == (0.3, 1.5, 0.6)
     assert "Renyi" in setup.describe()
     with pytest.raises(ValueError, match="seeds"):
@@ -362,6 +364,11 @@ def test_setup_questions_checks_its_protocol() -> None:
         setup_questions("smoke", teacher="resnet56")
     with pytest.raises(ValueError, match="unknown parameter"):
         setup_questions("smoke", temperature=3)
+    with pytest.raises(ValueError, match="label_noise"):
+        setup_questions("smoke", label_noise=1.5)
+    with pytest.raises(ValueError, match="teacher"):
+        setup_questions("smoke", strengths=["train:nonsense", "train:resnet8"])
+    assert setup_questions("smoke", strengths=["train:resnet20"]).strengths == ["train:resnet20", "train:resnet8"]
 
 
 def test_load_examples_splits_runs_by_the_manifest(tmp_path: Path) -> None:

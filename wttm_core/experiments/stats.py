@@ -422,7 +422,7 @@ def power_sentence(c: Comparison, differences: Sequence[float] = PAPER_GAPS, *, 
     if c.diff_std is None or c.diff_std == 0.0:
         return (
             f"{c.label_a} - {c.label_b}: the runs show no spread to extrapolate from, so no seed count follows; "
-            "run at least 2 different seeds."
+            "runs that differ (more images or epochs) are needed first."
         )
     kind = "paired by seed" if c.paired else "unpaired"
     needs = ", ".join(
