@@ -99,7 +99,7 @@ def test_power_transform_figure_values(teacher_probs):
     assert len(fig.data) == 2
     assert np.allclose(fig.data[0].y, teacher_probs.numpy())
     assert np.allclose(fig.data[1].y, torch.softmax(teacher_probs.log() / 4.0, -1).numpy(), atol=1e-12)
-    assert "gamma = 1/T = 0.25" in _title(fig) and "T = 4" in _title(fig)
+    assert "γ = 1/T = 0.25" in _title(fig) and "T = 4" in _title(fig)
     assert _axis_titles(fig) == ("class", "probability") and tuple(fig.layout.yaxis.range) == (0.0, 1.0)
     readout = vd.power_transform_readout(teacher_probs, 4.0)
     assert f"{float(W.power_sum(teacher_probs, 0.25)):.4f}" in readout and f"{10**0.75:.4f}" in readout
@@ -144,7 +144,9 @@ def test_eq15_waterfall_adds_up(batch_logits):
     z, v, _ = batch_logits
     fig = vdec.eq15_waterfall_figure(z, v, 4.0)
     (trace,) = fig.data
-    assert trace.type == "waterfall" and list(trace.measure) == ["relative"] * 3 + ["total"]
+    assert trace.type == "bar" and len(trace.y) == 4  # one bar per term, coloured by role
+    assert list(trace.marker.color) == [COLORS["kd"], COLORS["renyi"], COLORS["bound"], COLORS["ttm"]]
+    assert "nearly cancel" in fig.layout.annotations[0].text
     kd, minus_renyi, teacher, ttm = trace.y
     terms = W.kd_ttm_decomposition(z, v, 4.0)
     assert kd == pytest.approx(float((4 * terms["kd"]).mean()), abs=1e-12)
@@ -162,7 +164,8 @@ def test_tradeoff_curves_and_marker(batch_logits):
     assert np.allclose(kd - renyi + teacher, ttm, atol=1e-10)
     assert renyi[0] == 0 and list(fig.data[4].x) == [3.0] * 4
     assert marker == pytest.approx([kd[2], renyi[2], teacher[2], ttm[2]])
-    assert _axis_titles(fig) == ("temperature T", "batch mean (nats)")
+    assert _axis_titles(fig) == ("temperature T", "batch mean (nats)") and fig.layout.xaxis.type == "log"
+    assert kd[-1] < kd[1] and "KD term falls" in fig.layout.annotations[0].text  # the note matches the curve
 
 
 def test_optimal_students_figure_and_readout(batch_logits):
@@ -173,7 +176,7 @@ def test_optimal_students_figure_and_readout(batch_logits):
     q_kd = th.optimal_student_kd(v[:1], y[:1], 0.9, 4.0)[0]
     assert np.allclose(fig.data[3].y, q_ttm.numpy()) and np.allclose(fig.data[2].y, q_kd.numpy(), atol=1e-10)
     assert f"H = {float(W.shannon_entropy(q_ttm)):.2f}" in fig.data[3].name
-    assert "lambda = 0.900" in _title(fig)
+    assert "λ = 0.900" in _title(fig)
     readout = vdec.optimal_students_readout(v[0], int(y[0]), 4.0, 36.0)
     assert "0.9000" in readout and f"{float(W.renyi_entropy(q_ttm, 0.25)):.4f}" in readout
     with pytest.raises(ValueError, match="label"):
@@ -187,13 +190,16 @@ def test_simplex_figure_geometry():
     v, z = [3.0, 1.0, -1.0], [0.0, 2.5, 0.0]
     fig = vg.simplex_figure(v, 4.0, z, steps=300, lr=2.0)
     names = [t.name for t in fig.data]
-    assert len(fig.data) == 10 and names[-4] == "teacher p<sup>t</sup>"
+    assert len(fig.data) == 11 and names[-4] == "teacher p<sup>t</sup>"
     teacher_xy = th.simplex_xy(torch.softmax(torch.tensor(v, dtype=F64), -1))
     assert (fig.data[-4].x[0], fig.data[-4].y[0]) == pytest.approx(tuple(teacher_xy.tolist()))
     kd_flow, ttm_flow = fig.data[2], fig.data[3]
     assert (kd_flow.x[-1], kd_flow.y[-1]) == pytest.approx(tuple(teacher_xy.tolist()), abs=1e-6)
     transformed_xy = th.simplex_xy(torch.softmax(torch.tensor(v, dtype=F64) / 4.0, -1))
     assert (ttm_flow.x[-1], ttm_flow.y[-1]) == pytest.approx(tuple(transformed_xy.tolist()), abs=1e-6)
+    kd_tempered = fig.data[6]  # KD's q_T ends on the transformed teacher, where TTM's q ends
+    assert names[6].startswith("KD: path of q<sub>T</sub>")
+    assert (kd_tempered.x[-1], kd_tempered.y[-1]) == pytest.approx(tuple(transformed_xy.tolist()), abs=1e-6)
     # the TTM arrow points where q moves under one TTM step (Eq. 20)
     zt, vt = torch.tensor([z], dtype=F64), torch.tensor([v], dtype=F64)
     direction = th.simplex_xy(th.probability_velocity(zt, W.ttm_grad(zt, vt, 0.25)))[0]
@@ -210,7 +216,9 @@ def test_flow_curves_figure():
     fig = vg.flow_curves_figure(
         flows, ("divergence", "tempered_divergence"), title="t", yaxis_title="nats", references={"ref": 1.0}
     )
-    assert [t.name for t in fig.data] == ["KD: D(p_T‖q)", "KD: D(p_T‖q_T)", "TTM: D(p_T‖q)", "TTM: D(p_T‖q_T)", "ref"]
+    d_q, d_qt = vg.QUANTITY_LABELS["divergence"], vg.QUANTITY_LABELS["tempered_divergence"]
+    assert d_q == "D(p<sup>t</sup><sub>T</sub> ‖ q)"
+    assert [t.name for t in fig.data] == [f"KD: {d_q}", f"KD: {d_qt}", f"TTM: {d_q}", f"TTM: {d_qt}", "ref"]
     assert np.allclose(fig.data[2].y, flows["TTM"].divergence.mean(-1).numpy())
     assert fig.data[0].line.color == COLORS["kd"] and fig.data[2].line.color == COLORS["ttm"]
     assert fig.data[1].line.dash != fig.data[0].line.dash and list(fig.data[4].y) == [1.0, 1.0]
@@ -243,7 +251,10 @@ def test_power_sum_scatter(weights_batch):
     fig = vw.power_sum_scatter_figure(weights, entropy, 0.25, 100)
     assert np.allclose(fig.data[0].y, weights) and np.allclose(fig.data[0].x, entropy)
     assert fig.data[1].y[0] == pytest.approx(100**0.75) and list(fig.data[2].y) == [1.0, 1.0]
-    assert _axis_titles(fig) == ("teacher entropy H(p^t) (nats)", "weight U_gamma(p^t) (unitless)")
+    assert _axis_titles(fig) == (
+        "teacher entropy H(p<sup>t</sup>) (nats)",
+        "weight U<sub>γ</sub>(p<sup>t</sup>) (unitless)",
+    )
     with pytest.raises(ValueError, match="same length"):
         vw.power_sum_scatter_figure(weights[:3], entropy, 0.25, 100)
 
@@ -441,3 +452,56 @@ def test_slider_updates_of_the_notebook_panels_take_well_under_50_ms():
         print(f"  {name:40s} {1000 * median:6.1f} ms / {1000 * worst:6.1f} ms")
     slow = [(name, round(1000 * median, 1)) for name, median, _ in report if median > UPDATE_BUDGET_S]
     assert not slow, f"median update over {1000 * UPDATE_BUDGET_S:.0f} ms: {slow}"
+
+
+# ------------------------------------------------------------------------------------------------ teaching views
+
+
+def test_side_by_side_panels_and_notice(teacher_probs):
+    from wttm_core.viz.panels import notice, side_by_side
+
+    fig = vd.power_transform_panels_spec(teacher_probs, 4.0).to_figure()
+    assert {t.xaxis for t in fig.data} == {"x", "x2", "x3"} and fig.layout.xaxis3.type is None
+    assert fig.layout.xaxis2.type == "log" and fig.layout.xaxis.domain[1] < fig.layout.xaxis2.domain[0]
+    assert "lifts the small probabilities" in fig.layout.annotations[0].text
+    assert "sharpens" in vd.power_transform_panels_spec(teacher_probs, 0.5).layout["annotations"][0]["text"]
+    assert notice("x")["text"].endswith("x")
+    with pytest.raises(ValueError, match="titles"):
+        side_by_side([vd.pointwise_map_spec(0.5)], title="t", titles=["a", "b"])
+
+
+def test_sharpness_view_marks_each_minimiser(batch_logits):
+    _, v, y = batch_logits
+    spec = vdec.sharpness_spec(v[0], int(y[0]), 4.0, 36.0)
+    fig = spec.to_figure()
+    kd_star, ttm_star = fig.data[1], fig.data[3]
+    assert kd_star.x[0] > 1.0 > ttm_star.x[0]  # KD's best student sharper than the teacher, TTM's smoother
+    assert fig.layout.xaxis.type == "log" and "KD's minimum" in fig.layout.annotations[0].text
+
+
+def test_shared_student_figure_styles_differ():
+    from wttm_core.theory import shared_student as ss
+
+    data = ss.shared_student_data(40, 20, 10, 4)
+    runs = {w: ss.train_shared_student(data, w, 0.25, steps=10, record_every=5) for w in ss.WEIGHTINGS}
+    fig = vw.shared_student_spec(runs, split="test").to_figure()
+    styles = {(t.line.color, t.line.dash) for t in fig.data}
+    assert len(styles) == 3 and np.allclose(fig.data[0].y, runs["ttm"].test.numpy())
+    with pytest.raises(ValueError, match="split"):
+        vw.shared_student_spec(runs, split="valid")
+    v = th.sample_teacher_logits(8, 10, num_superclasses=5, seed=0)[0].double()
+    flows = {
+        "WTTM": th.gradient_flow(v, "wttm", 4.0, steps=4),
+        "WTTM / mean U": th.gradient_flow(v, "wttm", 4.0, steps=4, normalize_weights=True),
+    }
+    fig = vg.flow_curves_figure(flows, title="t", yaxis_title="y", note="n")
+    assert fig.data[0].line.dash != fig.data[1].line.dash and "n" in fig.layout.annotations[0].text
+
+
+def test_log_control_gives_a_log_slider():
+    control = Control("temperature", 4.0, 0.25, 10.0, 0.01, "T", log=True)
+    slider = control.slider()
+    assert type(slider).__name__ == "FloatLogSlider" and slider.value == pytest.approx(4.0)
+    assert slider.min == pytest.approx(math.log10(0.25)) and slider.max == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="log control"):
+        Control("t", 1.0, 0.0, 10.0, 0.01, log=True)

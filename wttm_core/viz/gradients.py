@@ -12,6 +12,7 @@ import torch
 
 from wttm_core.functional import kd_grad, power_transform, ttm_grad
 from wttm_core.theory import SIMPLEX_VERTICES, FlowResult, gradient_flow, probability_velocity, simplex_xy
+from wttm_core.viz.panels import SYM, notice
 from wttm_core.viz.style import COLORS, FigureSpec, as_array, base_layout
 
 __all__ = [
@@ -24,8 +25,8 @@ __all__ = [
 
 QUANTITY_LABELS = {
     "entropy": "H(q)",
-    "divergence": "D(p_T‖q)",
-    "tempered_divergence": "D(p_T‖q_T)",
+    "divergence": SYM["D_ttm"],
+    "tempered_divergence": SYM["D_kd"],
 }
 _METHOD_LABELS = {"kd": "KD", "ttm": "TTM", "wttm": "WTTM"}
 _DASHES = ["solid", "dash", "dot", "dashdot"]
@@ -100,19 +101,26 @@ def simplex_spec(
     flow = gradient_flow(
         torch.cat([v, v]), "ttm", t, steps=steps, lr=lr, student_logits=torch.cat([z, z / t]), record_probs=True
     )
-    paths = {"ttm": flow.probs[:, 0, :], "kd": power_transform(flow.probs[:, 1, :], t)}
-    for method in ("kd", "ttm"):
-        xs, ys = _xy(paths[method])
-        traces.append(
-            {
-                "type": "scatter",
-                "x": xs,
-                "y": ys,
-                "mode": "lines",
-                "name": f"{_METHOD_LABELS[method]} flow of q ({steps} steps)",
-                "line": {"color": COLORS[method], "width": 2, "dash": "dot"},
-            }
-        )
+    paths = {"ttm": flow.probs[:, 0, :], "kd": power_transform(flow.probs[:, 1, :], t), "kd_t": flow.probs[:, 1, :]}
+    path_styles = {
+        "kd": (f"KD: path of q ({steps} steps)", COLORS["kd"], "dot"),
+        "ttm": (f"TTM: path of q ({steps} steps)", COLORS["ttm"], "dot"),
+        "kd_t": (f"KD: path of q<sub>T</sub> (ends at {SYM['ptT']})", COLORS["kd"], "dash"),
+    }
+
+    def path_trace(key: str) -> dict[str, Any]:
+        name, color, dash = path_styles[key]
+        xs, ys = _xy(paths[key])
+        return {
+            "type": "scatter",
+            "x": xs,
+            "y": ys,
+            "mode": "lines",
+            "name": name,
+            "line": {"color": color, "width": 2, "dash": dash},
+        }
+
+    traces += [path_trace("kd"), path_trace("ttm")]
     for method in ("kd", "ttm"):
         end = start + scale * vel[method]
         traces.append(
@@ -121,11 +129,12 @@ def simplex_spec(
                 "x": [float(start[0]), float(end[0])],
                 "y": [float(start[1]), float(end[1])],
                 "mode": "lines+markers",
-                "name": f"{_METHOD_LABELS[method]}: direction q moves",
+                "name": f"{_METHOD_LABELS[method]}: where one step moves q",
                 "line": {"color": COLORS[method], "width": 4},
                 "marker": {"symbol": ["circle", "arrow"], "size": [1, 16], "angleref": "previous"},
             }
         )
+    traces.append(path_trace("kd_t"))
     points = [
         ("teacher p<sup>t</sup>", p, COLORS["teacher"], "circle"),
         (f"transformed p<sup>t</sup><sub>T</sub> (T = {t:.3g})", p_t, COLORS["transformed"], "diamond"),
@@ -152,7 +161,13 @@ def simplex_spec(
         xaxis={"visible": False, "range": [-0.12, 1.12]},
         yaxis={"visible": False, "range": [-0.12, 1.0], "scaleanchor": "x", "scaleratio": 1.0},
         legend={"orientation": "v", "x": 1.02, "y": 1.0, "yanchor": "top"},
-        margin={"l": 20, "r": 20, "t": 70, "b": 20},
+        margin={"l": 20, "r": 20, "t": 90, "b": 20},
+        annotations=[
+            notice(
+                f"KD's q<sub>T</sub> ends on {SYM['ptT']} but its q ends on the sharper teacher {SYM['pt']}; "
+                f"TTM's q itself ends on {SYM['ptT']}."
+            )
+        ],
     )
     return FigureSpec(traces, layout)
 
@@ -172,12 +187,14 @@ def flow_curves_spec(
     yaxis_title: str,
     references: Mapping[str, float] | None = None,
     log_y: bool = False,
+    note: str = "",
 ) -> FigureSpec:
     """Batch means of recorded flow quantities against the step, one line per (run, quantity).
 
     ``results`` maps a legend label to a :class:`~wttm_core.theory.FlowResult`; the colour follows the run's
-    method (KD vermillion, TTM blue, WTTM purple), the dash pattern the quantity. ``references`` adds horizontal
-    dashed lines (label -> value).
+    method (KD vermillion, TTM blue, WTTM purple), the dash pattern the quantity - or, with one quantity, the run
+    among runs of the same method (so two WTTM variants never share colour *and* dash). ``references`` adds
+    horizontal dashed lines (label -> value); ``note`` a "what to notice" line under the title.
     """
     if not results:
         raise ValueError("results must not be empty")
@@ -186,12 +203,16 @@ def flow_curves_spec(
         raise ValueError(f"quantities must be a non-empty subset of {sorted(QUANTITY_LABELS)}, got {list(quantities)}")
     traces: list[dict[str, Any]] = []
     last_step = 0
+    seen: dict[str, int] = {}
     for label, result in results.items():
         if not isinstance(result, FlowResult):
             raise TypeError(f"results[{label!r}] must be a FlowResult, got {type(result).__name__}")
         steps = result.steps.numpy()
         last_step = max(last_step, int(steps[-1]))
+        same_method = seen.get(result.method, 0)
+        seen[result.method] = same_method + 1
         for i, quantity in enumerate(quantities):
+            dash = _DASHES[(i if len(quantities) > 1 else same_method) % len(_DASHES)]
             values = getattr(result, quantity).mean(dim=-1).numpy()
             suffix = f": {QUANTITY_LABELS[quantity]}" if len(quantities) > 1 else ""
             traces.append(
@@ -201,7 +222,7 @@ def flow_curves_spec(
                     "y": np.maximum(values, 1e-12) if log_y else values,
                     "mode": "lines",
                     "name": f"{label}{suffix}",
-                    "line": {"color": COLORS[result.method], "dash": _DASHES[i % len(_DASHES)], "width": 3},
+                    "line": {"color": COLORS[result.method], "dash": dash, "width": 3},
                 }
             )
     for j, (label, value) in enumerate((references or {}).items()):
@@ -216,6 +237,9 @@ def flow_curves_spec(
             }
         )
     extra: dict[str, Any] = {"yaxis": {"type": "log"}} if log_y else {}
+    if note:
+        extra["annotations"] = [notice(note)]
+        extra["margin"] = {"l": 70, "r": 30, "t": 85, "b": 60}
     layout = base_layout(title, "gradient step", yaxis_title, **extra)
     return FigureSpec(traces, layout)
 
@@ -228,8 +252,9 @@ def flow_curves_figure(
     yaxis_title: str,
     references: Mapping[str, float] | None = None,
     log_y: bool = False,
+    note: str = "",
 ) -> go.Figure:
     """:func:`flow_curves_spec` as a figure."""
     return flow_curves_spec(
-        results, quantities, title=title, yaxis_title=yaxis_title, references=references, log_y=log_y
+        results, quantities, title=title, yaxis_title=yaxis_title, references=references, log_y=log_y, note=note
     ).to_figure()
