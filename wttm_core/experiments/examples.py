@@ -74,8 +74,8 @@ def example_variants(mean_u: float, lr: float = 0.05) -> dict[str, list[Variant]
         "fig3": [
             Variant("CE", "ce"),
             Variant("label smoothing 0.5", "ce", {"label_smoothing": 0.5}),
+            kd,  # first: it keeps KD's colour, as in Fig. 1
             Variant("KD (T=1)", "kd", {"temperature": 1.0}),
-            kd,
         ],
         "step": [
             kd,
