@@ -150,13 +150,13 @@ def make_examples(
         "seeds": list(seeds),
         "runs": [run.name for run in runs],
         "seconds": round(time.perf_counter() - start, 1),
-        "made": _provenance(),
+        "made": provenance(),
     }
     write_json(resolve_path(out) / "manifest.json", manifest)
     return manifest
 
 
-def _provenance() -> dict[str, Any]:
+def provenance() -> dict[str, Any]:
     """When, where and from which commit the example runs were made (notebook 07 compares against them)."""
     import datetime
     import os
@@ -169,9 +169,16 @@ def _provenance() -> dict[str, Any]:
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = None
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [
+            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
+        ]
+        model = names[0] if names else model
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "machine": model,
         "cpu_count": os.cpu_count(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "commit": commit,

@@ -71,6 +71,10 @@ __all__ = [
     "question9",
     "question10",
     "renyi_question",
+    "run_all",
+    "reference_record",
+    "reference_path",
+    "compare_with_reference",
 ]
 
 QUESTION_PROFILES: dict[str, dict[str, Any]] = {
@@ -597,3 +601,115 @@ def renyi_question(ctx: QuestionContext) -> QuestionResult:
     groups = ctx.run(variants)
     pairs = [(label, "KD (T=4)") for label in groups if label != "KD (T=4)"]
     return _result("Future work: KD + a decoupled Renyi regulariser", groups, pairs, eq19_weight=eq19_renyi_weight())
+
+
+REFERENCE_DIR = "data/reference_runs"
+
+
+def reference_path(profile: str) -> Path:
+    """Where the shipped reference result of notebook 07 for ``profile`` lives."""
+    return resolve_path(REFERENCE_DIR) / f"07_open_questions-{profile}.json"
+
+
+def _record(result: QuestionResult) -> list[dict[str, Any]]:
+    return [
+        {
+            "question": result.title.split(":")[0],
+            "comparison": f"{c.label_a} - {c.label_b}",
+            "difference": c.difference,
+            "ci": list(c.ci) if c.ci is not None else None,
+            "verdict": c.verdict.replace(c.label_a, "first").replace(c.label_b, "second"),
+        }
+        for c in result.verdicts
+    ]
+
+
+def reference_record(setup: QuestionSetup, results: Sequence[QuestionResult], pilot: Pilot | None) -> dict[str, Any]:
+    """Everything another run needs to compare itself with this one: the comparisons (difference, interval,
+    verdict), the learning rates chosen, the setup, and when / where / from which commit it was made."""
+    from wttm_core.experiments.examples import provenance
+
+    return {
+        "made": provenance(),
+        "profile": setup.profile,
+        "setup": setup.describe(),
+        "chosen_lr": pilot.chosen if pilot is not None else None,
+        "comparisons": [row for result in results for row in _record(result)],
+    }
+
+
+def _agreement(mine: Mapping[str, Any], ref: Mapping[str, Any]) -> str:
+    """``"agrees"``, or what differs: the verdict (a winner in one run, another or none in the other) or the
+    intervals (which do not overlap although both verdicts are the same)."""
+    if mine["verdict"] != ref["verdict"]:
+        return f"DIFFERS: verdict '{mine['verdict']}' here, '{ref['verdict']}' in the reference"
+    if (
+        mine["ci"] is not None
+        and ref["ci"] is not None
+        and (mine["ci"][1] < ref["ci"][0] or ref["ci"][1] < mine["ci"][0])
+    ):
+        return "DIFFERS: the intervals do not overlap"
+    return "agrees"
+
+
+def compare_with_reference(results: Sequence[QuestionResult], reference: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per comparison of this run: its difference and interval next to the reference's, and whether the
+    two agree (:func:`_agreement`); comparisons the reference lacks are marked ``"not in the reference"``."""
+    by_key = {(r["question"], r["comparison"]): r for r in reference.get("comparisons", [])}
+    rows = []
+    for mine in (row for result in results for row in _record(result)):
+        ref = by_key.get((mine["question"], mine["comparison"]))
+
+        def show(row: Mapping[str, Any] | None) -> str:
+            if row is None:
+                return ""
+            ci = row["ci"]
+            return f"{row['difference']:+.2f}" + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else " (no interval)")
+
+        rows.append(
+            {
+                "question": mine["question"],
+                "comparison": mine["comparison"],
+                "this run": show(mine),
+                "reference": show(ref),
+                "agreement": _agreement(mine, ref) if ref is not None else "not in the reference",
+            }
+        )
+    return rows
+
+
+def run_all(ctx: QuestionContext, *, tune: bool = True) -> tuple[list[QuestionResult], Pilot | None]:
+    """Every experiment of notebook 07 in order (after the learning-rate pilot when ``tune``)."""
+    pilot = tune_questions(ctx) if tune else None
+    experiments = (step_size_question, question8, question8_noisy, question9, question10, renyi_question)
+    return [experiment(ctx) for experiment in experiments], pilot
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m wttm_core.experiments.questions --profile cpu-quick --reference``: notebook 07 without
+    Jupyter; ``--reference`` writes the result as the shipped reference (:func:`reference_path`)."""
+    import argparse
+    import sys
+
+    from wttm_core.engine.state import write_json
+
+    parser = argparse.ArgumentParser(prog="python -m wttm_core.experiments.questions", description=main.__doc__)
+    parser.add_argument("--profile", default="cpu-quick", choices=sorted(QUESTION_PROFILES))
+    parser.add_argument("--reference", action="store_true", help="write the result as the shipped reference")
+    parser.add_argument("--no-tune", action="store_true", help="every method at the recipe's learning rate")
+    args = parser.parse_args(argv)
+    ctx = prepare_questions(setup_questions(args.profile))
+    results, pilot = run_all(ctx, tune=not args.no_tune)
+    for result in results:
+        print(result.title)
+        for verdict in result.verdicts:
+            print("   ", verdict.sentence())
+    if args.reference:
+        path = reference_path(args.profile)
+        write_json(path, reference_record(ctx.setup, results, pilot))
+        print("reference written to", path, file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
