@@ -75,6 +75,7 @@ __all__ = [
     "reference_record",
     "reference_path",
     "compare_with_reference",
+    "findings",
 ]
 
 QUESTION_PROFILES: dict[str, dict[str, Any]] = {
@@ -713,3 +714,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def findings(result: QuestionResult) -> str:
+    """A markdown paragraph of what ``result`` shows, generated from its verdicts (so it never contradicts the
+    numbers above it): the differences beyond the noise, those within it, and those the runs cannot judge."""
+    won = [c for c in result.verdicts if c.significant]
+    noise = [c for c in result.verdicts if c.verdict == "within noise"]
+    unknown = [c for c in result.verdicts if c.verdict == "inconclusive"]
+    parts = []
+    if won:
+        parts.append(
+            "Beyond the noise: "
+            + "; ".join(f"{c.verdict} ({c.label_a} - {c.label_b} = {c.difference:+.2f} points)" for c in won)
+            + "."
+        )
+    if noise:
+        parts.append(
+            "Within the noise (this protocol cannot tell them apart): "
+            + "; ".join(f"{c.label_a} vs {c.label_b} ({c.difference:+.2f})" for c in noise)
+            + "."
+        )
+    if unknown:
+        parts.append("Not judged (no spread to estimate the noise from): " + "; ".join(
+            f"{c.label_a} vs {c.label_b}" for c in unknown) + ".")  # fmt: skip
+    return f"**{result.title}.** " + " ".join(parts)
