@@ -386,7 +386,10 @@ def test_load_examples_splits_runs_by_the_manifest(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no runs"):
         load_examples(tmp_path / "empty", make_if_missing=False)
     variants = example_variants(4.0)
-    assert variants["fig1"][2].options["beta"] == pytest.approx(9.0) and variants["fig3"][-1] is variants["fig1"][0]
+    # Fig. 3 reuses Fig. 1's KD run (listed first there now, so that it keeps KD's colour in both figures)
+    assert variants["fig1"][2].options["beta"] == pytest.approx(9.0) and variants["fig3"][2] is variants["fig1"][0]
+    assert variants["step"][0] is variants["fig1"][0] and variants["step"][3] is variants["fig1"][1]
+    assert variants["step"][1].options["lr"] == pytest.approx(0.5) and variants["step"][2].options["lr"] == 0.5
     assert variants["fig2"][1].method == "wttm-noce" and variants["fig2"][0].options["ce_weight"] == 0.0
 
 
