@@ -60,7 +60,7 @@ def example_variants(mean_u: float, lr: float = 0.05) -> dict[str, list[Variant]
     gamma = 1.0 / FIGURE_TEMPERATURE
     kd = Variant("KD (T=4)", "kd", {"temperature": FIGURE_TEMPERATURE})
     ttm = Variant("TTM (beta=36)", "ttm", {"gamma": gamma, "beta": FIG1_BETA})
-    fast = lr / (1.0 - RECIPE.kd_weight)  # TTM's step (Eq. 19's 1 / (1 - lambda))
+    fast = round(lr / (1.0 - RECIPE.kd_weight), 12)  # TTM's step (Eq. 19: 1 / (1 - lambda)), 0.5 not 0.5000000000000001
     return {
         "fig1": [
             kd,

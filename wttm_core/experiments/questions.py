@@ -475,7 +475,7 @@ def step_size_question(ctx: QuestionContext) -> QuestionResult:
     from wttm_core.presets import RECIPE
 
     eta, factor = ctx.lr, 1.0 / (1.0 - RECIPE.kd_weight)
-    fast = eta * factor
+    fast = round(eta * factor, 12)  # 0.5, not 0.5000000000000001, in config.json
     weight, order = eq19_renyi_weight(), 1.0 / RECIPE.kd_temperature
     ttm_beta = RECIPE.kd_weight * RECIPE.kd_temperature / (1.0 - RECIPE.kd_weight)
     kd, kd_fast = f"KD (T=4) at lr {eta:g}", f"KD (T=4) at lr {fast:g}"
