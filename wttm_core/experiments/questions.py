@@ -549,9 +549,10 @@ def question9(ctx: QuestionContext) -> QuestionResult:
             e = estimate(final_values(found[variant.label], "test_acc", how="last"))
             means[method][0].append(e.mean)
             means[method][1].append(e.std or 0.0)
+    groups.update(ctx.run([_ce()]))  # the baseline without a teacher (the same runs as question 8's)
     weakest, strongest = names[0], names[-1]
     pairs = [(f"{m} | {strongest}", f"{m} | {weakest}") for m in ("KD (T=4)", "WTTM")]
-    pairs.append((f"WTTM | {strongest}", f"KD (T=4) | {strongest}"))
+    pairs += [(f"WTTM | {strongest}", f"KD (T=4) | {strongest}"), (f"KD (T=4) | {weakest}", "CE")]
     return _result(
         "Q9: student accuracy against teacher strength (teachers of different architectures)",
         groups,
@@ -578,8 +579,9 @@ def _weighting_variants(ctx: QuestionContext) -> list[Variant]:
 
 def question10(ctx: QuestionContext) -> QuestionResult:
     """Question 10 / future work: other sample weights at the same average strength as WTTM's U."""
-    groups = ctx.run(_weighting_variants(ctx))
-    pairs = [(label, WEIGHTING_LABELS["none"]) for label in groups if label != WEIGHTING_LABELS["none"]]
+    groups = ctx.run([_ce(), *_weighting_variants(ctx)])  # CE: the baseline, shared with question 8
+    pairs = [(label, WEIGHTING_LABELS["none"]) for label in groups if label not in (WEIGHTING_LABELS["none"], "CE")]
+    pairs.append((WEIGHTING_LABELS["none"], "CE"))
     means = ctx.cache["weight_means"]
     return _result(
         "Q10: WTTM's weight U against other sample weights (same mean strength)",
@@ -598,9 +600,9 @@ def renyi_question(ctx: QuestionContext) -> QuestionResult:
     kd = _kd()
     chosen = ctx.cache.get("pilot")
     lr = chosen.chosen[kd.label] if chosen is not None else ctx.lr
-    variants = [_at_rate(kd, lr)] + [_at_rate(kd_renyi_variant(w, a), lr) for w, a in ctx.setup.renyi]
-    groups = ctx.run(variants)
-    pairs = [(label, "KD (T=4)") for label in groups if label != "KD (T=4)"]
+    variants = [_ce(), _at_rate(kd, lr)] + [_at_rate(kd_renyi_variant(w, a), lr) for w, a in ctx.setup.renyi]
+    groups = ctx.run(variants)  # CE and KD: the baselines, shared with question 8
+    pairs = [(label, "KD (T=4)") for label in groups if label not in ("KD (T=4)", "CE")] + [("KD (T=4)", "CE")]
     return _result("Future work: KD + a decoupled Renyi regulariser", groups, pairs, eq19_weight=eq19_renyi_weight())
 
 
