@@ -29,11 +29,10 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from wttm_core import functional as WF
 from wttm_core.engine import distributed as D
 from wttm_core.engine.config import TrainConfig, config_to_dict, environment_info, method_for, resolve_config
 from wttm_core.engine.graphs import GraphedStep
-from wttm_core.engine.methods import LossParts, Method
+from wttm_core.engine.methods import LossParts, Method, sample_weights
 from wttm_core.engine.metrics import TrainMeter, evaluation_sums, finish_evaluation, predict_logits
 from wttm_core.engine.runtime import autocast, seed_everything, set_deterministic
 from wttm_core.engine.state import (
@@ -243,19 +242,18 @@ class Trainer:
         """
         cfg = self.cfg
         teacher_logits = None
-        with WF.value_checks(False):
-            with autocast(cfg.device, cfg.amp, cache=self.graphed_step is None):
-                if self.teacher_forward is not None:
-                    with torch.inference_mode():
-                        teacher_logits = self.teacher_forward(images)
-                student_logits = self.student_forward(images)
-            parts = self.method(student_logits, teacher_logits, labels)  # float32 (the core upcasts)
-            loss = parts.total * D.loss_scale(labels.shape[0], global_size or labels.shape[0], self.ctx)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            weights = WF.wttm_weights(teacher_logits, self.metric_gamma) if teacher_logits is not None else None
+        with autocast(cfg.device, cfg.amp, cache=self.graphed_step is None):
+            if self.teacher_forward is not None:
+                with torch.inference_mode():
+                    teacher_logits = self.teacher_forward(images)
+            student_logits = self.student_forward(images)
+        parts = self.method(student_logits, teacher_logits, labels)  # float32, unchecked kernels: no read-back
+        loss = parts.total * D.loss_scale(labels.shape[0], global_size or labels.shape[0], self.ctx)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        weights = sample_weights(teacher_logits, self.metric_gamma, "power-sum") if teacher_logits is not None else None
         # detached, so that no output keeps this step's autograd graph (and its AccumulateGrad nodes) alive
         detached = LossParts(parts.total.detach(), {name: v.detach() for name, v in parts.parts.items()})
         return detached, student_logits.detach(), weights
@@ -322,6 +320,7 @@ class Trainer:
             "in_memory": self.data_given,
         }
         record["method_objective"] = self.method.describe()
+        record["term_hyperparameters"] = self.method.hyperparameters()  # every term's values, defaults included
         return record
 
     def _open_directory(self, resume: bool, force: bool) -> dict[str, Any] | None:
@@ -483,6 +482,7 @@ class Trainer:
         if hasattr(loader, "set_epoch"):
             loader.set_epoch(epoch)
         meter = TrainMeter(self.method.terms, self.device)
+        self.method.set_epoch(epoch)  # terms with a schedule (a warm-up) follow the epoch
         skip, seconds_before = 0, 0.0
         if partial is not None:
             meter.load_state_dict(partial["meter"])
