@@ -348,6 +348,11 @@ def test_setup_students_resolves_profiles_presets_and_overrides() -> None:
         setup_students("smoke", student="resnet9000")
     with pytest.raises(ValueError, match="gamma"):
         setup_students("smoke", gamma=-1.0)
+    quick = setup_students("cpu-quick")
+    assert quick.methods[0] == "ce" and quick.tune_lr and quick.pilot["validation_size"] <= quick.train_size // 5
+    assert not setup_students("smoke").tune_lr and setup_students("smoke", lr_grid=[0.2, 0.1]).lr_grid == [0.1, 0.2]
+    with pytest.raises(ValueError, match="lr_grid"):
+        setup_students("smoke", lr_grid=[0.1, -1.0])
 
 
 def test_setup_questions_checks_its_protocol() -> None:
