@@ -7,7 +7,10 @@ first 2,000 images, 2 seeds) for the three figures:
 * Fig. 1 - KD (T = 4, lambda = 0.9), TTM (gamma = 1/4, beta = 36, the beta of Eq. 19 for that KD) and WTTM
   (beta = 36 / mean U, mean U of Eq. 22 measured on the training set under the teacher);
 * Fig. 2 - TTM and WTTM *without* cross-entropy, the same average strength (beta = 9 and 9 / mean U);
-* Fig. 3 - CE, CE with label smoothing 0.5, KD with T = 1 (and the KD T = 4 run of Fig. 1).
+* Fig. 3 - CE, CE with label smoothing 0.5, KD with T = 1 (and the KD T = 4 run of Fig. 1);
+* ``step`` - where TTM's gain over KD comes from (Eq. 19: TTM with beta 36 is ten times KD + 10.8 Renyi):
+  KD at the recipe's rate, KD at ten times that rate (TTM's step), KD + 10.8 Renyi at ten times the rate, and
+  TTM (the Fig. 1 runs of KD and TTM).
 
 All students log their metrics at T = 4 (``metric_temperature``), so D(p^t_T || q) and the Renyi entropy mean the
 same thing in every run. Each run directory keeps ``config.json``, ``metrics.jsonl``, ``summary.json`` and
@@ -28,7 +31,8 @@ from typing import Any
 from wttm_core.engine import TrainConfig
 from wttm_core.engine.state import write_json
 from wttm_core.experiments.orchestrate import ensure_teacher, load_data, resolve_path, run_variants, teacher_logits
-from wttm_core.experiments.variants import Variant, weight_means
+from wttm_core.experiments.variants import Variant, eq19_renyi_weight, kd_renyi_variant, weight_means
+from wttm_core.presets import RECIPE, learning_rate
 from wttm_core.runs import Run, group_runs, read_runs
 
 __all__ = [
@@ -48,16 +52,19 @@ NOCE_BETA = 9.0  # without CE only the product beta * lr matters; 9 keeps the st
 FALLBACK_DIR = "build/example_runs"  # where a small set is made when the shipped one is missing (e.g. on Colab)
 
 
-def example_variants(mean_u: float) -> dict[str, list[Variant]]:
-    """The variants of each figure (``fig1``, ``fig2``, ``fig3``); Fig. 3 reuses Fig. 1's KD run."""
+def example_variants(mean_u: float, lr: float = 0.05) -> dict[str, list[Variant]]:
+    """The variants of each figure (``fig1``, ``fig2``, ``fig3``, ``step``); Fig. 3 and ``step`` reuse Fig. 1's
+    KD run (and ``step`` its TTM run). ``lr`` is the recipe's learning rate for the student."""
     if not mean_u > 0:
         raise ValueError(f"mean_u must be > 0, got {mean_u!r}")
     gamma = 1.0 / FIGURE_TEMPERATURE
     kd = Variant("KD (T=4)", "kd", {"temperature": FIGURE_TEMPERATURE})
+    ttm = Variant("TTM (beta=36)", "ttm", {"gamma": gamma, "beta": FIG1_BETA})
+    fast = round(lr / (1.0 - RECIPE.kd_weight), 12)  # TTM's step (Eq. 19: 1 / (1 - lambda)), 0.5 not 0.5000000000000001
     return {
         "fig1": [
             kd,
-            Variant("TTM (beta=36)", "ttm", {"gamma": gamma, "beta": FIG1_BETA}),
+            ttm,
             Variant("WTTM (beta=36/mean U)", "wttm", {"gamma": gamma, "beta": FIG1_BETA / mean_u}),
         ],
         "fig2": [
@@ -67,8 +74,14 @@ def example_variants(mean_u: float) -> dict[str, list[Variant]]:
         "fig3": [
             Variant("CE", "ce"),
             Variant("label smoothing 0.5", "ce", {"label_smoothing": 0.5}),
+            kd,  # first: it keeps KD's colour, as in Fig. 1
             Variant("KD (T=1)", "kd", {"temperature": 1.0}),
+        ],
+        "step": [
             kd,
+            Variant(f"KD (T=4) at lr {fast:g}", "kd", {"temperature": FIGURE_TEMPERATURE, "lr": fast}),
+            kd_renyi_variant(eq19_renyi_weight(), gamma, label=f"KD + 10.8 Renyi at lr {fast:g}").with_lr(fast),
+            ttm,
         ],
     }
 
@@ -83,7 +96,7 @@ def make_examples(
     test_size: int = 1000,
     teacher_epochs: int = 6,
     epochs: int = 6,
-    seeds: Sequence[int] = (0, 1),
+    seeds: Sequence[int] = (0, 1, 2),
     device: str = "cpu",
 ) -> dict[str, Any]:
     """Train the example runs into ``out`` and write ``manifest.json``; returns the manifest."""
@@ -100,7 +113,7 @@ def make_examples(
     mean_u = weight_means(teacher_logits(checkpoint, data[0], device=device), 1.0 / FIGURE_TEMPERATURE, ["power-sum"])[
         "power-sum"
     ]
-    figures = example_variants(mean_u)
+    figures = example_variants(mean_u, learning_rate(student))
     unique: dict[str, Variant] = {}
     for variants in figures.values():
         for variant in variants:
@@ -137,9 +150,39 @@ def make_examples(
         "seeds": list(seeds),
         "runs": [run.name for run in runs],
         "seconds": round(time.perf_counter() - start, 1),
+        "made": provenance(),
     }
     write_json(resolve_path(out) / "manifest.json", manifest)
     return manifest
+
+
+def provenance() -> dict[str, Any]:
+    """When, where and from which commit the example runs were made (notebook 07 compares against them)."""
+    import datetime
+    import os
+    import platform
+    import subprocess
+
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=Path(__file__).parent
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = None
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [
+            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
+        ]
+        model = names[0] if names else model
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": model,
+        "cpu_count": os.cpu_count(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "commit": commit,
+    }
 
 
 def load_examples(
@@ -204,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--test-size", type=int, default=1000)
     parser.add_argument("--teacher-epochs", type=int, default=6)
     parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     manifest = make_examples(
