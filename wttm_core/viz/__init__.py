@@ -7,7 +7,7 @@
 - :mod:`~wttm_core.viz.gradients`: the 3-class simplex view and gradient flows (Eqs. 20-21);
 - :mod:`~wttm_core.viz.weights`: WTTM's weights over a batch (Eqs. 22-23);
 - :mod:`~wttm_core.viz.panels`: typeset symbols, "what to notice" notes, side-by-side panels;
-- :mod:`~wttm_core.viz.tables`: Markdown tables and the original answer check (notebooks use
+- :mod:`~wttm_core.viz.tables`: Markdown tables (the one table writer) and the original answer check (notebooks use
   :mod:`wttm_core.exercises`, which hints before it reveals and never raises).
 
 Every ``*_figure`` builder takes plain numbers, arrays or tensors and returns a ``plotly.graph_objects.Figure``;
@@ -16,7 +16,7 @@ the matching ``*_spec`` returns the same figure as plain data for fast slider up
 
 from wttm_core.viz.distributions import distribution_bars
 from wttm_core.viz.style import COLORS, OKABE_ITO, FigureSpec
-from wttm_core.viz.tables import check_answer, markdown_table
+from wttm_core.viz.tables import check_answer, markdown_records, markdown_table
 from wttm_core.viz.widgets import Control, LivePanel
 
 __all__ = [
@@ -27,5 +27,6 @@ __all__ = [
     "LivePanel",
     "check_answer",
     "distribution_bars",
+    "markdown_records",
     "markdown_table",
 ]
