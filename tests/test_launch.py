@@ -409,6 +409,8 @@ def test_presentation_copy_hides_instructor_setup_and_solution_cells(tmp_path: P
         for cell in _tagged(copy, tag):
             assert cell["source"].startswith("%%capture\n"), (tag, cell["source"])
     assert presentation_notebook(_write_json(tmp_path / "again.ipynb", copy)) == copy  # captured once, not twice
+    full = presentation_notebook(source, classroom=False)  # a copy for JupyterLab keeps every cell as it is
+    assert len(full["cells"]) == 11 and not any(c["source"].startswith("%%capture") for c in full["cells"])
     notebook = nbformat.from_dict(copy)
     nbformat.validate(notebook)
     NotebookClient(notebook, timeout=60, kernel_name="python3").execute()

@@ -59,9 +59,10 @@ def chromium() -> str:
 
 @pytest.fixture(scope="session")
 def presented_notebooks(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A temporary root holding interactive=True copies of every interactive notebook."""
+    """A temporary root holding interactive=True copies of every interactive notebook, every cell kept (JupyterLab
+    shows the whole notebook; only the classroom dashboards hide the instructor and solution cells)."""
     root = tmp_path_factory.mktemp("notebooks")
-    written = write_presentation(NOTEBOOKS, root, browser_parameters)
+    written = write_presentation(NOTEBOOKS, root, browser_parameters, classroom=False)
     assert written, f"no notebook in {NOTEBOOKS} declares `interactive` in its parameters cell"
     return root
 

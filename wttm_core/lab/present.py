@@ -140,11 +140,14 @@ def classroom_cell(cell: Mapping[str, Any], hidden: Collection[str] = CLASSROOM_
     return cell
 
 
-def presentation_notebook(path: str | os.PathLike[str], parameters: Mapping[str, Any] | None = None) -> dict:
+def presentation_notebook(
+    path: str | os.PathLike[str], parameters: Mapping[str, Any] | None = None, *, classroom: bool = True
+) -> dict:
     """The notebook at ``path`` for the classroom, with ``parameters`` (default ``interactive=True``) injected.
 
     Every cell passes through :func:`classroom_cell` (no outputs; instructor, set-up and solution cells show
-    nothing). The injection follows papermill: a cell tagged ``injected-parameters`` (papermill's own
+    nothing); ``classroom=False`` keeps every cell as it is (outputs still dropped), for a copy opened in
+    JupyterLab. The injection follows papermill: a cell tagged ``injected-parameters`` (papermill's own
     translation of the values) right after the ``parameters`` cell, replacing an earlier injected cell.
     """
     from papermill.translators import translate_parameters
@@ -158,7 +161,7 @@ def presentation_notebook(path: str | os.PathLike[str], parameters: Mapping[str,
         tags = cell.get("metadata", {}).get("tags", [])
         if "injected-parameters" in tags:
             continue  # replaced below, as papermill does
-        cell = classroom_cell(cell)
+        cell = classroom_cell(cell, CLASSROOM_HIDDEN if classroom else ())
         if cell is None:
             continue
         cells.append(cell)
@@ -219,6 +222,8 @@ def plan_presentation(
     source: str | os.PathLike[str],
     destination: str | os.PathLike[str],
     parameters: Mapping[str, Any] | Callable[[Path], Mapping[str, Any]] | None = None,
+    *,
+    classroom: bool = True,
 ) -> PresentationPlan:
     """Decide everything :func:`write_presentation` writes and removes, touching nothing.
 
@@ -243,7 +248,7 @@ def plan_presentation(
     writes = {}
     for path in notebooks:
         values = parameters(path) if callable(parameters) else parameters
-        writes[path.name] = json.dumps(presentation_notebook(path, values), indent=1) + "\n"
+        writes[path.name] = json.dumps(presentation_notebook(path, values, classroom=classroom), indent=1) + "\n"
     removals = sorted(name for name in manifest if name not in writes and (destination / name).exists())
     for name in [*writes, *removals]:
         target = destination / name
@@ -259,16 +264,19 @@ def write_presentation(
     source: str | os.PathLike[str],
     destination: str | os.PathLike[str],
     parameters: Mapping[str, Any] | Callable[[Path], Mapping[str, Any]] | None = None,
+    *,
+    classroom: bool = True,
 ) -> list[Path]:
     """Write a presentation copy (:func:`presentation_notebook`) of every interactive notebook in ``source``.
 
     ``parameters`` is one mapping for all notebooks or a function of the notebook's path (e.g. a smaller
-    ``profile`` only where a notebook declares one). Each file is written atomically into ``destination``
+    ``profile`` only where a notebook declares one); ``classroom=False`` keeps the instructor, set-up and
+    solution cells visible (:func:`presentation_notebook`). Each file is written atomically into ``destination``
     (created if missing) and recorded in its manifest; copies this command wrote earlier for notebooks that
     are no longer interactive are removed, so the dashboard list matches ``source``. Files it did not write
     are never touched (see :func:`plan_presentation` for what is refused). Returns the written paths, sorted.
     """
-    plan = plan_presentation(source, destination, parameters)
+    plan = plan_presentation(source, destination, parameters, classroom=classroom)
     plan.destination.mkdir(parents=True, exist_ok=True)
     manifest = _read_manifest(plan.destination) or {}
     written = []
