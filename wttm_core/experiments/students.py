@@ -48,7 +48,7 @@ from wttm_core.experiments.tables import accuracy_rows, comparisons, markdown_ta
 from wttm_core.experiments.tuning import LR_GRID, Pilot, tune_learning_rates, with_learning_rates
 from wttm_core.experiments.variants import Variant
 from wttm_core.loss_terms import PRESET_METHODS
-from wttm_core.presets import get_profile, method_hyperparameters
+from wttm_core.presets import Profile, get_profile, method_hyperparameters
 from wttm_core.runs import Run, group_runs, read_run
 
 __all__ = [
@@ -214,11 +214,8 @@ def setup_students(
     teacher_arch = _teacher_arch(source)
     student = _check_student(student or pair["student"])
     dataset = dataset or prof.dataset
-
-    def default_size(key: str) -> int | None:  # profile sizes apply to the profile's own data set only
-        return pair.get(key, getattr(prof, key)) if dataset == prof.dataset else None
-
-    seeds = list(seeds if seeds is not None else pair.get("seeds", prof.seeds))
+    train_size = _profile_size(train_size, "train_size", pair, prof, dataset)
+    test_size = _profile_size(test_size, "test_size", pair, prof, dataset)
     setup = StudentSetup(
         profile=profile,
         dataset=dataset,
@@ -230,26 +227,41 @@ def setup_students(
         student=student,
         methods=list(methods),
         epochs=int(epochs or prof.epochs),
-        train_size=train_size if train_size is not None else default_size("train_size"),
-        test_size=test_size if test_size is not None else default_size("test_size"),
-        seeds=seeds,
+        train_size=train_size,
+        test_size=test_size,
+        seeds=list(seeds if seeds is not None else pair.get("seeds", prof.seeds)),
+        paper_pair=_paper_pair(teacher_arch, student),
         out_dir=out_dir or f"build/runs/05_train_students/{profile}",  # profiles never overwrite each other
         quiet=quiet,
         tune_lr=bool(pair["tune_lr"] if tune_lr is None else tune_lr),
-        pilot=dict(pair.get("pilot", PILOT)),
+        lr_grid=list(LR_GRID) if lr_grid is None else _check_lr_grid(lr_grid),
+        pilot=_fit_pilot(dict(pair.get("pilot", PILOT)), train_size),
     )
-    if setup.train_size is not None:  # the pilot's split fits inside the training set
-        validation = max(1, min(setup.pilot["validation_size"], setup.train_size // 5))
-        setup.pilot["validation_size"] = validation
-        setup.pilot["train_size"] = min(setup.pilot["train_size"], setup.train_size - validation)
-    if lr_grid is not None:
-        setup.lr_grid = _check_lr_grid(lr_grid)
-    from wttm_core.paper import paper_results_for
-
-    if paper_results_for(teacher_arch, student):
-        setup.paper_pair = (teacher_arch, student)
     _resolve_hyperparameters(setup, gamma, beta)
     return setup
+
+
+def _profile_size(given: int | None, key: str, pair: Mapping[str, Any], prof: Profile, dataset: str) -> int | None:
+    """``given``, else the pair's or the profile's ``key`` - which apply to the profile's own data set only."""
+    if given is not None or dataset != prof.dataset:
+        return given
+    return pair.get(key, getattr(prof, key))
+
+
+def _fit_pilot(pilot: dict[str, int], train_size: int | None) -> dict[str, int]:
+    """The pilot's split, shrunk to fit inside a training set of ``train_size`` images (``None``: all)."""
+    if train_size is not None:
+        validation = max(1, min(pilot["validation_size"], train_size // 5))
+        pilot["validation_size"] = validation
+        pilot["train_size"] = min(pilot["train_size"], train_size - validation)
+    return pilot
+
+
+def _paper_pair(teacher_arch: str, student: str) -> tuple[str, str]:
+    """The pair whose paper numbers the tables show: this one if the paper has it, else the reference pair."""
+    from wttm_core.paper import paper_results_for
+
+    return (teacher_arch, student) if paper_results_for(teacher_arch, student) else REFERENCE_PAIR
 
 
 def _check_methods(methods: Sequence[str]) -> None:
