@@ -211,12 +211,12 @@ def test_simplex_figure_geometry():
         vg.simplex_spec([1.0, 2.0], 4.0, z).to_figure()
 
 
-def test_flow_curves_figure():
+def test_flow_curves_spec():
     v = th.sample_teacher_logits(8, 10, num_superclasses=5, seed=0)[0].double()
     flows = {"KD": th.gradient_flow(v, "kd", 4.0, steps=6), "TTM": th.gradient_flow(v, "ttm", 4.0, steps=6)}
-    fig = vg.flow_curves_figure(
+    fig = vg.flow_curves_spec(
         flows, ("divergence", "tempered_divergence"), title="t", yaxis_title="nats", references={"ref": 1.0}
-    )
+    ).to_figure()
     d_q, d_qt = vg.QUANTITY_LABELS["divergence"], vg.QUANTITY_LABELS["tempered_divergence"]
     assert d_q == "D(p<sup>t</sup><sub>T</sub> ‖ q)"
     assert [t.name for t in fig.data] == [f"KD: {d_q}", f"KD: {d_qt}", f"TTM: {d_q}", f"TTM: {d_qt}", "ref"]
@@ -224,11 +224,11 @@ def test_flow_curves_figure():
     assert fig.data[0].line.color == COLORS["kd"] and fig.data[2].line.color == COLORS["ttm"]
     assert fig.data[1].line.dash != fig.data[0].line.dash and list(fig.data[4].y) == [1.0, 1.0]
     assert _axis_titles(fig) == ("gradient step", "nats")
-    assert vg.flow_curves_figure(flows, title="t", yaxis_title="y", log_y=True).layout.yaxis.type == "log"
+    assert vg.flow_curves_spec(flows, title="t", yaxis_title="y", log_y=True).to_figure().layout.yaxis.type == "log"
     with pytest.raises(ValueError, match="quantities"):
-        vg.flow_curves_figure(flows, ("loss",), title="t", yaxis_title="y")
+        vg.flow_curves_spec(flows, ("loss",), title="t", yaxis_title="y").to_figure()
     with pytest.raises(TypeError, match="FlowResult"):
-        vg.flow_curves_figure({"x": 1}, title="t", yaxis_title="y")
+        vg.flow_curves_spec({"x": 1}, title="t", yaxis_title="y").to_figure()
 
 
 # ------------------------------------------------------------------------------------------------ weights
@@ -495,7 +495,7 @@ def test_shared_student_figure_styles_differ():
         "WTTM": th.gradient_flow(v, "wttm", 4.0, steps=4),
         "WTTM / mean U": th.gradient_flow(v, "wttm", 4.0, steps=4, normalize_weights=True),
     }
-    fig = vg.flow_curves_figure(flows, title="t", yaxis_title="y", note="n")
+    fig = vg.flow_curves_spec(flows, title="t", yaxis_title="y", note="n").to_figure()
     assert fig.data[0].line.dash != fig.data[1].line.dash and "n" in fig.layout.annotations[0].text
 
 

@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import plotly.graph_objects as go
 import torch
 
 from wttm_core.functional import kd_grad, power_transform, ttm_grad
@@ -18,7 +17,6 @@ from wttm_core.viz.style import COLORS, FigureSpec, as_array, base_layout
 __all__ = [
     "simplex_spec",
     "flow_curves_spec",
-    "flow_curves_figure",
     "QUANTITY_LABELS",
 ]
 
@@ -281,8 +279,3 @@ def flow_curves_spec(
         extra["margin"] = {"l": 70, "r": 30, "t": NOTICE_MARGIN_TOP, "b": 60}
     layout = base_layout(title, "gradient step", yaxis_title, **extra)
     return FigureSpec(traces, layout)
-
-
-def flow_curves_figure(*args: Any, **kwargs: Any) -> go.Figure:
-    """:func:`flow_curves_spec` (same arguments) as a figure; kept for notebook 04, which calls it."""
-    return flow_curves_spec(*args, **kwargs).to_figure()
