@@ -95,7 +95,7 @@ def test_distribution_bars():
 
 
 def test_power_transform_figure_values(teacher_probs):
-    fig = vd.power_transform_figure(teacher_probs, 4.0)
+    fig = vd.power_transform_spec(teacher_probs, 4.0).to_figure()
     assert len(fig.data) == 2
     assert np.allclose(fig.data[0].y, teacher_probs.numpy())
     assert np.allclose(fig.data[1].y, torch.softmax(teacher_probs.log() / 4.0, -1).numpy(), atol=1e-12)
@@ -107,7 +107,7 @@ def test_power_transform_figure_values(teacher_probs):
 
 def test_renyi_figure_values(teacher_probs):
     alphas = [0.1, 0.5, 1.0, 2.0, 10.0]
-    fig = vd.renyi_figure(teacher_probs, 2.0, alphas=alphas)
+    fig = vd.renyi_spec(teacher_probs, 2.0, alphas=alphas).to_figure()
     assert [t.type for t in fig.data] == ["scatter"] * 5
     assert np.allclose(fig.data[0].y, th.renyi_curve(teacher_probs, alphas).numpy())
     transformed = W.power_transform(teacher_probs, 0.5)
@@ -117,16 +117,16 @@ def test_renyi_figure_values(teacher_probs):
     assert fig.data[4].y[0] == pytest.approx(float(W.shannon_entropy(teacher_probs)))
     assert fig.layout.xaxis.type == "log" and "nats" in _axis_titles(fig)[1]
     with pytest.raises(ValueError, match="alphas"):
-        vd.renyi_figure(teacher_probs, 2.0, alphas=[0.0, 1.0])
+        vd.renyi_spec(teacher_probs, 2.0, alphas=[0.0, 1.0]).to_figure()
 
 
 def test_pointwise_map_figure():
-    fig = vd.pointwise_map_figure(0.3, reference_gammas=(0.5,))
+    fig = vd.pointwise_map_spec(0.3, reference_gammas=(0.5,)).to_figure()
     assert len(fig.data) == 3 and fig.data[0].name.startswith("identity")
     assert np.allclose(fig.data[-1].y, np.asarray(fig.data[-1].x) ** 0.3)
     assert _axis_titles(fig) == ("p (probability)", "f(p) (unnormalised weight)")
     with pytest.raises(ValueError, match="gamma"):
-        vd.pointwise_map_figure(0.0)
+        vd.pointwise_map_spec(0.0).to_figure()
 
 
 # ------------------------------------------------------------------------------------------------ decomposition
@@ -142,7 +142,7 @@ def batch_logits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 def test_eq15_waterfall_adds_up(batch_logits):
     z, v, _ = batch_logits
-    fig = vdec.eq15_waterfall_figure(z, v, 4.0)
+    fig = vdec.eq15_waterfall_spec(z, v, 4.0).to_figure()
     (trace,) = fig.data
     assert trace.type == "bar" and len(trace.y) == 4  # one bar per term, coloured by role
     assert list(trace.marker.color) == [COLORS["kd"], COLORS["renyi"], COLORS["bound"], COLORS["ttm"]]
@@ -159,7 +159,7 @@ def test_eq15_waterfall_adds_up(batch_logits):
 def test_tradeoff_curves_and_marker(batch_logits):
     z, v, _ = batch_logits
     temps = [1.0, 2.0, 3.0, 6.0]
-    fig = vdec.tradeoff_figure(z, v, 3.0, temperatures=temps)
+    fig = vdec.tradeoff_spec(z, v, 3.0, temperatures=temps).to_figure()
     kd, renyi, teacher, ttm, marker = (np.asarray(t.y) for t in fig.data)
     assert np.allclose(kd - renyi + teacher, ttm, atol=1e-10)
     assert renyi[0] == 0 and list(fig.data[4].x) == [3.0] * 4
@@ -171,7 +171,7 @@ def test_tradeoff_curves_and_marker(batch_logits):
 
 def test_optimal_students_figure_and_readout(batch_logits):
     _, v, y = batch_logits
-    fig = vdec.optimal_students_figure(v[0], int(y[0]), 4.0, 36.0)
+    fig = vdec.optimal_students_spec(v[0], int(y[0]), 4.0, 36.0).to_figure()
     assert len(fig.data) == 4
     q_ttm = th.optimal_student_ttm(v[:1], y[:1], 36.0, 0.25)[0]
     q_kd = th.optimal_student_kd(v[:1], y[:1], 0.9, 4.0)[0]
@@ -181,7 +181,7 @@ def test_optimal_students_figure_and_readout(batch_logits):
     readout = vdec.optimal_students_readout(v[0], int(y[0]), 4.0, 36.0)
     assert "0.9000" in readout and f"{float(W.renyi_entropy(q_ttm, 0.25)):.4f}" in readout
     with pytest.raises(ValueError, match="label"):
-        vdec.optimal_students_figure(v[0], 10, 4.0, 36.0)
+        vdec.optimal_students_spec(v[0], 10, 4.0, 36.0).to_figure()
 
 
 # ------------------------------------------------------------------------------------------------ gradients
@@ -189,7 +189,7 @@ def test_optimal_students_figure_and_readout(batch_logits):
 
 def test_simplex_figure_geometry():
     v, z = [3.0, 1.0, -1.0], [0.0, 2.5, 0.0]
-    fig = vg.simplex_figure(v, 4.0, z, steps=300, lr=2.0)
+    fig = vg.simplex_spec(v, 4.0, z, steps=300, lr=2.0).to_figure()
     names = [t.name for t in fig.data]
     assert len(fig.data) == 11 and names[-4] == "teacher p<sup>t</sup>"
     teacher_xy = th.simplex_xy(torch.softmax(torch.tensor(v, dtype=F64), -1))
@@ -208,15 +208,15 @@ def test_simplex_figure_geometry():
     assert np.allclose(arrow / np.linalg.norm(arrow), (direction / direction.norm()).numpy())
     assert fig.layout.xaxis.visible is False and _title(fig).startswith("KD and TTM")
     with pytest.raises(ValueError, match="3 logits"):
-        vg.simplex_figure([1.0, 2.0], 4.0, z)
+        vg.simplex_spec([1.0, 2.0], 4.0, z).to_figure()
 
 
-def test_flow_curves_figure():
+def test_flow_curves_spec():
     v = th.sample_teacher_logits(8, 10, num_superclasses=5, seed=0)[0].double()
     flows = {"KD": th.gradient_flow(v, "kd", 4.0, steps=6), "TTM": th.gradient_flow(v, "ttm", 4.0, steps=6)}
-    fig = vg.flow_curves_figure(
+    fig = vg.flow_curves_spec(
         flows, ("divergence", "tempered_divergence"), title="t", yaxis_title="nats", references={"ref": 1.0}
-    )
+    ).to_figure()
     d_q, d_qt = vg.QUANTITY_LABELS["divergence"], vg.QUANTITY_LABELS["tempered_divergence"]
     assert d_q == "D(p<sup>t</sup><sub>T</sub> ‖ q)"
     assert [t.name for t in fig.data] == [f"KD: {d_q}", f"KD: {d_qt}", f"TTM: {d_q}", f"TTM: {d_qt}", "ref"]
@@ -224,11 +224,11 @@ def test_flow_curves_figure():
     assert fig.data[0].line.color == COLORS["kd"] and fig.data[2].line.color == COLORS["ttm"]
     assert fig.data[1].line.dash != fig.data[0].line.dash and list(fig.data[4].y) == [1.0, 1.0]
     assert _axis_titles(fig) == ("gradient step", "nats")
-    assert vg.flow_curves_figure(flows, title="t", yaxis_title="y", log_y=True).layout.yaxis.type == "log"
+    assert vg.flow_curves_spec(flows, title="t", yaxis_title="y", log_y=True).to_figure().layout.yaxis.type == "log"
     with pytest.raises(ValueError, match="quantities"):
-        vg.flow_curves_figure(flows, ("loss",), title="t", yaxis_title="y")
+        vg.flow_curves_spec(flows, ("loss",), title="t", yaxis_title="y").to_figure()
     with pytest.raises(TypeError, match="FlowResult"):
-        vg.flow_curves_figure({"x": 1}, title="t", yaxis_title="y")
+        vg.flow_curves_spec({"x": 1}, title="t", yaxis_title="y").to_figure()
 
 
 # ------------------------------------------------------------------------------------------------ weights
@@ -249,7 +249,7 @@ def test_weights_and_entropy(weights_batch):
 
 def test_power_sum_scatter(weights_batch):
     weights, entropy = weights_batch
-    fig = vw.power_sum_scatter_figure(weights, entropy, 0.25, 100)
+    fig = vw.power_sum_scatter_spec(weights, entropy, 0.25, 100).to_figure()
     assert np.allclose(fig.data[0].y, weights) and np.allclose(fig.data[0].x, entropy)
     assert fig.data[1].y[0] == pytest.approx(100**0.75) and list(fig.data[2].y) == [1.0, 1.0]
     assert _axis_titles(fig) == (
@@ -257,22 +257,22 @@ def test_power_sum_scatter(weights_batch):
         "weight U<sub>γ</sub>(p<sup>t</sup>) (unitless)",
     )
     with pytest.raises(ValueError, match="same length"):
-        vw.power_sum_scatter_figure(weights[:3], entropy, 0.25, 100)
+        vw.power_sum_scatter_spec(weights[:3], entropy, 0.25, 100).to_figure()
 
 
 def test_power_sum_histogram(weights_batch):
     weights, _ = weights_batch
-    fig = vw.power_sum_histogram_figure(weights, 0.25, 100, bins=20)
+    fig = vw.power_sum_histogram_spec(weights, 0.25, 100, bins=20).to_figure()
     assert sum(fig.data[0].y) == weights.size and len(fig.data[0].x) == 20
     assert fig.data[1].x[0] == pytest.approx(weights.mean())
     assert _axis_titles(fig)[1] == "number of samples"
     with pytest.raises(ValueError, match="bins"):
-        vw.power_sum_histogram_figure(weights, 0.25, 100, bins=0)
+        vw.power_sum_histogram_spec(weights, 0.25, 100, bins=0).to_figure()
 
 
 def test_weight_share(weights_batch):
     weights, entropy = weights_batch
-    fig = vw.weight_share_figure(weights, entropy, 0.25, groups=4)
+    fig = vw.weight_share_spec(weights, entropy, 0.25, groups=4).to_figure()
     ttm, wttm = (np.asarray(t.y) for t in fig.data)
     assert ttm == pytest.approx([0.25] * 4) and wttm.sum() == pytest.approx(1.0)
     assert bool(np.all(np.diff(wttm) > 0))  # smoother groups get more of WTTM's weight
@@ -495,7 +495,7 @@ def test_shared_student_figure_styles_differ():
         "WTTM": th.gradient_flow(v, "wttm", 4.0, steps=4),
         "WTTM / mean U": th.gradient_flow(v, "wttm", 4.0, steps=4, normalize_weights=True),
     }
-    fig = vg.flow_curves_figure(flows, title="t", yaxis_title="y", note="n")
+    fig = vg.flow_curves_spec(flows, title="t", yaxis_title="y", note="n").to_figure()
     assert fig.data[0].line.dash != fig.data[1].line.dash and "n" in fig.layout.annotations[0].text
 
 

@@ -114,10 +114,6 @@ def make_examples(
         "power-sum"
     ]
     figures = example_variants(mean_u, learning_rate(student))
-    unique: dict[str, Variant] = {}
-    for variants in figures.values():
-        for variant in variants:
-            unique.setdefault(variant.label, variant)
     base = TrainConfig(
         arch=student,
         teacher_checkpoint=str(checkpoint),
@@ -127,33 +123,70 @@ def make_examples(
         quiet=True,
         metric_temperature=FIGURE_TEMPERATURE,
     )
-    runs = run_variants(list(unique.values()), list(seeds), base=base, root=out, data=data)
+    runs = run_variants(_unique_variants(figures), list(seeds), base=base, root=out, data=data)
+    flags = {
+        "out": out,
+        "teacher": teacher_arch,
+        "student": student,
+        "teacher-train-size": teacher_train_size,
+        "train-size": train_size,
+        "test-size": test_size,
+        "teacher-epochs": teacher_epochs,
+        "epochs": epochs,
+        "seeds": list(seeds),
+        "device": device,
+    }
+    manifest = _manifest(flags, figures, mean_u, teacher_dir, runs, time.perf_counter() - start)
+    write_json(resolve_path(out) / "manifest.json", manifest)
+    return manifest
+
+
+def _unique_variants(figures: dict[str, list[Variant]]) -> list[Variant]:
+    """The variants of all figures, each label once (figures share runs, e.g. Fig. 1's KD in Fig. 3)."""
+    unique: dict[str, Variant] = {}
+    for variants in figures.values():
+        for variant in variants:
+            unique.setdefault(variant.label, variant)
+    return list(unique.values())
+
+
+def _flag(name: str, value: Any) -> str:
+    """``--name value`` on a command line (a list as its items separated by spaces)."""
+    return f"--{name} {' '.join(map(str, value)) if isinstance(value, list) else value}"
+
+
+def _manifest(
+    flags: dict[str, Any],
+    figures: dict[str, list[Variant]],
+    mean_u: float,
+    teacher_dir: Path,
+    runs: Sequence[Run],
+    seconds: float,
+) -> dict[str, Any]:
+    """``manifest.json``: the command that made the runs (``flags``: its command-line flags), which runs belong to
+    which figure, the mean U and the teacher's accuracy."""
     teacher_summary = json.loads((teacher_dir / "summary.json").read_text())
-    manifest = {
+    return {
         "description": "Example runs for notebooks/06_training_dynamics.ipynb (synthetic data, CPU)",
-        "command": (
-            f"python -m wttm_core.experiments.examples --out {out} --teacher {teacher_arch} "
-            f"--student {student} --teacher-train-size {teacher_train_size} --train-size {train_size} "
-            f"--test-size {test_size} "
-            f"--teacher-epochs {teacher_epochs} --epochs {epochs} --seeds {' '.join(map(str, seeds))} "
-            f"--device {device}"
-        ),
+        "command": "python -m wttm_core.experiments.examples " + " ".join(_flag(k, v) for k, v in flags.items()),
         "figures": {name: [v.label for v in variants] for name, variants in figures.items()},
         "mean_u": mean_u,
         "gamma": 1.0 / FIGURE_TEMPERATURE,
-        "teacher": {"arch": teacher_arch, "epochs": teacher_epochs, "test_acc": teacher_summary.get("last_test_acc")},
-        "student": student,
-        "teacher_train_size": teacher_train_size,
-        "train_size": train_size,
-        "test_size": test_size,
-        "epochs": epochs,
-        "seeds": list(seeds),
+        "teacher": {
+            "arch": flags["teacher"],
+            "epochs": flags["teacher-epochs"],
+            "test_acc": teacher_summary.get("last_test_acc"),
+        },
+        "student": flags["student"],
+        "teacher_train_size": flags["teacher-train-size"],
+        "train_size": flags["train-size"],
+        "test_size": flags["test-size"],
+        "epochs": flags["epochs"],
+        "seeds": flags["seeds"],
         "runs": [run.name for run in runs],
-        "seconds": round(time.perf_counter() - start, 1),
+        "seconds": round(seconds, 1),
         "made": provenance(),
     }
-    write_json(resolve_path(out) / "manifest.json", manifest)
-    return manifest
 
 
 def provenance() -> dict[str, Any]:
@@ -249,21 +282,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--device", default="cpu")
-    args = parser.parse_args(argv)
-    manifest = make_examples(
-        args.out,
-        teacher_arch=args.teacher,
-        student=args.student,
-        teacher_train_size=args.teacher_train_size,
-        train_size=args.train_size,
-        test_size=args.test_size,
-        teacher_epochs=args.teacher_epochs,
-        epochs=args.epochs,
-        seeds=args.seeds,
-        device=args.device,
-    )
+    settings = vars(parser.parse_args(argv))  # the flags' names are make_examples' keywords, but for --teacher
+    out = settings.pop("out")
+    settings["teacher_arch"] = settings.pop("teacher")
+    manifest = make_examples(out, **settings)
     print(
-        f"wrote {len(manifest['runs'])} runs to {args.out} in {manifest['seconds']:.0f} s "
+        f"wrote {len(manifest['runs'])} runs to {out} in {manifest['seconds']:.0f} s "
         f"(mean U = {manifest['mean_u']:.3f}, teacher {manifest['teacher']['test_acc']:.2f}%)"
     )
     return 0

@@ -32,16 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from wttm_core.engine import TrainConfig, read_jsonl
-from wttm_core.experiments.orchestrate import (
-    SNAPSHOT_ALL_UP_TO,
-    TeacherSource,
-    ensure_teacher,
-    load_data,
-    parse_teacher,
-    resolve_path,
-    run_variants,
-    teacher_logits,
-)
+from wttm_core.experiments import orchestrate
 from wttm_core.experiments.stats import Comparison, estimate, format_mean_std
 from wttm_core.experiments.students import REFERENCE_PAIR
 from wttm_core.experiments.tables import comparisons
@@ -135,7 +126,7 @@ class QuestionSetup:
     dataset: str
     data_dir: str
     device: str
-    teacher: TeacherSource
+    teacher: orchestrate.TeacherSource
     teacher_epochs: int
     teacher_train_size: int | None
     student: str
@@ -187,13 +178,13 @@ def setup_questions(profile: str = "cpu-quick", **overrides: Any) -> QuestionSet
     seeds = list(values["seeds"])
     if len(seeds) < 2 or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must hold at least 2 distinct seeds (mean +- std), got {seeds}")
-    source = parse_teacher(values["teacher"])
+    source = orchestrate.parse_teacher(values["teacher"])
     strengths = list(values["strengths"])
     if source.kind != "train" and any(isinstance(s, int) for s in strengths):
         raise ValueError("strengths: epoch numbers need a trained teacher ('train:<arch>'); give teacher names")
     for spec in strengths:
         if not isinstance(spec, int):
-            parse_teacher(str(spec))  # raises naming a bad teacher
+            orchestrate.parse_teacher(str(spec))  # raises naming a bad teacher
     if source.kind == "train" and values["teacher"] not in strengths and not any(isinstance(x, int) for x in strengths):
         strengths.append(values["teacher"])  # the main teacher is one of the strengths
     if len(strengths) < 2:
@@ -209,7 +200,7 @@ def setup_questions(profile: str = "cpu-quick", **overrides: Any) -> QuestionSet
     return QuestionSetup(
         profile=profile,
         dataset=values["dataset"],
-        data_dir=str(resolve_path(values.get("data_dir", "data"))),
+        data_dir=str(orchestrate.resolve_path(values.get("data_dir", "data"))),
         device=values["device"],
         teacher=source,
         teacher_epochs=int(values["teacher_epochs"]),
@@ -253,7 +244,7 @@ class QuestionContext:
         chosen = self.cache.get("pilot")
         if chosen is not None:
             variants = [v if "lr" in v.options else _at_rate(v, chosen.chosen[_family(v)]) for v in variants]
-        runs = run_variants(
+        runs = orchestrate.run_variants(
             variants,
             self.setup.seeds,
             base=base or self.base,
@@ -297,7 +288,7 @@ def prepare_questions(setup: QuestionSetup, *, log: Callable[[str], None] = prin
     """Load the data, train or locate the teachers (all strengths), build the base configuration."""
     sizes = (setup.teacher_train_size, setup.train_size)
     size = None if None in sizes else max(sizes)  # type: ignore[type-var]
-    train, test = load_data(setup.dataset, size, setup.test_size, data_dir=setup.data_dir)
+    train, test = orchestrate.load_data(setup.dataset, size, setup.test_size, data_dir=setup.data_dir)
 
     def first(n: int | None) -> Any:  # the first n images (the synthetic set's first n do not depend on its size)
         return train if n is None or n >= len(train) else train.subset(range(n))
@@ -333,7 +324,7 @@ class _Teachers:
 
     def train(self, arch: str, snapshots: Any = ()) -> Path:
         s = self.setup
-        return ensure_teacher(
+        return orchestrate.ensure_teacher(
             arch, dataset=s.dataset, epochs=s.teacher_epochs, data=self.data, data_dir=s.data_dir,
             device=s.device, quiet=s.quiet, log=self.log, snapshot_epochs=snapshots,
         )  # fmt: skip
@@ -345,14 +336,15 @@ class _Teachers:
         # every epoch is kept for short runs (and then shared with notebook 05's cache); else only the snapshots
         epochs = [int(e) for e in s.strengths if isinstance(e, int)]
         return str(
-            self.train(s.teacher.value, None if s.teacher_epochs <= SNAPSHOT_ALL_UP_TO else epochs) / "checkpoint.pth"
+            self.train(s.teacher.value, None if s.teacher_epochs <= orchestrate.SNAPSHOT_ALL_UP_TO else epochs)
+            / "checkpoint.pth"
         )
 
-    def locate(self, source: TeacherSource) -> str:
+    def locate(self, source: orchestrate.TeacherSource) -> str:
         from wttm_core.teachers import find_teacher_checkpoint
 
         if source.kind == "checkpoint":
-            return str(resolve_path(source.value))
+            return str(orchestrate.resolve_path(source.value))
         if source.kind == "train":
             return str(self.train(source.value) / "checkpoint.pth")
         return str(find_teacher_checkpoint(source.value, self.setup.data_dir))
@@ -365,7 +357,7 @@ class _Teachers:
             self.checkpoints[name] = main if spec == self.setup.teacher_epochs else str(snapshot)
             self.accuracy[name] = _teacher_test_accuracy(folder, spec)
             return
-        source = parse_teacher(str(spec))
+        source = orchestrate.parse_teacher(str(spec))
         path = self.locate(source)
         name = f"{source.value} teacher"
         self.checkpoints[name] = path
@@ -566,7 +558,7 @@ def question9(ctx: QuestionContext) -> QuestionResult:
 def _weighting_variants(ctx: QuestionContext) -> list[Variant]:
     s = ctx.setup
     if "weight_means" not in ctx.cache:
-        logits = teacher_logits(ctx.checkpoint, ctx.data[0], device=s.device)
+        logits = orchestrate.teacher_logits(ctx.checkpoint, ctx.data[0], device=s.device)
         ctx.cache["weight_means"] = weight_means(logits, s.gamma)
     means = ctx.cache["weight_means"]
     # U gets WTTM's preset beta; every other scheme the beta giving the same mean weight times beta
@@ -611,7 +603,7 @@ REFERENCE_DIR = "data/reference_runs"
 
 def reference_path(profile: str) -> Path:
     """Where the shipped reference result of notebook 07 for ``profile`` lives."""
-    return resolve_path(REFERENCE_DIR) / f"07_open_questions-{profile}.json"
+    return orchestrate.resolve_path(REFERENCE_DIR) / f"07_open_questions-{profile}.json"
 
 
 def _record(result: QuestionResult) -> list[dict[str, Any]]:

@@ -48,7 +48,7 @@ from wttm_core.experiments.tables import accuracy_rows, comparisons, markdown_ta
 from wttm_core.experiments.tuning import LR_GRID, Pilot, tune_learning_rates, with_learning_rates
 from wttm_core.experiments.variants import Variant
 from wttm_core.loss_terms import PRESET_METHODS
-from wttm_core.presets import get_profile, method_hyperparameters
+from wttm_core.presets import Profile, get_profile, method_hyperparameters
 from wttm_core.runs import Run, group_runs, read_run
 
 __all__ = [
@@ -209,23 +209,13 @@ def setup_students(
     profile = "cpu-quick" if profile == "default" else profile  # `make notebooks` passes "default"
     prof = get_profile(profile)
     pair = PROFILE_PAIRS[profile]
-    if isinstance(methods, str) or not methods:
-        raise ValueError(f"methods must be a non-empty list of method names, got {methods!r}")
-    for method in methods:
-        parse_method(method)
+    _check_methods(methods)
     source = parse_teacher(teacher or pair["teacher"])
     teacher_arch = _teacher_arch(source)
-    student = student or pair["student"]
-    from wttm_core.models import MODEL_NAMES
-
-    if student not in MODEL_NAMES:
-        raise ValueError(f"student: unknown architecture {student!r} (choose from {MODEL_NAMES})")
+    student = _check_student(student or pair["student"])
     dataset = dataset or prof.dataset
-
-    def default_size(key: str) -> int | None:  # profile sizes apply to the profile's own data set only
-        return pair.get(key, getattr(prof, key)) if dataset == prof.dataset else None
-
-    seeds = list(seeds if seeds is not None else pair.get("seeds", prof.seeds))
+    train_size = _profile_size(train_size, "train_size", pair, prof, dataset)
+    test_size = _profile_size(test_size, "test_size", pair, prof, dataset)
     setup = StudentSetup(
         profile=profile,
         dataset=dataset,
@@ -237,32 +227,74 @@ def setup_students(
         student=student,
         methods=list(methods),
         epochs=int(epochs or prof.epochs),
-        train_size=train_size if train_size is not None else default_size("train_size"),
-        test_size=test_size if test_size is not None else default_size("test_size"),
-        seeds=seeds,
+        train_size=train_size,
+        test_size=test_size,
+        seeds=list(seeds if seeds is not None else pair.get("seeds", prof.seeds)),
+        paper_pair=_paper_pair(teacher_arch, student),
         out_dir=out_dir or f"build/runs/05_train_students/{profile}",  # profiles never overwrite each other
         quiet=quiet,
         tune_lr=bool(pair["tune_lr"] if tune_lr is None else tune_lr),
-        pilot=dict(pair.get("pilot", PILOT)),
+        lr_grid=list(LR_GRID) if lr_grid is None else _check_lr_grid(lr_grid),
+        pilot=_fit_pilot(dict(pair.get("pilot", PILOT)), train_size),
     )
-    if setup.train_size is not None:  # the pilot's split fits inside the training set
-        validation = max(1, min(setup.pilot["validation_size"], setup.train_size // 5))
-        setup.pilot["validation_size"] = validation
-        setup.pilot["train_size"] = min(setup.pilot["train_size"], setup.train_size - validation)
-    if lr_grid is not None:
-        grid = sorted({float(lr) for lr in lr_grid})
-        if not grid or any(not 0 < lr < math.inf for lr in grid):
-            raise ValueError(f"lr_grid must hold positive learning rates, got {list(lr_grid)!r}")
-        setup.lr_grid = grid
+    _resolve_hyperparameters(setup, gamma, beta)
+    return setup
+
+
+def _profile_size(given: int | None, key: str, pair: Mapping[str, Any], prof: Profile, dataset: str) -> int | None:
+    """``given``, else the pair's or the profile's ``key`` - which apply to the profile's own data set only."""
+    if given is not None or dataset != prof.dataset:
+        return given
+    return pair.get(key, getattr(prof, key))
+
+
+def _fit_pilot(pilot: dict[str, int], train_size: int | None) -> dict[str, int]:
+    """The pilot's split, shrunk to fit inside a training set of ``train_size`` images (``None``: all)."""
+    if train_size is not None:
+        validation = max(1, min(pilot["validation_size"], train_size // 5))
+        pilot["validation_size"] = validation
+        pilot["train_size"] = min(pilot["train_size"], train_size - validation)
+    return pilot
+
+
+def _paper_pair(teacher_arch: str, student: str) -> tuple[str, str]:
+    """The pair whose paper numbers the tables show: this one if the paper has it, else the reference pair."""
     from wttm_core.paper import paper_results_for
 
-    if paper_results_for(teacher_arch, student):
-        setup.paper_pair = (teacher_arch, student)
+    return (teacher_arch, student) if paper_results_for(teacher_arch, student) else REFERENCE_PAIR
+
+
+def _check_methods(methods: Sequence[str]) -> None:
+    if isinstance(methods, str) or not methods:
+        raise ValueError(f"methods must be a non-empty list of method names, got {methods!r}")
     for method in methods:
+        parse_method(method)
+
+
+def _check_student(student: str) -> str:
+    from wttm_core.models import MODEL_NAMES
+
+    if student not in MODEL_NAMES:
+        raise ValueError(f"student: unknown architecture {student!r} (choose from {MODEL_NAMES})")
+    return student
+
+
+def _check_lr_grid(lr_grid: Sequence[float]) -> list[float]:
+    grid = sorted({float(lr) for lr in lr_grid})
+    if not grid or any(not 0 < lr < math.inf for lr in grid):
+        raise ValueError(f"lr_grid must hold positive learning rates, got {list(lr_grid)!r}")
+    return grid
+
+
+def _resolve_hyperparameters(
+    setup: StudentSetup, gamma: float | Mapping[str, float] | None, beta: float | Mapping[str, float] | None
+) -> None:
+    """Each TTM-like method's gamma and beta (given, else the presets) and the temperature the metrics use."""
+    for method in setup.methods:
         base = parse_method(method).base
         if base not in _TUNED:
             continue
-        values, origin = _hyperparameters(base, teacher_arch, student)
+        values, origin = _hyperparameters(base, setup.teacher_arch, setup.student)
         given = {"gamma": _per_method("gamma", gamma, method), "beta": _per_method("beta", beta, method)}
         overridden = [key for key, value in given.items() if value is not None]
         values.update({key: given[key] for key in overridden})
@@ -274,7 +306,6 @@ def setup_students(
         setup.hyper_source[method] = origin
     gammas = sorted({h["gamma"] for h in setup.hyper.values()})
     setup.metric_temperature = 1.0 / gammas[0] if gammas else 4.0
-    return setup
 
 
 @dataclass
@@ -492,8 +523,8 @@ def results_records(results: StudentResults) -> list[dict[str, Any]]:
     return [{key: row.get(key) for key in keep} for row in results.rows]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m wttm_core.experiments.students --profile gpu-paper --dataset synthetic --epochs 3 ...``."""
+def _parser() -> argparse.ArgumentParser:
+    """The command line of :func:`main`; its flags' names are :func:`setup_students`' keywords (``--out``: out_dir)."""
     parser = argparse.ArgumentParser(
         prog="python -m wttm_core.experiments.students",
         description="Notebook 05 without Jupyter: train KD/TTM/WTTM students.",
@@ -519,25 +550,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", help="runs folder (default build/runs/05_train_students/<profile>)")
     parser.add_argument("--json", help="also write the table and timings to this JSON file")
     parser.add_argument("--quiet", action="store_true")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m wttm_core.experiments.students --profile gpu-paper --dataset synthetic --epochs 3 ...``."""
+    settings = vars(_parser().parse_args(argv))
+    json_path = settings.pop("json")
     try:
-        setup = setup_students(
-            args.profile,
-            dataset=args.dataset,
-            data_dir=args.data_dir,
-            device=args.device,
-            teacher=args.teacher,
-            teacher_epochs=args.teacher_epochs,
-            student=args.student,
-            methods=args.methods,
-            epochs=args.epochs,
-            seeds=args.seeds,
-            train_size=args.train_size,
-            test_size=args.test_size,
-            out_dir=args.out,
-            quiet=args.quiet,
-            tune_lr=args.tune_lr,
-        )
+        setup = setup_students(settings.pop("profile"), out_dir=settings.pop("out"), **settings)
     except (ValueError, FileNotFoundError) as error:
         print(f"students: {error}", file=sys.stderr)
         return 2
@@ -547,6 +568,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if teacher_epochs:
         print(f"teacher: {len(teacher_epochs)} epoch(s), training seconds per epoch {teacher_epochs}")
     results = run_students(setup, context)
+    _print_results(results)
+    if json_path:
+        _write_results_json(Path(json_path), setup, context, results, teacher_epochs)
+    return 0
+
+
+def _print_results(results: StudentResults) -> None:
+    """The pilot (if any), the accuracy table, the verdicts and the time per epoch, as Markdown."""
     print()
     if results.pilot is not None:
         print(results.pilot.describe())
@@ -569,25 +598,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     )
     print(f"\ntotal {results.seconds:.0f} s")
-    if args.json:
-        from wttm_core.engine.state import write_json
 
-        payload = {
-            "setup": {k: v for k, v in asdict(setup).items() if k != "teacher"} | {"teacher": setup.teacher.describe()},
-            "device": results.runs[0].config.get("environment", {}),
-            "rows": results.rows,
-            "timing": timing_rows(results),
-            "teacher_epoch_seconds": teacher_epochs,
-            "teacher_test_acc": context.teacher_accuracy,
-            "epochs": {
-                r.name: [
-                    {k: m.get(k) for k in ("epoch", "train_seconds", "images_per_s", "test_acc")} for m in r.metrics
-                ]
-                for r in results.runs
-            },
-        }
-        write_json(Path(args.json), json.loads(json.dumps(payload, default=str)))
-    return 0
+
+def _write_results_json(
+    path: Path, setup: StudentSetup, context: StudentContext, results: StudentResults, teacher_epochs: list[float]
+) -> None:
+    """The setup, the device, the table, the timings and every run's per-epoch numbers as JSON (``--json``)."""
+    from wttm_core.engine.state import write_json
+
+    payload = {
+        "setup": {k: v for k, v in asdict(setup).items() if k != "teacher"} | {"teacher": setup.teacher.describe()},
+        "device": results.runs[0].config.get("environment", {}),
+        "rows": results.rows,
+        "timing": timing_rows(results),
+        "teacher_epoch_seconds": teacher_epochs,
+        "teacher_test_acc": context.teacher_accuracy,
+        "epochs": {
+            r.name: [{k: m.get(k) for k in ("epoch", "train_seconds", "images_per_s", "test_acc")} for m in r.metrics]
+            for r in results.runs
+        },
+    }
+    write_json(path, json.loads(json.dumps(payload, default=str)))
 
 
 if __name__ == "__main__":

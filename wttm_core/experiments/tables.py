@@ -18,6 +18,7 @@ from typing import Any
 from wttm_core.experiments.stats import Comparison, compare_many, estimate, format_mean_std
 from wttm_core.presets import RECIPE, method_hyperparameters
 from wttm_core.runs import Run, final_values
+from wttm_core.viz.tables import markdown_records as markdown_table
 
 __all__ = [
     "accuracy_rows",
@@ -159,18 +160,3 @@ def comparisons(
     chosen = {label: runs for label, runs in groups.items() if label in used}
     values, paired = seed_values(chosen, metric=metric, how=how)
     return compare_many(values, pairs, alpha=alpha, paired=paired, test_size=test_images(chosen))
-
-
-def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
-    """A GitHub-flavoured markdown table of ``rows`` with ``columns`` given as ``(key, header)`` pairs."""
-    if not columns:
-        raise ValueError("columns must not be empty")
-    lines = ["| " + " | ".join(header for _, header in columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
-    for row in rows:
-        cells = []
-        for key, _ in columns:
-            value = row.get(key, "")
-            text = f"{value:.2f}" if isinstance(value, float) else str(value if value is not None else "")
-            cells.append(text.replace("|", "\\|"))  # a pipe inside a cell would split it
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -65,42 +66,45 @@ def gradient_flow(
     check_logits("teacher_logits", teacher_logits)
     v = _f64(teacher_logits)
     z = torch.zeros_like(v) if student_logits is None else _f64(check_logit_pair(student_logits, v)[0]).clone()
-    gamma = 1.0 / temperature
-    scale = None
-    if method == "wttm" and normalize_weights:
-        weights = wttm_weights(v, gamma)
-        scale = (1.0 / weights.mean()).item()
-
+    step_grad = _flow_step(method, v, temperature, normalize_weights)
     path, recorded = [z], [0]
     for step in range(1, steps + 1):
-        if method == "kd":
-            grad = kd_grad(z, v, temperature)
-        elif method == "ttm":
-            grad = ttm_grad(z, v, gamma)
-        else:
-            grad = wttm_grad(z, v, gamma)
-            if scale is not None:
-                grad = grad * scale
-        z = z - lr * grad
+        z = z - lr * step_grad(z)
         if step % record_every == 0 or step == steps:
             path.append(z)
             recorded.append(step)
-    # Evaluate the recorded steps in one batched call: [R, N, K] -> [R * N, K].
-    logits = torch.stack(path)
+    return _flow_result(method, temperature, v, path, recorded, record_probs)
+
+
+def _flow_step(method: str, v: Tensor, temperature: float, normalize_weights: bool) -> Callable[[Tensor], Tensor]:
+    """The logit gradient of ``method``'s term as a function of the student logits (Eqs. 20, 21, 23)."""
+    gamma = 1.0 / temperature
+    if method == "kd":
+        return lambda z: kd_grad(z, v, temperature)
+    if method == "ttm":
+        return lambda z: ttm_grad(z, v, gamma)
+    scale = (1.0 / wttm_weights(v, gamma).mean()).item() if normalize_weights else None
+    if scale is None:
+        return lambda z: wttm_grad(z, v, gamma)
+    return lambda z: wttm_grad(z, v, gamma) * scale
+
+
+def _flow_result(
+    method: str, temperature: float, v: Tensor, path: list[Tensor], recorded: list[int], record_probs: bool
+) -> FlowResult:
+    """Entropy, TTM divergence and tempered KD divergence at the recorded steps, evaluated in one batched call."""
+    logits = torch.stack(path)  # [R, N, K] -> [R * N, K] for the decomposition
     rows = len(recorded)
     terms = kd_ttm_decomposition(logits.reshape(-1, v.shape[-1]), v.repeat(rows, 1), temperature)
     probs = torch.softmax(logits, dim=-1)
-    entropy = shannon_entropy(probs)
-    divergence = terms["ttm"].reshape(rows, -1)
-    tempered = terms["kd"].reshape(rows, -1)
     return FlowResult(
         method=method,
         temperature=temperature,
         steps=torch.tensor(recorded),
-        entropy=entropy,
-        divergence=divergence,
-        tempered_divergence=tempered,
-        final_logits=z,
+        entropy=shannon_entropy(probs),
+        divergence=terms["ttm"].reshape(rows, -1),
+        tempered_divergence=terms["kd"].reshape(rows, -1),
+        final_logits=path[-1],
         probs=probs if record_probs else None,
     )
 

@@ -101,6 +101,22 @@ class DerivationStep:
         return float((self.lhs - self.rhs).abs().max())
 
 
+def _derivation_routes(z: Tensor, v: Tensor, temperature: float) -> dict[str, Tensor]:
+    """The quantities of :func:`derivation_steps` computed directly from their definitions (not via Eq. 15)."""
+    gamma = 1.0 / temperature
+    p = transformed_teacher_log_probs(v, gamma).exp()
+    log_q = torch.log_softmax(z, dim=-1)
+    log_qt = torch.log_softmax(z / temperature, dim=-1)
+    return {
+        "h_p": shannon_entropy(p),
+        "ce_p_qt": -(p * log_qt).sum(-1),
+        "ce_p_q": -(p * log_q).sum(-1),
+        "log_u": log_power_sum(log_q, gamma),
+        "renyi": renyi_entropy(log_q.exp(), gamma),
+        "row_gap": (log_qt - log_power_transform(log_q, gamma)).abs().amax(-1),
+    }
+
+
 def derivation_steps(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> list[DerivationStep]:
     """The derivation of Eq. 15 from Eqs. 11-14 as a list of equalities, each side computed by a different route.
 
@@ -120,36 +136,30 @@ def derivation_steps(student_logits: Tensor, teacher_logits: Tensor, temperature
     z, v = _f64(student_logits), _f64(teacher_logits)
     gamma = 1.0 / temperature
     terms = kd_ttm_decomposition(z, v, temperature)  # ttm = D(p||q), kd = D(p||q_T), renyi, teacher_entropy
-    log_p = transformed_teacher_log_probs(v, gamma)
-    p = log_p.exp()
-    log_q = torch.log_softmax(z, dim=-1)
-    log_qt = torch.log_softmax(z / temperature, dim=-1)
-    q = log_q.exp()
-    h_p = shannon_entropy(p)
-    ce_p_qt = -(p * log_qt).sum(-1)
-    ce_p_q = -(p * log_q).sum(-1)
-    log_u = log_power_sum(log_q, gamma)
-    renyi = renyi_entropy(q, gamma)
-    log_qt_as_power = log_power_transform(log_q, gamma)
-    row_gap = (log_qt - log_qt_as_power).abs().amax(-1)
+    r = _derivation_routes(z, v, temperature)
     return [
-        DerivationStep("KL = cross-entropy - entropy", "D(p||q_T) = H(p,q_T) - H(p)", terms["kd"], ce_p_qt - h_p),
+        DerivationStep(
+            "KL = cross-entropy - entropy", "D(p||q_T) = H(p,q_T) - H(p)", terms["kd"], r["ce_p_qt"] - r["h_p"]
+        ),
         DerivationStep(
             "temperature = power transform (Eqs. 8-9)",
             "log q_T = gamma log q - log U_gamma(q)",
-            row_gap,
-            torch.zeros_like(row_gap),
+            r["row_gap"],
+            torch.zeros_like(r["row_gap"]),
         ),
         DerivationStep(
-            "cross-entropy splits", "H(p,q_T) = gamma H(p,q) + log U_gamma(q)", ce_p_qt, gamma * ce_p_q + log_u
+            "cross-entropy splits",
+            "H(p,q_T) = gamma H(p,q) + log U_gamma(q)",
+            r["ce_p_qt"],
+            gamma * r["ce_p_q"] + r["log_u"],
         ),
         DerivationStep(
             "power sum is a Renyi entropy (Eqs. 4, 22)",
             "log U_gamma(q) = (1-gamma) H_gamma(q)",
-            log_u,
-            (1.0 - gamma) * renyi,
+            r["log_u"],
+            (1.0 - gamma) * r["renyi"],
         ),
-        DerivationStep("cross-entropy = entropy + KL", "H(p,q) = H(p) + D(p||q)", ce_p_q, h_p + terms["ttm"]),
+        DerivationStep("cross-entropy = entropy + KL", "H(p,q) = H(p) + D(p||q)", r["ce_p_q"], r["h_p"] + terms["ttm"]),
         DerivationStep(
             "Eq. 14",
             "D(p||q_T) = gamma D(p||q) + (1-gamma) H_gamma(q) - (1-gamma) H(p)",

@@ -10,8 +10,10 @@
 - :mod:`~wttm_core.viz.tables`: Markdown tables (the one table writer) and the original answer check (notebooks use
   :mod:`wttm_core.exercises`, which hints before it reveals and never raises).
 
-Every ``*_figure`` builder takes plain numbers, arrays or tensors and returns a ``plotly.graph_objects.Figure``;
-the matching ``*_spec`` returns the same figure as plain data for fast slider updates.
+The figures of the theory modules are ``*_spec`` builders: they take plain numbers, arrays or tensors and return
+a :class:`FigureSpec` (plain data, for fast slider updates); ``spec.to_figure()`` gives the
+``plotly.graph_objects.Figure``. The training-run figures (:mod:`~wttm_core.viz.dynamics`,
+:mod:`~wttm_core.viz.samples`) build figures directly.
 """
 
 from wttm_core.viz.distributions import distribution_bars

@@ -7,7 +7,6 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-import plotly.graph_objects as go
 import torch
 
 from wttm_core._checks import check_number
@@ -27,11 +26,8 @@ from wttm_core.viz.widgets import readout_table
 
 __all__ = [
     "eq15_waterfall_spec",
-    "eq15_waterfall_figure",
     "tradeoff_spec",
-    "tradeoff_figure",
     "optimal_students_spec",
-    "optimal_students_figure",
     "optimal_students_readout",
     "sharpness_spec",
 ]
@@ -91,11 +87,6 @@ def eq15_waterfall_spec(student_logits: Any, teacher_logits: Any, temperature: f
         margin={"t": NOTICE_MARGIN_TOP},
     )
     return FigureSpec([trace], layout)
-
-
-def eq15_waterfall_figure(student_logits: Any, teacher_logits: Any, temperature: float) -> go.Figure:
-    """:func:`eq15_waterfall_spec` as a figure."""
-    return eq15_waterfall_spec(student_logits, teacher_logits, temperature).to_figure()
 
 
 @lru_cache(maxsize=16)
@@ -167,13 +158,6 @@ def tradeoff_spec(
     return FigureSpec(traces, layout)
 
 
-def tradeoff_figure(
-    student_logits: Any, teacher_logits: Any, temperature: float, *, temperatures: Sequence[float] | None = None
-) -> go.Figure:
-    """:func:`tradeoff_spec` as a figure."""
-    return tradeoff_spec(student_logits, teacher_logits, temperature, temperatures=temperatures).to_figure()
-
-
 @lru_cache(maxsize=64)
 def _optimal_students(
     logits: tuple[float, ...], label: int, temperature: float, beta: float
@@ -237,13 +221,6 @@ def optimal_students_spec(
         )
     ]
     return spec
-
-
-def optimal_students_figure(
-    teacher_logits: Any, label: int, temperature: float, beta: float, *, class_names: Sequence[str] | None = None
-) -> go.Figure:
-    """:func:`optimal_students_spec` as a figure."""
-    return optimal_students_spec(teacher_logits, label, temperature, beta, class_names=class_names).to_figure()
 
 
 def optimal_students_readout(teacher_logits: Any, label: int, temperature: float, beta: float) -> str:

@@ -1,7 +1,7 @@
 """Figures of single distributions: the power transform (Eqs. 7-9), Renyi entropies (Eq. 4), point-wise maps (Fig. 4).
 
 Each ``*_spec`` function returns a :class:`~wttm_core.viz.style.FigureSpec` (cheap, used by slider callbacks);
-the matching ``*_figure`` returns the ``go.Figure``.
+``spec.to_figure()`` gives the ``go.Figure``.
 """
 
 from __future__ import annotations
@@ -24,13 +24,10 @@ __all__ = [
     "distribution_bars",
     "distribution_bars_spec",
     "power_transform_spec",
-    "power_transform_figure",
     "power_transform_readout",
     "power_transform_panels_spec",
     "renyi_spec",
-    "renyi_figure",
     "pointwise_map_spec",
-    "pointwise_map_figure",
 ]
 
 _CYCLE = [COLORS["teacher"], COLORS["transformed"], COLORS["student"], COLORS["ttm"], COLORS["kd"], COLORS["wttm"]]
@@ -106,13 +103,6 @@ def power_transform_spec(
     return spec
 
 
-def power_transform_figure(
-    teacher_probs: Any, temperature: float, *, class_names: Sequence[str] | None = None
-) -> go.Figure:
-    """:func:`power_transform_spec` as a figure."""
-    return power_transform_spec(teacher_probs, temperature, class_names=class_names).to_figure()
-
-
 def power_transform_readout(teacher_probs: Any, temperature: float) -> str:
     """HTML readout: T, gamma, H(p^t), H(p^t_T), H_gamma(p^t) and U_gamma(p^t) with its bounds (Eq. 22)."""
     p = _probs(teacher_probs, "teacher_probs")
@@ -137,6 +127,11 @@ def _default_alphas() -> np.ndarray:
     return np.geomspace(0.01, 100.0, 41)
 
 
+def _line(x: Any, y: Any, name: str, **line: Any) -> dict[str, Any]:
+    """A scatter trace drawn as a line; ``line`` holds its style (colour, width, dash)."""
+    return {"type": "scatter", "x": x, "y": y, "mode": "lines", "name": name, "line": line}
+
+
 def renyi_spec(teacher_probs: Any, temperature: float, *, alphas: Sequence[float] | None = None) -> FigureSpec:
     """Renyi entropy ``H_alpha`` (Eq. 4) against the order alpha for ``p^t`` and ``p^t_T`` (log alpha axis).
 
@@ -152,38 +147,16 @@ def renyi_spec(teacher_probs: Any, temperature: float, *, alphas: Sequence[float
     log_k = math.log(p.numel())
     curves = renyi_curve(torch.stack([p, transformed]), alpha_grid).numpy()
     traces = [
-        {
-            "type": "scatter",
-            "x": alpha_grid,
-            "y": curves[0],
-            "mode": "lines",
-            "name": "teacher p<sup>t</sup>",
-            "line": {"color": COLORS["teacher"], "width": 3},
-        },
-        {
-            "type": "scatter",
-            "x": alpha_grid,
-            "y": curves[1],
-            "mode": "lines",
-            "name": "transformed p<sup>t</sup><sub>T</sub>",
-            "line": {"color": COLORS["transformed"], "width": 3},
-        },
-        {
-            "type": "scatter",
-            "x": [gamma, gamma],
-            "y": [0.0, log_k],
-            "mode": "lines",
-            "name": f"α = γ = {gamma:.3g} (Eq. 15)",
-            "line": {"color": COLORS["renyi"], "dash": "dot"},
-        },
-        {
-            "type": "scatter",
-            "x": [float(alpha_grid.min()), float(alpha_grid.max())],
-            "y": [log_k, log_k],
-            "mode": "lines",
-            "name": f"log K = {log_k:.3g} (α → 0)",
-            "line": {"color": COLORS["bound"], "dash": "dot"},
-        },
+        _line(alpha_grid, curves[0], "teacher p<sup>t</sup>", color=COLORS["teacher"], width=3),
+        _line(alpha_grid, curves[1], "transformed p<sup>t</sup><sub>T</sub>", color=COLORS["transformed"], width=3),
+        _line([gamma, gamma], [0.0, log_k], f"α = γ = {gamma:.3g} (Eq. 15)", color=COLORS["renyi"], dash="dot"),
+        _line(
+            [float(alpha_grid.min()), float(alpha_grid.max())],
+            [log_k, log_k],
+            f"log K = {log_k:.3g} (α → 0)",
+            color=COLORS["bound"],
+            dash="dot",
+        ),
         {
             "type": "scatter",
             "x": [1.0, 1.0],
@@ -201,11 +174,6 @@ def renyi_spec(teacher_probs: Any, temperature: float, *, alphas: Sequence[float
         yaxis={"range": [0.0, 1.05 * log_k]},
     )
     return FigureSpec(traces, layout)
-
-
-def renyi_figure(teacher_probs: Any, temperature: float, *, alphas: Sequence[float] | None = None) -> go.Figure:
-    """:func:`renyi_spec` as a figure."""
-    return renyi_spec(teacher_probs, temperature, alphas=alphas).to_figure()
 
 
 def pointwise_map_spec(
@@ -259,11 +227,6 @@ def pointwise_map_spec(
         yaxis={"range": [0.0, 1.02]},
     )
     return FigureSpec(traces, layout)
-
-
-def pointwise_map_figure(gamma: float, *, reference_gammas: Sequence[float] = (0.25, 0.5)) -> go.Figure:
-    """:func:`pointwise_map_spec` as a figure."""
-    return pointwise_map_spec(gamma, reference_gammas=reference_gammas).to_figure()
 
 
 def power_transform_panels_spec(teacher_probs: Any, temperature: float) -> FigureSpec:

@@ -26,7 +26,8 @@ from typing import Any
 import plotly.graph_objects as go
 
 from wttm_core.runs import Run, Series, aggregate_series, group_runs
-from wttm_core.viz.style import COLORS, OKABE_ITO, base_layout
+from wttm_core.viz.style import COLORS, OKABE_ITO, FigureSpec, base_layout
+from wttm_core.viz.widgets import _copy_spec_into
 
 __all__ = [
     "METRIC_LABELS",
@@ -492,20 +493,14 @@ def _number(value: Any) -> float | None:
 
 
 def update_figure(target: go.Figure, source: go.Figure) -> None:
-    """Copy ``source``'s trace data and title into ``target`` in place (a ``FigureWidget`` driven by a slider).
+    """Copy ``source`` into ``target`` in place (a ``FigureWidget`` driven by a slider).
 
-    Both must have the same number and kinds of traces (they come from the same builder).
+    The one way a live figure is updated: ``source`` goes through the same in-place copy as a
+    :class:`~wttm_core.viz.widgets.LivePanel`'s figures (inside ``batch_update``). Both must have the same number and
+    kinds of traces (they come from the same builder).
     """
-    if len(target.data) != len(source.data):
-        raise ValueError(f"target has {len(target.data)} traces, source {len(source.data)}: not the same builder")
-    context = target.batch_update() if hasattr(target, "batch_update") else contextlib.nullcontext()
-    with context:
-        for old, new in zip(target.data, source.data, strict=True):
-            for key in ("x", "y", "name", "text"):
-                if key in new and new[key] is not None:
-                    old[key] = new[key]
-        target.layout.title.text = source.layout.title.text
-        target.layout.shapes = source.layout.shapes
+    spec = FigureSpec([trace.to_plotly_json() for trace in source.data], source.layout.to_plotly_json())
+    _copy_spec_into(target, spec)
 
 
 class LiveCurves:

@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import plotly.graph_objects as go
 import torch
 
 from wttm_core.functional import kd_grad, power_transform, ttm_grad
@@ -17,9 +16,7 @@ from wttm_core.viz.style import COLORS, FigureSpec, as_array, base_layout
 
 __all__ = [
     "simplex_spec",
-    "simplex_figure",
     "flow_curves_spec",
-    "flow_curves_figure",
     "QUANTITY_LABELS",
 ]
 
@@ -45,36 +42,10 @@ def _xy(p: torch.Tensor) -> tuple[list[float], list[float]]:
     return pts[:, 0].tolist(), pts[:, 1].tolist()
 
 
-def simplex_spec(
-    teacher_logits: Any,
-    temperature: float,
-    student_logits: Any,
-    *,
-    steps: int = 80,
-    lr: float = 2.0,
-) -> FigureSpec:
-    """The 3-class probability simplex: teacher, transformed teacher, student, gradient directions and flows.
-
-    Arrows show where ``q`` moves under one gradient step on the logits for KD (``T (q_T - p^t_T)``, Eq. 21 with
-    KD's ``T^2``) and TTM (``q - p^t_T``, Eq. 20), scaled together so that their lengths compare. Lines are the
-    paths of ``q`` under ``steps`` steps of each flow: KD ends at the untempered teacher ``p^t``, TTM at ``p^t_T``.
-    """
-    t = float(temperature)
-    v = _three(teacher_logits, "teacher_logits")
-    z = _three(student_logits, "student_logits")
-    p = torch.softmax(v, -1)
-    p_t = torch.softmax(v / t, -1)
-    q = torch.softmax(z, -1)
-    q_t = torch.softmax(z / t, -1)
-    vel = {
-        "kd": simplex_xy(probability_velocity(z, kd_grad(z, v, t)))[0],
-        "ttm": simplex_xy(probability_velocity(z, ttm_grad(z, v, 1.0 / t)))[0],
-    }
-    longest = max(float(torch.linalg.vector_norm(d)) for d in vel.values())
-    scale = _ARROW_LENGTH / longest if longest > 1e-12 else 0.0
-    start = simplex_xy(q)[0]
+def _frame_traces() -> list[dict[str, Any]]:
+    """The triangle's outline and its corner labels."""
     corners = SIMPLEX_VERTICES.tolist()
-    traces: list[dict[str, Any]] = [
+    return [
         {
             "type": "scatter",
             "x": [c[0] for c in corners] + [corners[0][0]],
@@ -96,22 +67,27 @@ def simplex_spec(
             "showlegend": False,
         },
     ]
+
+
+def _flow_path_traces(
+    v: torch.Tensor, z: torch.Tensor, t: float, *, steps: int, lr: float
+) -> dict[str, dict[str, Any]]:
+    """The paths of ``q`` under KD's and TTM's flows, and of KD's ``q_T``, keyed ``kd``, ``ttm``, ``kd_t``."""
     # KD's flow is TTM's flow of z / T scaled by T: z_{k+1} / T = z_k / T - lr (q_T - p^t_T) (Eq. 21 vs Eq. 20). Both
     # paths therefore come out of one batched TTM flow; q along KD's path is q_T sharpened back (power T).
     flow = gradient_flow(
         torch.cat([v, v]), "ttm", t, steps=steps, lr=lr, student_logits=torch.cat([z, z / t]), record_probs=True
     )
     paths = {"ttm": flow.probs[:, 0, :], "kd": power_transform(flow.probs[:, 1, :], t), "kd_t": flow.probs[:, 1, :]}
-    path_styles = {
+    styles = {
         "kd": (f"KD: path of q ({steps} steps)", COLORS["kd"], "dot"),
         "ttm": (f"TTM: path of q ({steps} steps)", COLORS["ttm"], "dot"),
         "kd_t": (f"KD: path of q<sub>T</sub> (ends at {SYM['ptT']})", COLORS["kd"], "dash"),
     }
-
-    def path_trace(key: str) -> dict[str, Any]:
-        name, color, dash = path_styles[key]
+    traces = {}
+    for key, (name, color, dash) in styles.items():
         xs, ys = _xy(paths[key])
-        return {
+        traces[key] = {
             "type": "scatter",
             "x": xs,
             "y": ys,
@@ -119,8 +95,19 @@ def simplex_spec(
             "name": name,
             "line": {"color": color, "width": 2, "dash": dash},
         }
+    return traces
 
-    traces += [path_trace("kd"), path_trace("ttm")]
+
+def _step_arrow_traces(v: torch.Tensor, z: torch.Tensor, t: float) -> list[dict[str, Any]]:
+    """Where one gradient step moves ``q`` for KD and for TTM, scaled together so that their lengths compare."""
+    vel = {
+        "kd": simplex_xy(probability_velocity(z, kd_grad(z, v, t)))[0],
+        "ttm": simplex_xy(probability_velocity(z, ttm_grad(z, v, 1.0 / t)))[0],
+    }
+    longest = max(float(torch.linalg.vector_norm(d)) for d in vel.values())
+    scale = _ARROW_LENGTH / longest if longest > 1e-12 else 0.0
+    start = simplex_xy(torch.softmax(z, -1))[0]
+    traces = []
     for method in ("kd", "ttm"):
         end = start + scale * vel[method]
         traces.append(
@@ -134,13 +121,23 @@ def simplex_spec(
                 "marker": {"symbol": ["circle", "arrow"], "size": [1, 16], "angleref": "previous"},
             }
         )
-    traces.append(path_trace("kd_t"))
+    return traces
+
+
+def _distribution_traces(v: torch.Tensor, z: torch.Tensor, t: float) -> list[dict[str, Any]]:
+    """Markers for the teacher ``p^t``, the transformed teacher ``p^t_T``, the student ``q`` and its ``q_T``."""
     points = [
-        ("teacher p<sup>t</sup>", p, COLORS["teacher"], "circle"),
-        (f"transformed p<sup>t</sup><sub>T</sub> (T = {t:.3g})", p_t, COLORS["transformed"], "diamond"),
-        ("student q", q, COLORS["student"], "circle"),
-        ("student q<sub>T</sub>", q_t, COLORS["student"], "circle-open"),
+        ("teacher p<sup>t</sup>", torch.softmax(v, -1), COLORS["teacher"], "circle"),
+        (
+            f"transformed p<sup>t</sup><sub>T</sub> (T = {t:.3g})",
+            torch.softmax(v / t, -1),
+            COLORS["transformed"],
+            "diamond",
+        ),
+        ("student q", torch.softmax(z, -1), COLORS["student"], "circle"),
+        ("student q<sub>T</sub>", torch.softmax(z / t, -1), COLORS["student"], "circle-open"),
     ]
+    traces = []
     for name, dist, color, symbol in points:
         xs, ys = _xy(dist)
         traces.append(
@@ -153,7 +150,11 @@ def simplex_spec(
                 "marker": {"color": color, "size": 14, "symbol": symbol, "line": {"width": 2, "color": color}},
             }
         )
-    layout = base_layout(
+    return traces
+
+
+def _simplex_layout(t: float) -> dict[str, Any]:
+    return base_layout(
         f"KD and TTM on the 3-class simplex (T = {t:.3g})",
         "simplex plane (barycentric x)",
         "simplex plane (barycentric y)",
@@ -169,38 +170,42 @@ def simplex_spec(
             )
         ],
     )
-    return FigureSpec(traces, layout)
 
 
-def simplex_figure(
-    teacher_logits: Any, temperature: float, student_logits: Any, *, steps: int = 80, lr: float = 2.0
-) -> go.Figure:
-    """:func:`simplex_spec` as a figure."""
-    return simplex_spec(teacher_logits, temperature, student_logits, steps=steps, lr=lr).to_figure()
-
-
-def flow_curves_spec(
-    results: Mapping[str, FlowResult],
-    quantities: Sequence[str] = ("divergence",),
+def simplex_spec(
+    teacher_logits: Any,
+    temperature: float,
+    student_logits: Any,
     *,
-    title: str,
-    yaxis_title: str,
-    references: Mapping[str, float] | None = None,
-    log_y: bool = False,
-    note: str = "",
+    steps: int = 80,
+    lr: float = 2.0,
 ) -> FigureSpec:
-    """Batch means of recorded flow quantities against the step, one line per (run, quantity).
+    """The 3-class probability simplex: teacher, transformed teacher, student, gradient directions and flows.
 
-    ``results`` maps a legend label to a :class:`~wttm_core.theory.FlowResult`; the colour follows the run's
-    method (KD vermillion, TTM blue, WTTM purple), the dash pattern the quantity - or, with one quantity, the run
-    among runs of the same method (so two WTTM variants never share colour *and* dash). ``references`` adds
-    horizontal dashed lines (label -> value); ``note`` a "what to notice" line under the title.
+    Arrows show where ``q`` moves under one gradient step on the logits for KD (``T (q_T - p^t_T)``, Eq. 21 with
+    KD's ``T^2``) and TTM (``q - p^t_T``, Eq. 20), scaled together so that their lengths compare. Lines are the
+    paths of ``q`` under ``steps`` steps of each flow: KD ends at the untempered teacher ``p^t``, TTM at ``p^t_T``.
     """
-    if not results:
-        raise ValueError("results must not be empty")
-    bad = [q for q in quantities if q not in QUANTITY_LABELS]
-    if bad or not quantities:
-        raise ValueError(f"quantities must be a non-empty subset of {sorted(QUANTITY_LABELS)}, got {list(quantities)}")
+    t = float(temperature)
+    v = _three(teacher_logits, "teacher_logits")
+    z = _three(student_logits, "student_logits")
+    paths = _flow_path_traces(v, z, t, steps=steps, lr=lr)
+    traces = [
+        *_frame_traces(),
+        paths["kd"],
+        paths["ttm"],
+        *_step_arrow_traces(v, z, t),
+        paths["kd_t"],
+        *_distribution_traces(v, z, t),
+    ]
+    return FigureSpec(traces, _simplex_layout(t))
+
+
+def _quantity_traces(
+    results: Mapping[str, FlowResult], quantities: Sequence[str], log_y: bool
+) -> tuple[list[dict[str, Any]], int]:
+    """One line per (run, quantity) and the last step of all runs; the colour follows the method, the dash the
+    quantity (or, with one quantity, the run among runs of the same method)."""
     traces: list[dict[str, Any]] = []
     last_step = 0
     seen: dict[str, int] = {}
@@ -225,26 +230,26 @@ def flow_curves_spec(
                     "line": {"color": COLORS[result.method], "dash": dash, "width": 3},
                 }
             )
-    for j, (label, value) in enumerate((references or {}).items()):
-        traces.append(
-            {
-                "type": "scatter",
-                "x": [0, last_step],
-                "y": [float(value), float(value)],
-                "mode": "lines",
-                "name": label,
-                "line": {"color": [COLORS["teacher"], COLORS["transformed"], COLORS["bound"]][j % 3], "dash": "dot"},
-            }
-        )
-    extra: dict[str, Any] = {"yaxis": {"type": "log"}} if log_y else {}
-    if note:
-        extra["annotations"] = [notice(note)]
-        extra["margin"] = {"l": 70, "r": 30, "t": NOTICE_MARGIN_TOP, "b": 60}
-    layout = base_layout(title, "gradient step", yaxis_title, **extra)
-    return FigureSpec(traces, layout)
+    return traces, last_step
 
 
-def flow_curves_figure(
+def _reference_traces(references: Mapping[str, float], last_step: int) -> list[dict[str, Any]]:
+    """Horizontal dotted lines from step 0 to ``last_step``, one per (label, value)."""
+    colors = [COLORS["teacher"], COLORS["transformed"], COLORS["bound"]]
+    return [
+        {
+            "type": "scatter",
+            "x": [0, last_step],
+            "y": [float(value), float(value)],
+            "mode": "lines",
+            "name": label,
+            "line": {"color": colors[j % len(colors)], "dash": "dot"},
+        }
+        for j, (label, value) in enumerate(references.items())
+    ]
+
+
+def flow_curves_spec(
     results: Mapping[str, FlowResult],
     quantities: Sequence[str] = ("divergence",),
     *,
@@ -253,8 +258,24 @@ def flow_curves_figure(
     references: Mapping[str, float] | None = None,
     log_y: bool = False,
     note: str = "",
-) -> go.Figure:
-    """:func:`flow_curves_spec` as a figure."""
-    return flow_curves_spec(
-        results, quantities, title=title, yaxis_title=yaxis_title, references=references, log_y=log_y, note=note
-    ).to_figure()
+) -> FigureSpec:
+    """Batch means of recorded flow quantities against the step, one line per (run, quantity).
+
+    ``results`` maps a legend label to a :class:`~wttm_core.theory.FlowResult`; the colour follows the run's
+    method (KD vermillion, TTM blue, WTTM purple), the dash pattern the quantity - or, with one quantity, the run
+    among runs of the same method (so two WTTM variants never share colour *and* dash). ``references`` adds
+    horizontal dashed lines (label -> value); ``note`` a "what to notice" line under the title.
+    """
+    if not results:
+        raise ValueError("results must not be empty")
+    bad = [q for q in quantities if q not in QUANTITY_LABELS]
+    if bad or not quantities:
+        raise ValueError(f"quantities must be a non-empty subset of {sorted(QUANTITY_LABELS)}, got {list(quantities)}")
+    traces, last_step = _quantity_traces(results, quantities, log_y)
+    traces += _reference_traces(references or {}, last_step)
+    extra: dict[str, Any] = {"yaxis": {"type": "log"}} if log_y else {}
+    if note:
+        extra["annotations"] = [notice(note)]
+        extra["margin"] = {"l": 70, "r": 30, "t": NOTICE_MARGIN_TOP, "b": 60}
+    layout = base_layout(title, "gradient step", yaxis_title, **extra)
+    return FigureSpec(traces, layout)

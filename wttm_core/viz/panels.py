@@ -75,6 +75,21 @@ def _axis_key(kind: str, index: int) -> str:
     return kind if index == 1 else f"{kind}{index}"
 
 
+def _panel_title(text: str, x: float) -> dict[str, Any]:
+    """A bold title centred at ``x`` (paper coordinates) just above the panels."""
+    return {
+        "text": f"<b>{text}</b>",
+        "xref": "paper",
+        "yref": "paper",
+        "x": x,
+        "y": 1.02,
+        "xanchor": "center",
+        "yanchor": "bottom",
+        "showarrow": False,
+        "font": {"size": 13},
+    }
+
+
 def side_by_side(
     specs: Sequence[FigureSpec],
     *,
@@ -115,19 +130,7 @@ def side_by_side(
             seen.add(trace.get("name"))
             traces.append(placed)
         panel_title = titles[i - 1] if titles is not None else spec.layout.get("title", {}).get("text", "")
-        annotations.append(
-            {
-                "text": f"<b>{panel_title}</b>",
-                "xref": "paper",
-                "yref": "paper",
-                "x": lo + width / 2,
-                "y": 1.02,
-                "xanchor": "center",
-                "yanchor": "bottom",
-                "showarrow": False,
-                "font": {"size": 13},
-            }
-        )
+        annotations.append(_panel_title(panel_title, lo + width / 2))
     layout["title"] = {"text": title, "x": 0.02, "xanchor": "left"}
     layout["annotations"] = annotations
     layout["height"] = height

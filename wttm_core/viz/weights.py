@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import plotly.graph_objects as go
 import torch
 
 from wttm_core._checks import check_number
@@ -17,11 +16,8 @@ from wttm_core.viz.widgets import readout_table
 __all__ = [
     "weights_and_entropy",
     "power_sum_scatter_spec",
-    "power_sum_scatter_figure",
     "power_sum_histogram_spec",
-    "power_sum_histogram_figure",
     "weight_share_spec",
-    "weight_share_figure",
     "weights_readout",
     "shared_student_spec",
 ]
@@ -105,11 +101,6 @@ def power_sum_scatter_spec(weights: Any, entropy: Any, gamma: float, num_classes
     return FigureSpec(traces, layout)
 
 
-def power_sum_scatter_figure(weights: Any, entropy: Any, gamma: float, num_classes: int) -> go.Figure:
-    """:func:`power_sum_scatter_spec` as a figure."""
-    return power_sum_scatter_spec(weights, entropy, gamma, num_classes).to_figure()
-
-
 def power_sum_histogram_spec(weights: Any, gamma: float, num_classes: int, *, bins: int = 30) -> FigureSpec:
     """Histogram of ``U_gamma(p^t)`` over the batch on ``[1, K^(1-gamma)]``, with the batch mean marked."""
     check_number("bins", bins, low=1, integer=True)
@@ -146,11 +137,6 @@ def power_sum_histogram_spec(weights: Any, gamma: float, num_classes: int, *, bi
         xaxis={"range": [0.0, upper * 1.02 + 0.5]},
     )
     return FigureSpec(traces, layout)
-
-
-def power_sum_histogram_figure(weights: Any, gamma: float, num_classes: int, *, bins: int = 30) -> go.Figure:
-    """:func:`power_sum_histogram_spec` as a figure."""
-    return power_sum_histogram_spec(weights, gamma, num_classes, bins=bins).to_figure()
 
 
 def _groups(entropy: np.ndarray, groups: int) -> list[np.ndarray]:
@@ -192,11 +178,6 @@ def weight_share_spec(weights: Any, entropy: Any, gamma: float, *, groups: int =
         yaxis={"rangemode": "tozero"},
     )
     return FigureSpec(traces, layout)
-
-
-def weight_share_figure(weights: Any, entropy: Any, gamma: float, *, groups: int = 5) -> go.Figure:
-    """:func:`weight_share_spec` as a figure."""
-    return weight_share_spec(weights, entropy, gamma, groups=groups).to_figure()
 
 
 def weights_readout(weights: Any, gamma: float, num_classes: int) -> str:
