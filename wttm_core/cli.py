@@ -154,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", default="data", help="where teachers are looked for (data)")
     p.add_argument("--fetch", metavar="DEST", default=None, help="download and unpack the teachers into DEST")
     p.add_argument("--url", default=None, help="release archive URL (default: the mdistiller release)")
+
+    # parsed by wttm_core.lab.runner (see main); listed here for --help
+    sub.add_parser("notebooks", help="execute every notebook into build/notebooks/ with an index page (the main job)")
     return parser
 
 
@@ -342,6 +345,11 @@ _COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``wttm`` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["notebooks"]:  # its own parser; the index page is on unless --no-index
+        from wttm_core.lab.runner import main as run_notebooks
+
+        return run_notebooks(["--index", *argv[1:]])
     parser = build_parser()
     args = parser.parse_args(argv)
     prog = f"wttm {args.command}"

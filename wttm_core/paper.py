@@ -12,9 +12,12 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from wttm_core.resources import shipped
+
 __all__ = ["PaperResult", "PAPER_RESULTS_PATH", "load_paper_results", "paper_results_for"]
 
-PAPER_RESULTS_PATH = Path(__file__).resolve().parent.parent / "data" / "paper_results.csv"
+# the checkout's data/ or the copy an installed wheel carries (wttm_core.resources)
+PAPER_RESULTS_PATH = shipped("data/paper_results.csv")
 _COLUMNS = ("dataset", "table", "pair", "teacher", "student", "method", "accuracy", "std", "runs")
 
 

@@ -24,7 +24,6 @@ from typing import Any
 
 from wttm_core.engine import TrainConfig, read_jsonl
 from wttm_core.experiments.orchestrate import (
-    SNAPSHOT_ALL_UP_TO,
     TeacherSource,
     ensure_teacher,
     load_data,
@@ -255,8 +254,9 @@ def prepare_questions(setup: QuestionSetup, *, log: Callable[[str], None] = prin
             device=setup.device,
             quiet=setup.quiet,
             log=log,
-            # every epoch is kept for short runs (and then shared with notebook 05's cache); else only these
-            snapshot_epochs=None if setup.teacher_epochs <= SNAPSHOT_ALL_UP_TO else [int(e) for e in setup.strengths],
+            # the strengths must exist (a shipped teacher has only some epochs); a teacher trained here keeps every
+            # epoch of a short run (shared with notebook 05's cache)
+            snapshot_epochs=[int(e) for e in setup.strengths if isinstance(e, int)],
         )
         main = str(teacher_dir / "checkpoint.pth")
         for epoch in setup.strengths:
