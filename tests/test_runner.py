@@ -172,3 +172,23 @@ def test_runner_bad_arguments(tmp_path, capsys):
         runner.run_all(tmp_path, tmp_path / "o", max_minutes=0)
     with pytest.raises(ValueError, match="images"):
         runner.run_all(tmp_path, tmp_path / "o", images="gif")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_whole_run_limit_interrupts_the_running_cell_and_skips_the_rest(tmp_path, monkeypatch):
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    _write(folder / "a_slow.ipynb", [("interactive = True", ["parameters"]), ("import time\ntime.sleep(600)", [])])
+    _write(folder / "b_next.ipynb", [("interactive = True", ["parameters"]), ("print('b')", [])])
+    monkeypatch.setattr(runner, "GRACE_S", 20.0)
+    lines: list[str] = []
+    results = runner.run_all(folder, tmp_path / "out", max_minutes=0.5, images="none", log=lines.append)
+    assert [r.status for r in results] == ["FAILED", "skipped"]
+    assert (
+        "stopped by the whole-run limit (--max-minutes); run again to continue (KeyboardInterrupt" in results[0].error
+    )
+    assert results[0].seconds < 200
+    saved = nbformat.read(str(tmp_path / "out" / "a_slow.ipynb"), as_version=4)
+    assert saved.cells[-1].outputs[0]["ename"] == "KeyboardInterrupt"  # interrupted like Ctrl-C, and saved
+    assert lines[-1] == "[2/2] b_next.ipynb: skipped (the whole-run limit was reached)"

@@ -156,7 +156,7 @@ def main(spec_path: str) -> None:
 
         def stop() -> None:
             limit["hit"] = True
-            interrupt_kernels(GRACE_S)
+            interrupt_kernels(float(spec.get("grace_s", GRACE_S)))
 
         timer = threading.Timer(max(0.0, spec["deadline"] - time.time()), stop)
         timer.daemon = True

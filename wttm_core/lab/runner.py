@@ -220,8 +220,8 @@ def _run_one(
         spec_file, result_file, events = (Path(scratch) / n for n in ("spec.json", "result.json", "events.jsonl"))
         cwd = _kernel_cwd(path, work_dir)
         spec = {"src": str(path.resolve()), "dst": str(output.resolve()), "parameters": parameters,
-                "timeout": timeout, "cwd": str(cwd), "deadline": deadline, "result": str(result_file),
-                "progress": str(events)}  # fmt: skip
+                "timeout": timeout, "cwd": str(cwd), "deadline": deadline, "grace_s": GRACE_S,
+                "result": str(result_file), "progress": str(events)}  # fmt: skip
         spec_file.write_text(json.dumps(spec))
         log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(log_file, "w") as handle:

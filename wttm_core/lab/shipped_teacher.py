@@ -5,9 +5,9 @@ first 5,000 synthetic images; notebook 07 also needs that teacher after 2 and 4 
 strength). Training it costs minutes on a laptop CPU (13 on a busy 2-core machine), so the project ships it:
 ``data/teachers/synthetic-resnet20-n5000-e6-s0.pth`` holds the three snapshots with every weight matrix stored as
 int8 with one float32 scale per output channel (symmetric per-channel quantisation) and the remaining tensors
-(batch-norm, biases) as float16 - 0.9 MB instead of 3.4 MB - together with the training configuration, a digest
-of the data it was trained on and the test accuracy of each *dequantised* snapshot (the network the students
-actually see).
+(batch-norm, biases) as float16 - 0.97 MB instead of 3.4 MB in float32 - together with the training
+configuration, a digest of the data it was trained on and the test accuracy of each *dequantised* snapshot (the
+network the students actually see: 16.6 / 38.7 / 58.7 % after 2 / 4 / 6 epochs; the float32 teacher had 58.9 %).
 
 :func:`find_shipped_teacher` returns the shipped file when it fits a requested teacher run: same architecture,
 data set, sizes, epochs, seed and recipe (the execution settings - device, precision - may differ) and the same
@@ -78,7 +78,7 @@ SHIPPED_TEACHERS: dict[str, ShippedTeacher] = {
         ShippedTeacher(
             name="synthetic-resnet20-n5000-e6-s0",
             path="data/teachers/synthetic-resnet20-n5000-e6-s0.pth",
-            sha256="",
+            sha256="36c11afa7b919c1953dace48cce3365c6b3483744fec76e8c4589e128f0c70a3",
             arch="resnet20",
             train_size=5000,
             test_size=1000,
