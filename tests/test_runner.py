@@ -13,10 +13,10 @@ import base64
 import json
 import re
 import shutil
-from pathlib import Path
 
 import nbformat
 import pytest
+from notebook_files import write_notebook
 
 from wttm_core.lab import progress, runner
 from wttm_core.viz import export
@@ -28,16 +28,7 @@ TRAINING_CELL = (
 )
 
 
-def _write(path: Path, cells: list[tuple[str, list[str]]]) -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    for source, tags in cells:
-        cell = nbformat.v4.new_code_cell(source)
-        if tags:
-            cell.metadata["tags"] = tags
-        nb.cells.append(cell)
-    nbformat.write(nb, str(path))
-    return path
+_write = write_notebook
 
 
 @pytest.fixture(scope="module")

@@ -177,7 +177,8 @@ class _Watch:
         text = f"{where}, {format_seconds(now - self.started)} in the notebook"
         t = self.training
         if t:
-            eta = "" if t.get("eta_s") is None else f", about {format_seconds(t['eta_s'])} left in this cell"
+            left = None if t.get("eta_s") is None else max(0.0, t["eta_s"] - (now - t["t"]))  # counts down
+            eta = "" if left is None else f", about {format_seconds(left)} left in this cell"
             text += f"; {t['what']}: {t['done']}/{t['total']} epochs ({t.get('note', '')}){eta}"
         elif self.cell:
             text += f"; this cell running for {format_seconds(now - self.cell['started'])}"

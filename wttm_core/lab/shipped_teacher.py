@@ -47,6 +47,7 @@ __all__ = [
 ]
 
 FORMAT = "wttm-shipped-teacher/1"
+_TIMING = ("images_per_s", "train_seconds", "eval_seconds", "seconds")  # not stored: the file must be reproducible
 # configuration fields that say how a run was executed, not what it computes: a shipped teacher fits either way
 _EXECUTION = frozenset(
     {"data_dir", "device", "amp", "channels_last", "compile", "cuda_graphs", "deterministic", "teacher_dir",
@@ -201,10 +202,11 @@ def install_shipped_teacher(
         handle.write((out / "checkpoint.pth").read_bytes())
     rows = json.loads(content["metrics"])
     for row in rows:
-        row["shipped"] = True
+        row.update({key: None for key in _TIMING}, shipped=True)  # not timed here
         if row["epoch"] in accuracy:
             row["test_acc_float"], row["test_acc"] = row["test_acc"], accuracy[row["epoch"]]
     summary = json.loads(content["summary"]) | {"last_test_acc": accuracy[teacher.epochs], "shipped": teacher.path}
+    summary.update({key: None for key in _TIMING if key in ("train_seconds", "seconds")})
     origin = {"file": teacher.path, "sha256": teacher.sha256}
     record = config_to_dict(resolve_config(config)) | {"shipped_teacher": origin}
     write_text_atomic(out / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
@@ -212,6 +214,11 @@ def install_shipped_teacher(
     write_text_atomic(out / "config.json", json.dumps(record, indent=2))  # last: it marks the run as present
     log(f"teacher: the shipped {teacher.arch} ({teacher.path}, digest checked; test accuracy "
         f"{accuracy[teacher.epochs]:.2f}%) installed in {out}")  # fmt: skip
+
+
+def _untimed(record: Mapping[str, Any]) -> dict[str, Any]:
+    """``record`` without its wall-clock measurements (they differ between two builds of the same file)."""
+    return {key: value for key, value in record.items() if key not in _TIMING}
 
 
 def _accuracy(checkpoint: Path, test: Any) -> float:
@@ -262,8 +269,8 @@ def build_shipped_teacher(name: str, out: str | Path, *, threads: int = 1, log: 
             "data_sha256": data_digest(data),
             "snapshots": packed,
             "test_acc": accuracy,
-            "metrics": json.dumps(read_jsonl(run / "metrics.jsonl")),
-            "summary": (run / "summary.json").read_text(),
+            "metrics": json.dumps([_untimed(row) for row in read_jsonl(run / "metrics.jsonl")]),
+            "summary": json.dumps(_untimed(json.loads((run / "summary.json").read_text()))),
             "command": teacher.command,
         }
     out = Path(out)
