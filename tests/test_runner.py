@@ -183,3 +183,15 @@ def test_the_whole_run_limit_interrupts_the_running_cell_and_skips_the_rest(tmp_
     saved = nbformat.read(str(tmp_path / "out" / "a_slow.ipynb"), as_version=4)
     assert saved.cells[-1].outputs[0]["ename"] == "KeyboardInterrupt"  # interrupted like Ctrl-C, and saved
     assert lines[-1] == "[2/2] b_next.ipynb: skipped (the whole-run limit was reached)"
+
+
+def test_wttm_notebooks_is_the_runner_with_the_index(tmp_path, capsys, monkeypatch):
+    from wttm_core import cli
+
+    seen = {}
+    monkeypatch.setattr(runner, "run_all", lambda *args, **kwargs: seen.update(kwargs) or [])
+    assert cli.main(["notebooks", "--notebooks", str(tmp_path), "--out", str(tmp_path / "o")]) == 2  # none there
+    assert seen["logs"] == tmp_path / "o" / "logs"  # the index (and its logs folder) is on by default
+    monkeypatch.undo()
+    assert cli.main(["notebooks", "--notebooks", str(tmp_path), "--max-minutes", "0"]) == 2
+    assert "max_minutes must be > 0" in capsys.readouterr().err
