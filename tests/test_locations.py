@@ -82,6 +82,15 @@ def test_quantisation_round_trip_is_within_half_a_step():
     step = packed["conv.weight"]["scale"].reshape(-1, 1, 1, 1)
     assert torch.all((back["conv.weight"] - state["conv.weight"]).abs() <= step / 2 + 1e-7)
     assert torch.equal(back["bn.num_batches_tracked"], state["bn.num_batches_tracked"])
+    flat = st.flatten_state(packed)  # as stored: a few flat tensors
+    assert [flat[k].dtype for k in ("int8", "scale", "half", "int")] == [
+        torch.int8,
+        torch.float32,
+        torch.float16,
+        torch.int64,
+    ]
+    again = st.dequantize_state(st.unflatten_state(flat))
+    assert all(torch.equal(again[k], back[k]) for k in back)
 
 
 @pytest.mark.slow

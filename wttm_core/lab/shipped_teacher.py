@@ -5,7 +5,7 @@ first 5,000 synthetic images; notebook 07 also needs that teacher after 2 and 4 
 strength). Training it costs minutes on a laptop CPU (13 on a busy 2-core machine), so the project ships it:
 ``data/teachers/synthetic-resnet20-n5000-e6-s0.pth`` holds the three snapshots with every weight matrix stored as
 int8 with one float32 scale per output channel (symmetric per-channel quantisation) and the remaining tensors
-(batch-norm, biases) as float16 - 0.97 MB instead of 3.4 MB in float32 - together with the training
+(batch-norm, biases) as float16 - 0.89 MB instead of 3.4 MB in float32 - together with the training
 configuration, a digest of the data it was trained on and the test accuracy of each *dequantised* snapshot (the
 network the students actually see: 16.6 / 38.7 / 58.7 % after 2 / 4 / 6 epochs; the float32 teacher had 58.9 %).
 
@@ -40,13 +40,15 @@ __all__ = [
     "data_digest",
     "quantize_state",
     "dequantize_state",
+    "flatten_state",
+    "unflatten_state",
     "find_shipped_teacher",
     "install_shipped_teacher",
     "build_shipped_teacher",
     "main",
 ]
 
-FORMAT = "wttm-shipped-teacher/1"
+FORMAT = "wttm-shipped-teacher/2"
 _TIMING = ("images_per_s", "train_seconds", "eval_seconds", "seconds")  # not stored: the file must be reproducible
 # configuration fields that say how a run was executed, not what it computes: a shipped teacher fits either way
 _EXECUTION = frozenset(
@@ -79,7 +81,7 @@ SHIPPED_TEACHERS: dict[str, ShippedTeacher] = {
         ShippedTeacher(
             name="synthetic-resnet20-n5000-e6-s0",
             path="data/teachers/synthetic-resnet20-n5000-e6-s0.pth",
-            sha256="6ccc53ec507d292e1d327fb63b2cf6ffbe3d3544f45a1989d1c83ae7b1d8f944",
+            sha256="f2bb3f879ca0b6e3c53c9b570640c9300e9b69225bb7ca307d338997fbe5183c",
             arch="resnet20",
             train_size=5000,
             test_size=1000,
@@ -128,6 +130,46 @@ def dequantize_state(packed: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         else:
             state[key] = value.float() if value.is_floating_point() else value
     return state
+
+
+def flatten_state(packed: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`quantize_state`'s output as four flat tensors (int8 weights, float32 scales, float16 and int64
+    tensors) plus names and shapes: a file of a few records, not hundreds (each costs its name and padding)."""
+    parts: dict[str, list[torch.Tensor]] = {"int8": [], "scale": [], "half": [], "int": []}
+    names, kinds, shapes = [], [], []
+    for key, value in packed.items():
+        names.append(key)
+        if isinstance(value, Mapping):
+            kinds.append("int8")
+            shapes.append(list(value["q"].shape))
+            parts["int8"].append(value["q"].reshape(-1))
+            parts["scale"].append(value["scale"].reshape(-1))
+        else:
+            kinds.append("half" if value.is_floating_point() else "int")
+            shapes.append(list(value.shape))
+            parts[kinds[-1]].append(value.reshape(-1).to(torch.float16 if kinds[-1] == "half" else torch.int64))
+    empty = {"int8": torch.int8, "scale": torch.float32, "half": torch.float16, "int": torch.int64}
+    flat = {k: torch.cat(v) if v else torch.zeros(0, dtype=empty[k]) for k, v in parts.items()}
+    return {"names": names, "kinds": kinds, "shapes": shapes, **flat}
+
+
+def unflatten_state(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """The inverse of :func:`flatten_state`."""
+    offsets = dict.fromkeys(("int8", "scale", "half", "int"), 0)
+
+    def take(kind: str, count: int) -> torch.Tensor:
+        start = offsets[kind]
+        offsets[kind] += count
+        return flat[kind][start : start + count]
+
+    packed: dict[str, Any] = {}
+    for key, kind, shape in zip(flat["names"], flat["kinds"], flat["shapes"], strict=True):
+        count = int(torch.Size(shape).numel())
+        if kind == "int8":
+            packed[key] = {"q": take("int8", count).reshape(shape), "scale": take("scale", shape[0])}
+        else:
+            packed[key] = take(kind, count).reshape(shape)
+    return packed
 
 
 def _file_sha256(path: Path) -> str:
@@ -231,7 +273,7 @@ def install_shipped_teacher(
     accuracy = {int(e): float(a) for e, a in content["test_acc"].items()}
     for epoch in teacher.snapshots:
         model = build_model(teacher.arch, int(content["num_classes"]))
-        model.load_state_dict(dequantize_state(content["snapshots"][str(epoch)]), strict=True)
+        model.load_state_dict(dequantize_state(unflatten_state(content["snapshots"][str(epoch)])), strict=True)
         path = out / ("checkpoint.pth" if epoch == teacher.epochs else f"checkpoint_epoch{epoch}.pth")
         save_checkpoint(path, model, arch=teacher.arch, epoch=epoch, accuracy=accuracy[epoch])
     with atomic_write(out / f"checkpoint_epoch{teacher.epochs}.pth", "wb") as handle:
@@ -291,9 +333,9 @@ def build_shipped_teacher(name: str, out: str | Path, *, threads: int = 1, log: 
         packed, accuracy = {}, {}
         for epoch in teacher.snapshots:
             source = run / ("checkpoint.pth" if epoch == teacher.epochs else f"checkpoint_epoch{epoch}.pth")
-            packed[str(epoch)] = quantize_state(read_checkpoint(source)["model"])
+            packed[str(epoch)] = flatten_state(quantize_state(read_checkpoint(source)["model"]))
             model = build_model(teacher.arch, data[0].num_classes)
-            model.load_state_dict(dequantize_state(packed[str(epoch)]), strict=True)
+            model.load_state_dict(dequantize_state(unflatten_state(packed[str(epoch)])), strict=True)
             probe = Path(work) / f"dequantised{epoch}.pth"
             save_checkpoint(probe, model, arch=teacher.arch, epoch=epoch, accuracy=0.0)
             accuracy[str(epoch)] = _accuracy(probe, data[1])
