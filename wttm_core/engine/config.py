@@ -9,16 +9,15 @@ where values enter: a bad value raises ``ValueError`` naming the field.
 from __future__ import annotations
 
 import dataclasses
-import math
 import platform
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from wttm_core._checks import check_number
 from wttm_core.engine.methods import WEIGHTINGS, Method, MethodSpec, build_method, parse_method
 from wttm_core.engine.runtime import (
     AMP_MODES,
@@ -28,7 +27,8 @@ from wttm_core.engine.runtime import (
     default_channels_last,
     resolve_device,
 )
-from wttm_core.presets import RECIPE, learning_rate, method_hyperparameters, scaled_milestones
+from wttm_core.loss_terms import TERMS
+from wttm_core.paper import RECIPE, learning_rate, method_hyperparameters, scaled_milestones
 
 __all__ = [
     "TrainConfig",
@@ -43,8 +43,10 @@ __all__ = [
 
 DATASETS = ("synthetic", "cifar100")
 LOADERS = ("device", "reference")
+# The configuration fields that set loss-term hyper-parameters (the table's ``field`` names).
+METHOD_FIELDS = tuple(dict.fromkeys(p.field for term in TERMS.values() for p in term.params if p.field is not None))
 # Fields that do not change what is computed: two configs differing only here describe the same run.
-_NOT_IDENTITY = frozenset({"out", "quiet", "num_workers", "cuda_graphs"})
+_NOT_IDENTITY = frozenset({"out", "quiet", "num_workers", "cuda_graphs", "preset_source"})  # preset_source: provenance
 
 
 @dataclass
@@ -113,17 +115,13 @@ class TrainConfig:
 def _check_int(name: str, value: object, minimum: int, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    check_number(name, value, low=minimum, integer=True)
 
 
 def _check_float(name: str, value: object, *, positive: bool, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or (value <= 0 if positive else value < 0):  # type: ignore[operator]
-        bound = "> 0" if positive else ">= 0"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+    check_number(name, value, low=0, low_open=positive)
 
 
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
@@ -157,7 +155,9 @@ def _validate(cfg: TrainConfig, model_names: tuple[str, ...]) -> None:
         raise ValueError(f"label_smoothing must be < 1, got {cfg.label_smoothing}")
     if cfg.milestones is not None:
         ms = tuple(cfg.milestones)
-        if any(isinstance(m, bool) or not isinstance(m, int) or m < 0 for m in ms) or list(ms) != sorted(ms):
+        for m in ms:
+            check_number("milestones", m, low=0, integer=True)
+        if list(ms) != sorted(ms):
             raise ValueError(f"milestones must be non-decreasing non-negative integers, got {cfg.milestones!r}")
     if cfg.batch_size % cfg.world_size:
         raise ValueError(
@@ -165,39 +165,6 @@ def _validate(cfg: TrainConfig, model_names: tuple[str, ...]) -> None:
         )
     if not isinstance(cfg.extra, dict):
         raise TypeError(f"extra must be a dict, got {type(cfg.extra).__name__}")
-
-
-def _teacher_arch(cfg: TrainConfig, model_names: tuple[str, ...]) -> str | None:
-    """The teacher's architecture named by ``cfg.teacher`` (an architecture or a standard teacher name)."""
-    if cfg.teacher is None:
-        return cfg.teacher_arch
-    if cfg.teacher in model_names:
-        return cfg.teacher
-    from wttm_core.teachers import STANDARD_TEACHERS
-
-    if cfg.teacher in STANDARD_TEACHERS:
-        return _standard_arch(STANDARD_TEACHERS[cfg.teacher])
-    raise ValueError(
-        f"teacher: {cfg.teacher!r} is neither an architecture nor a standard teacher "
-        f"(standard teachers: {', '.join(STANDARD_TEACHERS)})"
-    )
-
-
-def _checkpoint_arch(path: str, model_names: tuple[str, ...]) -> str:
-    """The architecture recorded in a checkpoint, or named by its ``<arch>_vanilla/`` folder."""
-    from wttm_core.models import read_checkpoint
-
-    arch = read_checkpoint(path).get("arch")
-    if arch is None:
-        folder = Path(path).parent.name
-        arch = folder.removesuffix("_vanilla") if folder.endswith("_vanilla") else None
-    if arch not in model_names:
-        raise ValueError(f"teacher_checkpoint: cannot tell the architecture of {path}; name it with teacher")
-    return str(arch)
-
-
-def _standard_arch(entry: Any) -> str:
-    return entry["arch"] if isinstance(entry, dict) else entry.arch
 
 
 def resolve_config(config: TrainConfig, *, world_size: int = 1, local_rank: int | None = None) -> TrainConfig:
@@ -214,51 +181,21 @@ def resolve_config(config: TrainConfig, *, world_size: int = 1, local_rank: int 
     _validate(cfg, model_names)
     spec = parse_method(cfg.method)
 
-    teacher_arch = _teacher_arch(cfg, model_names)
-    if cfg.teacher_arch is not None and teacher_arch is not None and cfg.teacher_arch != teacher_arch:
-        raise ValueError(f"teacher_arch {cfg.teacher_arch!r} contradicts teacher {cfg.teacher!r}")
-    cfg.teacher_arch = teacher_arch
-    if cfg.teacher_checkpoint is not None and not Path(cfg.teacher_checkpoint).is_file():
-        raise ValueError(f"teacher_checkpoint: no such file {cfg.teacher_checkpoint}")
-    if cfg.teacher_arch is None and cfg.teacher_checkpoint is not None:
-        cfg.teacher_arch = _checkpoint_arch(cfg.teacher_checkpoint, model_names)
-    needs_teacher = build_method(spec, gamma=1.0, beta=1.0).needs_teacher
-    if needs_teacher and not cfg.distills:
+    if cfg.distills:  # which architecture, which file: one resolve_teacher
+        from wttm_core.teachers import resolve_teacher
+
+        choice = resolve_teacher(
+            cfg.teacher if cfg.teacher is not None else cfg.teacher_arch,
+            cfg.teacher_checkpoint,
+            teacher_dir=cfg.teacher_dir,
+        )
+        if cfg.teacher_arch is not None and cfg.teacher_arch != choice.arch:
+            raise ValueError(f"teacher_arch {cfg.teacher_arch!r} contradicts teacher {cfg.teacher!r}")
+        cfg.teacher_arch, cfg.teacher_checkpoint = choice.arch, str(choice.path)
+    if any(TERMS[name].needs_teacher for name in spec.names) and not cfg.distills:
         raise ValueError(f"method {cfg.method!r} needs a teacher: give teacher and/or teacher_checkpoint")
-    if cfg.teacher is not None and cfg.teacher_checkpoint is None:
-        from wttm_core.teachers import STANDARD_TEACHERS, find_teacher_checkpoint
 
-        try:
-            cfg.teacher_checkpoint = str(find_teacher_checkpoint(cfg.teacher, cfg.teacher_dir))
-        except FileNotFoundError:
-            if cfg.teacher in STANDARD_TEACHERS:
-                raise
-            raise ValueError(
-                f"teacher_checkpoint: {cfg.teacher!r} is not a standard teacher and {cfg.teacher_dir} holds no "
-                f"{cfg.teacher}_vanilla/ folder; give the path of a trained checkpoint"
-            ) from None
-
-    # gamma / beta from Tables 8-9 when the method needs them and they were not given
-    tuned = [name for name in spec.names if name in ("ttm", "wttm", "wttm-noce")]
-    if tuned and (cfg.gamma is None or cfg.beta is None):
-        preset = method_hyperparameters(tuned[0], cfg.teacher_arch, cfg.arch)
-        if cfg.gamma is None:
-            cfg.gamma = preset["gamma"]  # type: ignore[assignment]
-        if cfg.beta is None:
-            cfg.beta = preset["beta"]  # type: ignore[assignment]
-        cfg.preset_source = str(preset["source"])
-        if cfg.gamma is None or cfg.beta is None:
-            missing = " and ".join(n for n in ("gamma", "beta") if getattr(cfg, n) is None)
-            raise ValueError(
-                f"{missing}: no Table 8/9 preset for {cfg.teacher_arch} -> {cfg.arch} with method "
-                f"{tuned[0]!r}; give {missing} explicitly"
-            )
-    elif tuned:
-        cfg.preset_source = "given"
-    # build once to validate every method hyperparameter together
-    method_for(cfg, spec)
-    if cfg.metric_temperature is None:
-        cfg.metric_temperature = 1.0 / cfg.gamma if tuned else cfg.temperature  # type: ignore[operator]
+    _resolve_method(cfg, spec)
 
     if cfg.lr is None:
         cfg.lr = learning_rate(cfg.arch)
@@ -276,6 +213,31 @@ def resolve_config(config: TrainConfig, *, world_size: int = 1, local_rank: int 
         cfg.channels_last = default_channels_last(cfg.device, cfg.amp)
     cfg.cuda_graphs = _resolve_cuda_graphs(cfg)
     return cfg
+
+
+def _resolve_method(cfg: TrainConfig, spec: MethodSpec) -> None:
+    """Fill gamma / beta from Tables 8-9 where the method's terms take presets and they were not given, record
+    where they came from, validate every term hyper-parameter by building the method once, and pick the metrics'
+    temperature (the method's 1/gamma, else KD's T)."""
+    tuned = [name for name in spec.names if TERMS[name].presets]
+    if tuned and (cfg.gamma is None or cfg.beta is None):
+        preset = method_hyperparameters(tuned[0], cfg.teacher_arch, cfg.arch)
+        if cfg.gamma is None:
+            cfg.gamma = preset["gamma"]  # type: ignore[assignment]
+        if cfg.beta is None:
+            cfg.beta = preset["beta"]  # type: ignore[assignment]
+        cfg.preset_source = str(preset["source"])
+        if cfg.gamma is None or cfg.beta is None:
+            missing = " and ".join(n for n in ("gamma", "beta") if getattr(cfg, n) is None)
+            raise ValueError(
+                f"{missing}: no Table 8/9 preset for {cfg.teacher_arch} -> {cfg.arch} with method "
+                f"{tuned[0]!r}; give {missing} explicitly"
+            )
+    elif tuned:
+        cfg.preset_source = "given"
+    method_for(cfg, spec)
+    if cfg.metric_temperature is None:
+        cfg.metric_temperature = 1.0 / cfg.gamma if tuned else cfg.temperature  # type: ignore[operator]
 
 
 def _resolve_cuda_graphs(cfg: TrainConfig) -> bool:
@@ -346,14 +308,4 @@ def environment_info(device: str) -> dict[str, Any]:
 
 def method_for(cfg: TrainConfig, spec: str | MethodSpec | None = None) -> Method:
     """The loss :class:`Method` a configuration describes (``spec`` defaults to ``cfg.method``)."""
-    return build_method(
-        cfg.method if spec is None else spec,
-        gamma=cfg.gamma,
-        beta=cfg.beta,
-        temperature=cfg.temperature,
-        ce_weight=cfg.ce_weight,
-        kd_weight=cfg.kd_weight,
-        label_smoothing=cfg.label_smoothing,
-        weighting=cfg.weighting,
-        renyi_order=cfg.renyi_order,
-    )
+    return build_method(cfg.method if spec is None else spec, **{name: getattr(cfg, name) for name in METHOD_FIELDS})

@@ -29,11 +29,10 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from wttm_core import functional as WF
 from wttm_core.engine import distributed as D
 from wttm_core.engine.config import TrainConfig, config_to_dict, environment_info, method_for, resolve_config
 from wttm_core.engine.graphs import GraphedStep
-from wttm_core.engine.methods import LossParts, Method
+from wttm_core.engine.methods import LossParts, Method, sample_weights
 from wttm_core.engine.metrics import TrainMeter, evaluation_sums, finish_evaluation, predict_logits
 from wttm_core.engine.runtime import autocast, seed_everything, set_deterministic
 from wttm_core.engine.state import (
@@ -45,9 +44,11 @@ from wttm_core.engine.state import (
     read_jsonl,
     restore_rng,
     save_state,
+    state_from_checkpoint,
     write_json,
     write_jsonl,
 )
+from wttm_core.rundir import owned_run_directory
 
 __all__ = ["train", "prepare", "load_run", "Trainer", "TrainingInterrupted", "TrainingDiverged", "EpochCallback"]
 
@@ -114,16 +115,11 @@ def _load_data(cfg: TrainConfig, data: tuple[Any, Any] | None) -> tuple[Any, Any
 
 
 def _load_teacher(cfg: TrainConfig, num_classes: int) -> nn.Module:
-    """The frozen teacher: a standard teacher's file is checked against its known digest (``load_teacher``)."""
-    from wttm_core.models import load_checkpoint
-    from wttm_core.teachers import STANDARD_TEACHERS, find_teacher_checkpoint, load_teacher
+    """The frozen teacher: a standard teacher's file (however it was reached) is checked against its digest."""
+    from wttm_core.teachers import load_resolved_teacher, resolve_teacher  # safety (issue 12): one resolve_teacher
 
-    path = Path(str(cfg.teacher_checkpoint))
-    if cfg.teacher in STANDARD_TEACHERS and num_classes == 100:
-        with contextlib.suppress(FileNotFoundError):
-            if find_teacher_checkpoint(cfg.teacher, cfg.teacher_dir).resolve() == path.resolve():
-                return load_teacher(cfg.teacher, cfg.teacher_dir)
-    return load_checkpoint(path, arch=cfg.teacher_arch, num_classes=num_classes)
+    choice = resolve_teacher(cfg.teacher_arch, cfg.teacher_checkpoint, teacher_dir=cfg.teacher_dir)
+    return load_resolved_teacher(choice, num_classes=num_classes)
 
 
 def _memory_format(cfg: TrainConfig) -> torch.memory_format:
@@ -243,19 +239,18 @@ class Trainer:
         """
         cfg = self.cfg
         teacher_logits = None
-        with WF.value_checks(False):
-            with autocast(cfg.device, cfg.amp, cache=self.graphed_step is None):
-                if self.teacher_forward is not None:
-                    with torch.inference_mode():
-                        teacher_logits = self.teacher_forward(images)
-                student_logits = self.student_forward(images)
-            parts = self.method(student_logits, teacher_logits, labels)  # float32 (the core upcasts)
-            loss = parts.total * D.loss_scale(labels.shape[0], global_size or labels.shape[0], self.ctx)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            weights = WF.wttm_weights(teacher_logits, self.metric_gamma) if teacher_logits is not None else None
+        with autocast(cfg.device, cfg.amp, cache=self.graphed_step is None):
+            if self.teacher_forward is not None:
+                with torch.inference_mode():
+                    teacher_logits = self.teacher_forward(images)
+            student_logits = self.student_forward(images)
+        parts = self.method(student_logits, teacher_logits, labels)  # float32, unchecked kernels: no read-back
+        loss = parts.total * D.loss_scale(labels.shape[0], global_size or labels.shape[0], self.ctx)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        weights = sample_weights(teacher_logits, self.metric_gamma, "power-sum") if teacher_logits is not None else None
         # detached, so that no output keeps this step's autograd graph (and its AccumulateGrad nodes) alive
         detached = LossParts(parts.total.detach(), {name: v.detach() for name, v in parts.parts.items()})
         return detached, student_logits.detach(), weights
@@ -322,6 +317,7 @@ class Trainer:
             "in_memory": self.data_given,
         }
         record["method_objective"] = self.method.describe()
+        record["term_hyperparameters"] = self.method.hyperparameters()  # every term's values, defaults included
         return record
 
     def _open_directory(self, resume: bool, force: bool) -> dict[str, Any] | None:
@@ -342,8 +338,16 @@ class Trainer:
         decision = D.broadcast_object(decision, self.ctx)
         if isinstance(decision, Exception):
             raise decision
+        # --- safety (issue 13): a corrupt or foreign state.pth is one line with the way out; "checkpoint"
+        # continues from checkpoint.pth (--resume-from-checkpoint)
         if decision == "resume":
-            return load_state(self.out / "state.pth")
+            return load_state(self.out / "state.pth", record)
+        if decision == "checkpoint":
+            rng = capture_rng(self._loader_generators())
+            return state_from_checkpoint(
+                self.out, record, scheduler=self.scheduler, scaler_state=self.scaler.state_dict(), rng=rng
+            )
+        # --- end safety
         if self.ctx.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             if decision == "overwrite":
@@ -431,11 +435,22 @@ class Trainer:
         self,
         *,
         callbacks: Iterable[EpochCallback] = (),
-        resume: bool = False,
+        resume: bool | str = False,
         force: bool = False,
         handle_sigint: bool = True,
     ) -> dict[str, Any]:
-        """Train to ``cfg.epochs`` (continuing a saved state when resuming) and return the summary."""
+        """Train to ``cfg.epochs`` (continuing a saved state when resuming) and return the summary.
+
+        ``resume=True`` continues from ``state.pth``, ``resume="checkpoint"`` from ``checkpoint.pth``; neither
+        ever starts from scratch. The process owns ``out`` (its lock) from before the check to the end.
+        """
+        # --- safety (issue 13): one owner per run directory, taken before the check, released on any exit
+        with owned_run_directory(self.out if self._writes() else None):
+            return self._fit(callbacks=callbacks, resume=resume, force=force, handle_sigint=handle_sigint)
+
+    def _fit(
+        self, *, callbacks: Iterable[EpochCallback], resume: bool | str, force: bool, handle_sigint: bool
+    ) -> dict[str, Any]:
         callbacks = list(callbacks)
         state = self._open_directory(resume, force)
         if state is not None:
@@ -483,6 +498,7 @@ class Trainer:
         if hasattr(loader, "set_epoch"):
             loader.set_epoch(epoch)
         meter = TrainMeter(self.method.terms, self.device)
+        self.method.set_epoch(epoch)  # terms with a schedule (a warm-up) follow the epoch
         skip, seconds_before = 0, 0.0
         if partial is not None:
             meter.load_state_dict(partial["meter"])

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from wttm_core._checks import check_number
 from wttm_core.atomic import atomic_write
 from wttm_core.engine import TrainConfig, config_to_dict, prepare, read_jsonl, resolve_config
 from wttm_core.engine.config import identity
@@ -211,7 +212,7 @@ def _epochs_done(out: Path) -> list[int]:
     path = out / "metrics.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(line)["epoch"] for line in path.read_text().splitlines() if line.strip()]
+    return [row["epoch"] for row in read_jsonl(path)]  # the one JSON-lines reader (wttm_core.rundir)
 
 
 def _with_data(config: TrainConfig, data: tuple[Any, Any] | None) -> TrainConfig:
@@ -378,8 +379,10 @@ def run_variants(
     """
     if not variants:
         raise ValueError("variants must not be empty")
-    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+    if not seeds:
         raise ValueError(f"seeds must be a non-empty list of non-negative integers, got {seeds!r}")
+    for seed in seeds:
+        check_number("seeds", seed, low=0, integer=True)
     labels = [v.label for v in variants]
     if len({slug(label) for label in labels}) != len(labels):
         raise ValueError(f"variants need distinct labels (as folder names), got {labels}")

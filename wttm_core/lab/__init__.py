@@ -1,1 +1,9 @@
+<<<<<<< HEAD
 """The lab: what runs the notebooks as a whole (the runner, progress reports) rather than one experiment."""
+=======
+"""The lab: what runs notebooks rather than models - sweeps over a notebook's parameters and classroom mode.
+
+:mod:`wttm_core.lab.sweep` re-executes a notebook over a parameter grid (``wttm sweep``);
+:mod:`wttm_core.lab.present` serves the interactive notebooks as Voila dashboards (``wttm present``).
+"""
+>>>>>>> main
