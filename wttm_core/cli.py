@@ -186,12 +186,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("teachers", help="list the standard CIFAR-100 teachers; --fetch downloads them")
     p.add_argument("--root", default="data", help="where teachers are looked for (data)")
     p.add_argument("--fetch", metavar="DEST", default=None, help="download and unpack the teachers into DEST")
-<<<<<<< HEAD
-    p.add_argument("--url", default=None, help="release archive URL (default: the mdistiller release)")
-
-    # parsed by wttm_core.lab.runner (see main); listed here for --help
-    sub.add_parser("notebooks", help="execute every notebook into build/notebooks/ with an index page (the main job)")
-=======
     p.add_argument("--url", type=_url, default=None, help="release archive URL (default: the mdistiller release)")
 
     from wttm_core.lab import present, sweep
@@ -200,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     present.add_arguments(p)
     p = sub.add_parser("sweep", help="re-execute a notebook over a parameter grid (papermill)")
     sweep.add_arguments(p)
->>>>>>> main
+    # parsed by wttm_core.lab.runner (see main); listed here for --help
+    sub.add_parser("notebooks", help="execute every notebook into build/notebooks/ with an index page (the main job)")
     return parser
 
 
@@ -410,19 +405,6 @@ _COMMANDS = {
 }
 
 
-<<<<<<< HEAD
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``wttm`` console script; returns the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["notebooks"]:  # its own parser; the index page is on unless --no-index
-        from wttm_core.lab.runner import main as run_notebooks
-
-        return run_notebooks(["--index", *argv[1:]])
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    prog = f"wttm {args.command}"
-    from wttm_core.engine import TrainingDiverged
-=======
 def _environment_message(error: OSError) -> str:
     """An operating-system error as the user can act on it: the cause first, then the file."""
     cause = error.strerror or str(error) or type(error).__name__
@@ -433,7 +415,6 @@ def _environment_message(error: OSError) -> str:
 def _run_command(prog: str, args: argparse.Namespace) -> int:
     """Run one sub-command; every failure a user can cause or fix becomes one line (see :func:`main`)."""
     import pickle
->>>>>>> main
 
     try:
         return _COMMANDS[args.command](args)
@@ -468,6 +449,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     environment error (disk full, permission: one line with the real cause; nothing half-written) or a failed
     run, 130 Ctrl-C (the state is saved).
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["notebooks"]:  # its own parser; the index page is on unless --no-index
+        from wttm_core.lab.runner import main as run_notebooks
+
+        return run_notebooks(["--index", *argv[1:]])
     parser = build_parser()
     args = parser.parse_args(argv)
     return _run_command(f"wttm {args.command}", args)
