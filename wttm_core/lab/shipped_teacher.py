@@ -218,7 +218,8 @@ def find_shipped_teacher(
         if content is None:
             continue
         wanted = _comparable(json.loads(json.dumps(config_to_dict(resolve_config(config)))))
-        if wanted == content["config"] and _same_data(data, teacher, content["data_sha256"]):
+        # the stored configuration is filtered by today's rules too (a field may have stopped counting since)
+        if wanted == _comparable(content["config"]) and _same_data(data, teacher, content["data_sha256"]):
             return teacher, content
     return None
 
