@@ -22,6 +22,7 @@ from test_packaging import CONDA_TO_PYPI, _name
 
 from wttm_core.notebook_runner import declared_parameters
 from wttm_core.present import (
+    CLASSROOM_HIDDEN,
     MANIFEST,
     declares_interactive,
     interactive_notebooks,
@@ -371,3 +372,68 @@ def test_present_dry_run_writes_the_copies_and_prints_the_dashboards(folder: Pat
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["--notebooks", str(empty), "--out", str(tmp_path / "o2"), "--dry-run"]) == 1
+
+
+# ----------------------------------------------------------------------------------- the classroom shows teaching only
+
+
+def _tagged(copy: dict, tag: str) -> list[dict]:
+    return [c for c in copy["cells"] if tag in c.get("metadata", {}).get("tags", [])]
+
+
+def test_presentation_copy_hides_instructor_setup_and_solution_cells(tmp_path: Path):
+    """Issue 17: the dashboards show the teaching content only. Hidden code cells still run (later cells need what
+    they define) but show nothing; hidden markdown cells are left out. Executed here, as Voila would."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    source = _notebook(
+        tmp_path / "lesson.ipynb",
+        [
+            ("markdown", "# Lesson", []),
+            ("code", "import sys", ["setup"]),
+            ("code", "interactive = False", ["parameters"]),
+            ("code", "print('the proof, to 1e-15')\nproof = 3", ["instructor"]),
+            ("code", "%%time\nprint('seconds per epoch')", ["instructor"]),
+            ("code", "def f():\n    return None  # TODO", ["exercise"]),
+            ("code", "def f():\n    return proof\nprint('worked solution', f())", ["solution"]),
+            ("markdown", "**Solution.** the answer", ["solution"]),
+            ("markdown", "Timing notes for the teacher", ["instructor"]),
+            ("code", "print('student sees', f(), interactive)", []),
+        ],
+    )
+    copy = presentation_notebook(source)
+    markdown = [c["source"] for c in copy["cells"] if c["cell_type"] == "markdown"]
+    assert markdown == ["# Lesson"], "hidden markdown cells must be left out"
+    for tag in CLASSROOM_HIDDEN:
+        for cell in _tagged(copy, tag):
+            assert cell["source"].startswith("%%capture\n"), (tag, cell["source"])
+    assert presentation_notebook(_write_json(tmp_path / "again.ipynb", copy)) == copy  # captured once, not twice
+    full = presentation_notebook(source, classroom=False)  # a copy for JupyterLab keeps every cell as it is
+    assert len(full["cells"]) == 11 and not any(c["source"].startswith("%%capture") for c in full["cells"])
+    notebook = nbformat.from_dict(copy)
+    nbformat.validate(notebook)
+    NotebookClient(notebook, timeout=60, kernel_name="python3").execute()
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    for tag in CLASSROOM_HIDDEN:
+        assert all(c.outputs == [] for c in code if tag in c.metadata.get("tags", [])), tag
+    assert "student sees 3 True" in code[-1].outputs[0]["text"]  # the hidden cells ran before it
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
+def test_classroom_copy_of_each_notebook_shows_only_the_teaching_content(notebook: Path):
+    copy = presentation_notebook(notebook)
+    original = json.loads(notebook.read_text())["cells"]
+    for tag in ("instructor", "solution"):
+        hidden = [c for c in original if tag in c.get("metadata", {}).get("tags", [])]
+        assert all(c["cell_type"] == "code" for c in _tagged(copy, tag)), f"{notebook.name}: {tag} markdown shown"
+        assert all(c["source"].startswith("%%capture\n") for c in _tagged(copy, tag)), f"{notebook.name}: {tag}"
+        assert len(_tagged(copy, tag)) == sum(c["cell_type"] == "code" for c in hidden)
+    kept = [c for c in copy["cells"] if "injected-parameters" not in c["metadata"].get("tags", [])]
+    assert [c.get("id") for c in kept] == [
+        c.get("id") for c in original if c["cell_type"] == "code" or not set(_tags_of(c)) & set(CLASSROOM_HIDDEN)
+    ]
+
+
+def _tags_of(cell: dict) -> list[str]:
+    return cell.get("metadata", {}).get("tags", [])

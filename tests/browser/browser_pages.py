@@ -457,7 +457,9 @@ LABELS_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(plot 
   const ternary = Object.keys(full).filter(k => /^ternary\\d*$/.test(k)).flatMap(k =>
     ['aaxis', 'baxis', 'caxis'].map(a => ({axis: k + '.' + a, title: text(((layout[k] || {})[a] || {}).title),
                                           shown: true})));
-  const legendTraces = data.filter(t => t.visible !== false && t.showlegend !== false && t.name);
+  // image and heatmap traces never show in a legend (plotly.js gives them no showlegend), whatever their names
+  const legendTraces = data.filter(t => t.visible !== false && t.showlegend !== false && t.name
+                                    && !['image', 'heatmap'].includes(t.type));
   return {
     title: text(layout.title) || (layout.annotations || []).map(a => text(a)).filter(Boolean).join(' | '),
     axes: axes.concat(ternary),

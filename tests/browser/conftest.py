@@ -59,9 +59,10 @@ def chromium() -> str:
 
 @pytest.fixture(scope="session")
 def presented_notebooks(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A temporary root holding interactive=True copies of every interactive notebook."""
+    """A temporary root holding interactive=True copies of every interactive notebook, every cell kept (JupyterLab
+    shows the whole notebook; only the classroom dashboards hide the instructor and solution cells)."""
     root = tmp_path_factory.mktemp("notebooks")
-    written = write_presentation(NOTEBOOKS, root, browser_parameters)
+    written = write_presentation(NOTEBOOKS, root, browser_parameters, classroom=False)
     assert written, f"no notebook in {NOTEBOOKS} declares `interactive` in its parameters cell"
     return root
 
@@ -152,31 +153,57 @@ def stage_timings(screenshots: Path) -> Iterator[StageTimings]:
 class ExercisePlan:
     """What a student does to a notebook's exercises in the browser test: the first "implement it yourself" cell
     (a code cell with ``# TODO`` followed by its collapsed ``solution`` cell) gets the worked solution typed in, and
-    the first checked numeric answer (a line ``answer_N = None  # a number``) gets a wrong number.
+    the first checked exercise gets wrong answers: a numeric one (``answer_N = None  # a number``, also ``answer =
+    None  # your number`` / ``# your learning rate`` in 05-07) one wrong number; failing that, a choice question
+    (``answer = None  # "yes" or "no"``) each of the choices in its comment, one after the other - one of them is
+    the wrong first try.
 
     Found from the notebook itself, so a notebook joins the test by following the pattern of 00-04 (tags
-    ``exercise`` / ``solution``; see notebooks/TEACHING.md)."""
+    ``exercise`` / ``solution``; see notebooks/TEACHING.md). ``answer_match`` finds the exercise's cell again
+    after an edit (its ``name=`` argument)."""
 
     todo_match: str | None
     solution_source: str | None
     answer_match: str | None
-    wrong_answer_source: str | None
+    answer_sources: tuple[str, ...] = ()
+
+    @property
+    def is_choice(self) -> bool:
+        return len(self.answer_sources) > 1
+
+
+NUMERIC_ANSWER = re.compile(r"^(answer(?:_\d+)?) = None  # (?:a number|your number|your learning rate).*$", re.M)
+CHOICE_ANSWER = re.compile(r"^(answer(?:_\d+)?) = None  # (\"[^\"]+\"(?:(?:, | or )\"[^\"]+\")+)\s*$", re.M)
+
+
+def _checked_exercise(sources: list[str], kinds: list[str], pattern: re.Pattern) -> tuple[str, re.Match] | None:
+    for source, kind in zip(sources, kinds, strict=True):
+        found = pattern.search(source)
+        if kind == "code" and found and "check_answer(" in source[found.end() :]:
+            return source, found
+    return None
 
 
 def exercise_plan(path: Path) -> ExercisePlan:
     cells = json.loads(Path(path).read_text())["cells"]
     sources = ["".join(c["source"]) for c in cells]
-    todo = solution = answer = wrong = None
+    kinds = [c["cell_type"] for c in cells]
+    todo = solution = None
     for i, cell in enumerate(cells[:-1]):
         nxt = cells[i + 1]
         if cell["cell_type"] == "code" and "# TODO" in sources[i] and "solution" in nxt["metadata"].get("tags", []):
             todo, solution = sources[i], sources[i + 1]
             break
-    for i, cell in enumerate(cells):
-        found = re.search(r"^(answer_\d+) = None  # a number.*$", sources[i], flags=re.M)
-        if cell["cell_type"] == "code" and "check_answer(" in sources[i] and found:
-            answer = found.group(0)
-            wrong = sources[i].replace(found.group(0), f"{found.group(1)} = -12345.0")
-            break
+    match, attempts = None, ()
+    if numeric := _checked_exercise(sources, kinds, NUMERIC_ANSWER):
+        source, found = numeric
+        attempts = (source.replace(found.group(0), f"{found.group(1)} = -12345.0"),)
+    elif choice := _checked_exercise(sources, kinds, CHOICE_ANSWER):
+        source, found = choice
+        options = re.findall(r'"([^"]+)"', found.group(2))
+        attempts = tuple(source.replace(found.group(0), f"{found.group(1)} = {option!r}") for option in options)
+    if attempts:
+        named = re.search(r'name="([^"]+)"', source[found.end() :])
+        match = f'name="{named.group(1)}"' if named else found.group(0)
     first_line = todo.splitlines()[0] if todo else None
-    return ExercisePlan(first_line, solution, answer, wrong)
+    return ExercisePlan(first_line, solution, match, attempts)

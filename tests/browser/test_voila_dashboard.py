@@ -61,6 +61,11 @@ def _code_lines(notebook: Path) -> list[str]:
     return lines
 
 
+# What only the hidden cells show: a worked solution's verdict from the checker, a markdown solution
+# (the TODO cells are unfilled in a fresh dashboard, so they print "Not implemented yet" instead).
+_HIDDEN_TEXTS = ("Well done", "Solution to", "Worked solution")
+
+
 def _with_sliders(folder: Path) -> list[Path]:
     """The dashboards whose prose tells the reader about sliders, by name (01 first)."""
     return [path for path in sorted(folder.glob("*.ipynb")) if tells_reader_about_sliders(path)]
@@ -87,6 +92,8 @@ def test_a_dashboard_renders_without_code_and_its_slider_moves_a_figure(
             assert not failures, f"voila {notebook.name}: widgets failed to render: {failures}"
             shown = visible_code_lines(page, _code_lines(notebook))
             assert not shown, f"voila {notebook.name}: source code is visible in the dashboard: {shown[:3]}"
+            hidden = [text for text in _HIDDEN_TEXTS if text in page.inner_text("body")]
+            assert not hidden, f"voila {notebook.name}: instructor or solution content is shown: {hidden}"
             tried.append(notebook.name)
             if not slider_count(page):
                 continue

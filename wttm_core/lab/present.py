@@ -3,7 +3,10 @@
 A notebook is *interactive* when its papermill ``parameters`` cell assigns ``interactive`` (the switch between
 ipywidgets sliders driving plotly ``FigureWidget``s and static figures). :func:`write_presentation` writes a
 copy of each interactive notebook with ``interactive = True`` injected after its parameters cell (papermill's
-own injection, so a notebook whose committed default is ``False`` still presents live) and without outputs;
+own injection, so a notebook whose committed default is ``False`` still presents live), without outputs, and
+showing only the teaching content: cells tagged for instructors, set-up or worked solutions (:data:`CLASSROOM_HIDDEN`,
+the tags of ``notebooks/TEACHING.md``) still run, so every later cell finds the names they define, but show nothing
+(their output is captured), and such markdown cells are left out;
 :func:`voila_command` is the Voila command line that serves such a folder on 127.0.0.1.
 
 ``wttm present`` (``make present``, ``python -m wttm_core.present``) does both and runs Voila until Ctrl-C.
@@ -29,7 +32,7 @@ import secrets
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +41,10 @@ from wttm_core.rundir import write_json, write_text_atomic
 
 PARAMETERS_TAG = "parameters"
 INTERACTIVE = "interactive"
+#: Cell tags that the classroom dashboards hide: a code cell still runs with its output captured (``%%capture``),
+#: a markdown cell is left out. ``parameters`` cells print nothing and stay as they are (papermill reads them).
+CLASSROOM_HIDDEN = ("setup", "instructor", "solution")
+_CAPTURE = "%%capture\n"
 #: The manifest of the files ``wttm present`` wrote into its output folder (name -> SHA-256).
 MANIFEST = ".wttm-present.json"
 _MANIFEST_FORMAT = "wttm-present/1"
@@ -52,6 +59,8 @@ __all__ = [
     "plan_presentation",
     "PresentationPlan",
     "MANIFEST",
+    "CLASSROOM_HIDDEN",
+    "classroom_cell",
     "main",
 ]
 
@@ -116,11 +125,30 @@ def interactive_notebooks(directory: str | os.PathLike[str]) -> list[Path]:
     return [path for path in sorted(directory.glob("*.ipynb")) if declares_interactive(path)]
 
 
-def presentation_notebook(path: str | os.PathLike[str], parameters: Mapping[str, Any] | None = None) -> dict:
-    """The notebook at ``path`` without outputs, with ``parameters`` (default ``interactive=True``) injected.
+def classroom_cell(cell: Mapping[str, Any], hidden: Collection[str] = CLASSROOM_HIDDEN) -> dict | None:
+    """``cell`` as the classroom shows it: None (left out) for a non-code cell tagged with one of ``hidden``; a
+    code cell so tagged runs with its output captured (IPython's ``%%capture``); any other cell unchanged.
+    Code cells lose their outputs and execution count either way."""
+    tags = cell.get("metadata", {}).get("tags", [])
+    is_hidden = any(tag in hidden for tag in tags)
+    if cell.get("cell_type") != "code":
+        return None if is_hidden else dict(cell)
+    cell = {**cell, "outputs": [], "execution_count": None}
+    source = _source(cell)
+    if is_hidden and not source.startswith(_CAPTURE):
+        cell["source"] = _CAPTURE + source
+    return cell
 
-    The injection follows papermill: a cell tagged ``injected-parameters`` (papermill's own translation of the
-    values) right after the ``parameters`` cell, replacing an earlier injected cell.
+
+def presentation_notebook(
+    path: str | os.PathLike[str], parameters: Mapping[str, Any] | None = None, *, classroom: bool = True
+) -> dict:
+    """The notebook at ``path`` for the classroom, with ``parameters`` (default ``interactive=True``) injected.
+
+    Every cell passes through :func:`classroom_cell` (no outputs; instructor, set-up and solution cells show
+    nothing); ``classroom=False`` keeps every cell as it is (outputs still dropped), for a copy opened in
+    JupyterLab. The injection follows papermill: a cell tagged ``injected-parameters`` (papermill's own
+    translation of the values) right after the ``parameters`` cell, replacing an earlier injected cell.
     """
     from papermill.translators import translate_parameters
 
@@ -133,8 +161,9 @@ def presentation_notebook(path: str | os.PathLike[str], parameters: Mapping[str,
         tags = cell.get("metadata", {}).get("tags", [])
         if "injected-parameters" in tags:
             continue  # replaced below, as papermill does
-        if cell.get("cell_type") == "code":
-            cell = {**cell, "outputs": [], "execution_count": None}
+        cell = classroom_cell(cell, CLASSROOM_HIDDEN if classroom else ())
+        if cell is None:
+            continue
         cells.append(cell)
         if PARAMETERS_TAG in tags:
             source = translate_parameters("python3", "python", parameters, "Parameters")
@@ -193,6 +222,8 @@ def plan_presentation(
     source: str | os.PathLike[str],
     destination: str | os.PathLike[str],
     parameters: Mapping[str, Any] | Callable[[Path], Mapping[str, Any]] | None = None,
+    *,
+    classroom: bool = True,
 ) -> PresentationPlan:
     """Decide everything :func:`write_presentation` writes and removes, touching nothing.
 
@@ -217,7 +248,7 @@ def plan_presentation(
     writes = {}
     for path in notebooks:
         values = parameters(path) if callable(parameters) else parameters
-        writes[path.name] = json.dumps(presentation_notebook(path, values), indent=1) + "\n"
+        writes[path.name] = json.dumps(presentation_notebook(path, values, classroom=classroom), indent=1) + "\n"
     removals = sorted(name for name in manifest if name not in writes and (destination / name).exists())
     for name in [*writes, *removals]:
         target = destination / name
@@ -233,16 +264,19 @@ def write_presentation(
     source: str | os.PathLike[str],
     destination: str | os.PathLike[str],
     parameters: Mapping[str, Any] | Callable[[Path], Mapping[str, Any]] | None = None,
+    *,
+    classroom: bool = True,
 ) -> list[Path]:
     """Write a presentation copy (:func:`presentation_notebook`) of every interactive notebook in ``source``.
 
     ``parameters`` is one mapping for all notebooks or a function of the notebook's path (e.g. a smaller
-    ``profile`` only where a notebook declares one). Each file is written atomically into ``destination``
+    ``profile`` only where a notebook declares one); ``classroom=False`` keeps the instructor, set-up and
+    solution cells visible (:func:`presentation_notebook`). Each file is written atomically into ``destination``
     (created if missing) and recorded in its manifest; copies this command wrote earlier for notebooks that
     are no longer interactive are removed, so the dashboard list matches ``source``. Files it did not write
     are never touched (see :func:`plan_presentation` for what is refused). Returns the written paths, sorted.
     """
-    plan = plan_presentation(source, destination, parameters)
+    plan = plan_presentation(source, destination, parameters, classroom=classroom)
     plan.destination.mkdir(parents=True, exist_ok=True)
     manifest = _read_manifest(plan.destination) or {}
     written = []
