@@ -101,6 +101,7 @@ def test_a_student_in_a_cohort_equals_the_student_alone(tmp_path, tiny, teacher_
         assert config["method"] == changes["method"] and summaries[i]["complete"]
 
 
+@pytest.mark.slow
 def test_a_cohort_resumes_after_ctrl_c(tmp_path, tiny, teacher_file):
     def configs(prefix):
         return [student(teacher_file, tmp_path / f"{prefix}{i}", **c) for i, c in enumerate(CHANGES[:2] + CHANGES[3:])]
@@ -148,3 +149,25 @@ def test_cohort_configs_must_share_the_teacher_and_data(tmp_path, tiny, teacher_
         train_cohort([student(teacher_file, None), student(teacher_file, None, batch_size=16)], data=tiny)
     with pytest.raises(ValueError, match="distinct output directories"):
         train_cohort([student(teacher_file, tmp_path / "x"), student(teacher_file, tmp_path / "x")], data=tiny)
+
+
+def test_the_command_line_trains_the_product_of_its_lists_as_one_cohort(tmp_path, capsys, teacher_file):
+    from wttm_core.cli import main
+
+    out = tmp_path / "cohort"
+    argv = ["distill", "--student", "resnet8", "--teacher-checkpoint", str(teacher_file), "--gamma", "0.3"]
+    argv += ["--beta", "1.5", "--dataset", "synthetic", "--train-size", "64", "--test-size", "32"]
+    argv += ["--batch-size", "32", "--device", "cpu", "--epochs", "1", "--quiet"]
+    assert main([*argv, "--method", "kd,wttm", "--seed", "0,1", "--lr", "0.05", "--out", str(out)]) == 0
+    names = ["kd-s0", "kd-s1", "wttm-s0", "wttm-s1"]
+    manifest = json.loads((out / "cohort.json").read_text())
+    assert [s["out"] for s in manifest["students"]] == names
+    assert sorted(p.name for p in out.iterdir()) == ["cohort.json", *names]
+    for name in names:
+        config = json.loads((out / name / "config.json").read_text())
+        assert (config["method"], config["seed"], config["lr"]) == (name[:-3], int(name[-1]), 0.05)
+        assert json.loads((out / name / "summary.json").read_text())["complete"]
+    assert main([*argv, "--method", "kd,wttm", "--seed", "0,1", "--lr", "0.05", "--out", str(out), "--resume"]) == 0
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--seed", "0,x", "--out", str(tmp_path / "never")])
+    assert exit_.value.code == 2 and "--seed" in capsys.readouterr().err and not (tmp_path / "never").exists()
