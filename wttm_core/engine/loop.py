@@ -314,17 +314,22 @@ class Cohort:
             images, labels = speed.to_device(images, labels, stream.members[0].cfg)
             stream.members[0]._step(*D.shard(images, labels, self.ctx), labels.shape[0], stream.meters[0])
             return
-        if len(live) == 1 and self._graph is not None and len(live[0][0].members) == len(self.members):
+        if len(live) == 1 and len(live[0][0].members) == len(self.members):  # every student on one batch
             stream, (images, labels) = live[0]
-            outputs = self._graph(*speed.to_device(images, labels, self.shared.cfg))
-            for meter, (parts, logits, weights) in zip(stream.meters, outputs, strict=True):
-                meter.update(parts, logits, labels, weights)
+            for meter, output in zip(stream.meters, self.train_step(images, labels), strict=True):
+                meter.update(*_with_labels(output, labels))
             return
         moved = [speed.to_device(images, labels, self.shared.cfg) for _, (images, labels) in live]
         teacher_logits = self.shared.teacher_logits_of([images for images, _ in moved])
         for (stream, _), (images, labels), teacher in zip(live, moved, teacher_logits, strict=True):
             for member, meter in zip(stream.members, stream.meters, strict=True):
                 meter.update(*_with_labels(member.student_step(images, labels, teacher), labels))
+
+    def train_step(self, images: Tensor, labels: Tensor) -> list[Any]:
+        """One step of every student on one batch: the teacher once, then each student's step (replayed as one
+        CUDA graph where graphs are on); returns each student's (loss parts, logits, weight ``U``)."""
+        images, labels = speed.to_device(images, labels, self.shared.cfg)
+        return self._graph(images, labels) if self._graph is not None else self._shared_step(images, labels)
 
     def _shared_step(self, images: Tensor, labels: Tensor) -> list[Any]:
         """The step of every student on one shared batch (what the cohort's CUDA graph captures)."""

@@ -318,7 +318,8 @@ def run_variants(
     """Train every variant with every seed (variant-major order) and return the runs read back from disk.
 
     Each run is ``base`` with the variant's fields, the seed, ``out = <root>/<label>-s<seed>`` and
-    ``extra["label"]`` set. With ``reuse`` a finished run of the identical configuration is read, not retrained.
+    ``extra["label"]`` set. With ``reuse`` a finished run of the identical configuration is read, not retrained;
+    the runs still to train share the teacher and train as one cohort (one teacher pass per batch for all).
     ``on_epoch(spec, record)`` is called after every epoch (live plots), and for a reused or resumed run first
     with each epoch it finished before. Checkpoints are deleted after each run
     unless ``keep_checkpoints``; ``diagnostics`` adds ``diagnostics.jsonl`` (entropy histograms, superclasses).
@@ -331,21 +332,23 @@ def run_variants(
     if len({slug(label) for label in labels}) != len(labels):
         raise ValueError(f"variants need distinct labels (as folder names), got {labels}")
     root = resolve_path(root)
-    runs: list[Run] = []
     specs = [RunSpec(variant, seed) for variant in variants for seed in seeds]
-    for index, spec in enumerate(specs, start=1):
-        out = root / spec.name
-        config = _with_data(
-            dataclasses.replace(
-                base,
-                **spec.variant.config_fields(),
-                seed=spec.seed,
-                out=str(out),
-                extra={**base.extra, "label": spec.variant.label},
-            ),
-            data,
-        )
-        with _exclusive(out):
+    outs = [root / spec.name for spec in specs]
+    with contextlib.ExitStack() as locks:
+        for out in sorted(set(outs)):
+            locks.enter_context(_exclusive(out))
+        pending: list[tuple[Path, TrainConfig, bool, Callable[[dict[str, Any]], None] | None]] = []
+        for index, (spec, out) in enumerate(zip(specs, outs, strict=True), start=1):
+            config = _with_data(
+                dataclasses.replace(
+                    base,
+                    **spec.variant.config_fields(),
+                    seed=spec.seed,
+                    out=str(out),
+                    extra={**base.extra, "label": spec.variant.label},
+                ),
+                data,
+            )
             state = _run_state(out, config) if reuse else None
             hook = (lambda record, spec=spec: on_epoch(spec, record)) if on_epoch is not None else None
             if hook is not None and state in ("finished", "resumable"):
@@ -354,34 +357,51 @@ def run_variants(
             if state == "finished":
                 log(f"[{index}/{len(specs)}] {spec.name}: finished before, reusing {out}")
             else:
-                resume = state == "resumable"
-                log(f"[{index}/{len(specs)}] {spec.name}: " + ("resuming" if resume else "training"))
-                _train_run(out, config, data, diagnostics, keep_checkpoints, hook, resume, log)
-            runs.append(read_run(out))
-    return runs
+                log(f"[{index}/{len(specs)}] {spec.name}: " + ("resuming" if state == "resumable" else "training"))
+                pending.append((out, config, state == "resumable", hook))
+        if pending:  # the runs still to train share the teacher: one cohort (halved while it does not fit)
+            _train_cohort(pending, data, diagnostics, keep_checkpoints, log)
+        return [read_run(out) for out in outs]
 
 
-def _train_run(
-    out: Path,
-    config: TrainConfig,
+def _train_cohort(
+    pending: list[tuple[Path, TrainConfig, bool, Callable[[dict[str, Any]], None] | None]],
     data: tuple[Any, Any] | None,
     diagnostics: bool,
     keep_checkpoints: bool,
-    hook: Callable[[dict[str, Any]], None] | None,
-    resume: bool,
     log: Callable[[str], None],
 ) -> None:
-    trainer = prepare(config, data=data)
-    out.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        (out / "diagnostics.jsonl").unlink(missing_ok=True)
-    callbacks: list[Callable[[dict[str, Any]], None]] = []
-    if diagnostics:
-        callbacks.append(DiagnosticsRecorder(trainer))
-    if hook is not None:
-        callbacks.append(hook)
-    summary = trainer.fit(callbacks=callbacks, resume=resume, force=not resume)
-    if not keep_checkpoints:
-        for name in _CHECKPOINTS:
-            (out / name).unlink(missing_ok=True)
-    log(f"    best {summary['best_test_acc']:.2f}%, last {summary['last_test_acc']:.2f}% in {summary['seconds']:.0f} s")
+    """Train ``(out, config, resume, hook)`` runs as one cohort (one teacher pass per batch for all of them); a
+    cohort too large for the machine's memory is split in halves."""
+    from wttm_core.engine import CohortTooLarge, prepare_cohort
+
+    try:
+        cohort = prepare_cohort([config for _, config, _, _ in pending], data=data)
+    except CohortTooLarge:
+        if len(pending) == 1:
+            raise
+        half = len(pending) // 2
+        log(f"    {len(pending)} runs do not fit in memory at once: training them in two cohorts")
+        for part in (pending[:half], pending[half:]):
+            _train_cohort(part, data, diagnostics, keep_checkpoints, log)
+        return
+    listeners: list[list[Callable[[dict[str, Any]], None]]] = []
+    for member, (out, _, resume, hook) in zip(cohort.members, pending, strict=True):
+        out.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            (out / "diagnostics.jsonl").unlink(missing_ok=True)
+        listeners.append(([DiagnosticsRecorder(member)] if diagnostics else []) + ([hook] if hook else []))
+    resumes = [resume for _, _, resume, _ in pending]
+    summaries = cohort.fit(
+        callbacks=[lambda index, record: [listener(record) for listener in listeners[index]]],
+        resume=resumes,
+        force=[not resume for resume in resumes],
+    )
+    for (out, _, _, _), summary in zip(pending, summaries, strict=True):
+        if not keep_checkpoints:
+            for name in _CHECKPOINTS:
+                (out / name).unlink(missing_ok=True)
+        log(
+            f"    {out.name}: best {summary['best_test_acc']:.2f}%, last {summary['last_test_acc']:.2f}% "
+            f"in {summary['seconds']:.0f} s"
+        )
