@@ -209,20 +209,8 @@ def _standard_arch(entry: Any) -> str:
     return entry["arch"] if isinstance(entry, dict) else entry.arch
 
 
-def resolve_config(config: TrainConfig, *, world_size: int = 1, local_rank: int | None = None) -> TrainConfig:
-    """Validate ``config`` and return a copy with every ``None`` / ``"auto"`` replaced by the value used.
-
-    Does not touch the disk except to locate a standard teacher's checkpoint under ``teacher_dir``.
-    """
-    from wttm_core.models import MODEL_NAMES
-
-    model_names = tuple(MODEL_NAMES)
-    cfg = dataclasses.replace(config, world_size=world_size, extra=dict(config.extra))
-    if cfg.milestones is not None:
-        cfg.milestones = tuple(cfg.milestones)
-    _validate(cfg, model_names)
-    spec = parse_method(cfg.method)
-
+def _resolve_teacher(cfg: TrainConfig, model_names: tuple[str, ...], spec: MethodSpec) -> None:
+    """The teacher's architecture and checkpoint file (a standard teacher's file is looked up under teacher_dir)."""
     teacher_arch = _teacher_arch(cfg, model_names)
     if cfg.teacher_arch is not None and teacher_arch is not None and cfg.teacher_arch != teacher_arch:
         raise ValueError(f"teacher_arch {cfg.teacher_arch!r} contradicts teacher {cfg.teacher!r}")
@@ -246,6 +234,37 @@ def resolve_config(config: TrainConfig, *, world_size: int = 1, local_rank: int 
                 f"teacher_checkpoint: {cfg.teacher!r} is not a standard teacher and {cfg.teacher_dir} holds no "
                 f"{cfg.teacher}_vanilla/ folder; give the path of a trained checkpoint"
             ) from None
+
+
+def _resolve_execution(cfg: TrainConfig, local_rank: int | None) -> None:
+    """Device, precision, memory format, CUDA graphs and the evaluation precision."""
+    cfg.device = resolve_device(cfg.device, local_rank)
+    if cfg.amp == "auto":
+        cfg.amp = default_amp(cfg.device)
+    if cfg.amp == "fp16" and cfg.device == "cpu":
+        raise ValueError("amp: fp16 autocast is for CUDA; use bf16 (or off) on the CPU")
+    if cfg.channels_last is None:
+        cfg.channels_last = default_channels_last(cfg.device, cfg.amp)
+    cfg.cuda_graphs = _resolve_cuda_graphs(cfg)
+    if cfg.eval_precision is None:
+        cfg.eval_precision = "fp32"  # published accuracies are float32 evaluations
+
+
+def resolve_config(config: TrainConfig, *, world_size: int = 1, local_rank: int | None = None) -> TrainConfig:
+    """Validate ``config`` and return a copy with every ``None`` / ``"auto"`` replaced by the value used.
+
+    Does not touch the disk except to locate a standard teacher's checkpoint under ``teacher_dir``.
+    """
+    from wttm_core.models import MODEL_NAMES
+
+    model_names = tuple(MODEL_NAMES)
+    cfg = dataclasses.replace(config, world_size=world_size, extra=dict(config.extra))
+    if cfg.milestones is not None:
+        cfg.milestones = tuple(cfg.milestones)
+    _validate(cfg, model_names)
+    spec = parse_method(cfg.method)
+
+    _resolve_teacher(cfg, model_names, spec)
 
     # gamma / beta from Tables 8-9 when the method needs them and they were not given
     tuned = [name for name in spec.names if name in ("ttm", "wttm", "wttm-noce")]
@@ -276,16 +295,7 @@ def resolve_config(config: TrainConfig, *, world_size: int = 1, local_rank: int 
     if cfg.test_batch_size is None:
         cfg.test_batch_size = 256  # evaluation in eval mode: the result does not depend on it
 
-    cfg.device = resolve_device(cfg.device, local_rank if world_size > 1 else None)
-    if cfg.amp == "auto":
-        cfg.amp = default_amp(cfg.device)
-    if cfg.amp == "fp16" and cfg.device == "cpu":
-        raise ValueError("amp: fp16 autocast is for CUDA; use bf16 (or off) on the CPU")
-    if cfg.channels_last is None:
-        cfg.channels_last = default_channels_last(cfg.device, cfg.amp)
-    cfg.cuda_graphs = _resolve_cuda_graphs(cfg)
-    if cfg.eval_precision is None:
-        cfg.eval_precision = "fp32"  # published accuracies are float32 evaluations
+    _resolve_execution(cfg, local_rank if world_size > 1 else None)
     return cfg
 
 
@@ -318,9 +328,11 @@ def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def identity(data: dict[str, Any]) -> dict[str, Any]:
-    """The part of a config dict that decides what is computed (used to recognise the same run on disk)."""
+    """The part of a config dict that decides what is computed (used to recognise the same run on disk); a field
+    added since the dict was written counts with the value it was made with (:data:`LEGACY_VALUES`)."""
     names = {f.name for f in dataclasses.fields(TrainConfig)}
-    return {k: v for k, v in data.items() if k in names and k not in _NOT_IDENTITY}
+    found = {k: v for k, v in data.items() if k in names and k not in _NOT_IDENTITY}
+    return {**LEGACY_VALUES, **found}
 
 
 def git_commit(folder: str | Path | None = None) -> str | None:
