@@ -28,18 +28,20 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark's helpers
+from train_step import _endless, _sync, _teacher_file  # noqa: E402
 
 from wttm_core.atomic import write_text_atomic
 from wttm_core.data import load_dataset
 from wttm_core.engine import TrainConfig, prepare, prepare_cohort
 from wttm_core.engine.metrics import TrainMeter
 from wttm_core.engine.runtime import cpu_description, resolve_device
-from wttm_core.models import build_model, save_checkpoint
 
 METHODS = ("kd", "ttm", "wttm")
 SETTINGS = {
@@ -60,27 +62,6 @@ class Result:
     rounds: list[tuple[float, float]]
     amp: str
     channels_last: bool
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def _endless(loader: object) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    epoch = 0
-    while True:
-        loader.set_epoch(epoch)  # type: ignore[attr-defined]
-        yield from loader  # type: ignore[misc]
-        epoch += 1
-
-
-def _teacher_file(arch: str, folder: Path) -> Path:
-    path = folder / f"{arch}.pth"
-    if not path.exists():
-        torch.manual_seed(0)
-        save_checkpoint(path, build_model(arch), arch=arch, epoch=0, accuracy=0.0)
-    return path
 
 
 def _configs(setting: str, args: argparse.Namespace, device: str, folder: Path) -> list[TrainConfig]:
@@ -107,7 +88,7 @@ def _configs(setting: str, args: argparse.Namespace, device: str, folder: Path) 
 def sequential_fn(configs: list[TrainConfig], data: tuple) -> tuple[Callable[[int], int], object]:
     """``run(steps)``: each student alone (its own run, teacher included) for ``steps`` steps, one after another."""
     trainers = [prepare(config, data=data) for config in configs]
-    streams = [(t, _endless(t.train_loader), TrainMeter(t.method.terms, t.device)) for t in trainers]
+    streams = [(t, _endless(t.train_loader, set_epoch=True), TrainMeter(t.method.terms, t.device)) for t in trainers]
     for trainer in trainers:
         trainer.student.train()
 
@@ -126,7 +107,7 @@ def sequential_fn(configs: list[TrainConfig], data: tuple) -> tuple[Callable[[in
 def cohort_fn(configs: list[TrainConfig], data: tuple) -> Callable[[int], int]:
     """``run(steps)``: the cohort's step (teacher once, every student) for ``steps`` batches of one loader."""
     cohort = prepare_cohort(configs, data=data)
-    batches = _endless(cohort.members[0].train_loader)
+    batches = _endless(cohort.members[0].train_loader, set_epoch=True)
     meters = [TrainMeter(m.method.terms, m.device) for m in cohort.members]
     for member in cohort.members:
         member.student.train()

@@ -257,8 +257,7 @@ class Cohort:
 
     def _start_stream(self, epoch: int, members: list[Student]) -> _Stream:
         """The epoch's batches for ``members`` (rewound to a saved mid-epoch position when resuming)."""
-        partial = members[0].partial if members[0].partial is not None else None
-        partial = partial if partial is not None and partial["epoch"] == epoch else None
+        partial = members[0].partial  # the students of a stream stopped at the same batch (see _streams_of)
         loader = members[0].train_loader
         generators = speed.loader_generators(loader)
         if partial is not None:  # rewind the loader to the start of the interrupted epoch
