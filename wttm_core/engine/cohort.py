@@ -87,16 +87,19 @@ def check_cohort(configs: Sequence[TrainConfig]) -> None:
         raise ValueError("out: the students of a cohort need distinct output directories")
 
 
-def _model_bytes(arch: str, num_classes: int, image_shape: tuple[int, ...], batch: int) -> tuple[int, int, int]:
+def _model_bytes(
+    arch: str, num_classes: int, image_shape: tuple[int, ...], batch: int, element: int
+) -> tuple[int, int, int]:
     """``(parameter bytes, sum of layer-output bytes, largest layer-output bytes)`` of ``arch`` at ``batch``
-    images in float32, measured on the ``meta`` device (nothing is allocated)."""
+    images (float32 parameters, ``element`` bytes per activation), measured on the ``meta`` device (nothing is
+    allocated)."""
     from wttm_core.models import build_model
 
     with torch.device("meta"):
         model = build_model(arch, num_classes=num_classes)
     sizes: list[int] = []
     hooks = [
-        module.register_forward_hook(lambda module, inputs, output: sizes.append(output.numel() * 4))
+        module.register_forward_hook(lambda module, inputs, output: sizes.append(output.numel() * element))
         for module in model.modules()
         if not list(module.children())
     ]
@@ -111,13 +114,14 @@ def estimate_memory(configs: Sequence[TrainConfig], shared: Any) -> int:
     """Bytes a cohort of resolved ``configs`` on ``shared`` (data, teacher) needs beyond what is already held."""
     image_shape = tuple(shared.train_set.images.shape[1:])
     batch, classes = configs[0].batch_size, shared.num_classes
+    element = 4 if configs[0].amp == "off" else 2  # autocast keeps most activations in bf16 / fp16
     total = 0.0
     for cfg in configs:
-        params, activations, _ = _model_bytes(cfg.arch, classes, image_shape, batch)
+        params, activations, _ = _model_bytes(cfg.arch, classes, image_shape, batch, element)
         total += _STUDENT_STATE_COPIES * params + _ACTIVATION_FACTOR * activations
     if configs[0].teacher_arch is not None and configs[0].teacher_checkpoint is not None:
         streams = len({cfg.seed for cfg in configs})
-        _, _, largest = _model_bytes(configs[0].teacher_arch, classes, image_shape, batch * streams)
+        _, _, largest = _model_bytes(configs[0].teacher_arch, classes, image_shape, batch * streams, element)
         total += _TEACHER_PEAK_LAYERS * largest
     if configs[0].device.startswith("cuda"):  # each seed's loader holds the training images on the device
         seeds = len({cfg.seed for cfg in configs})
