@@ -147,6 +147,9 @@ def test_a_cohort_too_large_is_refused_before_it_starts(tmp_path, tiny, teacher_
 def test_cohort_configs_must_share_the_teacher_and_data(tmp_path, tiny, teacher_file):
     with pytest.raises(ValueError, match="batch_size: the students of a cohort share it"):
         train_cohort([student(teacher_file, None), student(teacher_file, None, batch_size=16)], data=tiny)
+    with pytest.raises(ValueError, match="loader: a cohort of several students needs the device loader"):
+        reference = [student(teacher_file, None, loader="reference"), student(teacher_file, None, loader="reference")]
+        train_cohort(reference, data=tiny)
     with pytest.raises(ValueError, match="distinct output directories"):
         train_cohort([student(teacher_file, tmp_path / "x"), student(teacher_file, tmp_path / "x")], data=tiny)
 

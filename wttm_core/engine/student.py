@@ -8,6 +8,7 @@ student in a cohort computes exactly what it computes alone with the same seed.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -202,7 +203,6 @@ class Student:
 
 
 def _clock(device: torch.device) -> float:
-    import time
-
+    """A clock reading after the device has finished what was queued."""
     speed.sync(device)
     return time.perf_counter()
