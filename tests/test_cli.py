@@ -74,7 +74,7 @@ def test_train_teacher_and_distill_in_process(tmp_path, capsys, teacher_file):
     ("args", "message"),
     [
         (["train-teacher", "--arch", "resnet9"], "arch"),
-        (["distill", "--student", "resnet8", "--teacher", "resnet8", "--method", "dkd"], "method"),
+        (["distill", "--student", "resnet8", "--teacher", "resnet8", "--method", "xkd"], "method"),
         (["distill", "--student", "resnet8", "--teacher", "resnet8", "--gamma", "0", "--beta", "1"], "gamma"),
         (["distill", "--student", "resnet8", "--teacher", "resnet8", "--gamma", "-0.3", "--beta", "1"], "gamma"),
         (["distill", "--student", "resnet8", "--teacher", "resnet8", "--gamma", "abc"], "gamma"),

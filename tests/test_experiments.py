@@ -312,7 +312,10 @@ def test_setup_students_resolves_profiles_presets_and_overrides() -> None:
     assert "resnet56 -> resnet20" in quick.hyper_source["ttm"] and quick.paper_pair == ("resnet56", "resnet20")
     assert quick.metric_temperature == pytest.approx(1 / 0.3)
     paper = setup_students("cpu-quick", teacher="train:resnet56", student="resnet20", methods=["ttm"], gamma=0.25)
-    assert paper.hyper_source["ttm"] == "Table 8; gamma given" and paper.hyper["ttm"] == {"gamma": 0.25, "beta": 7.0}
+    assert paper.hyper_source["ttm"] == "Table 8 (reconstructed); gamma given" and paper.hyper["ttm"] == {
+        "gamma": 0.25,
+        "beta": 7.0,
+    }
     given = setup_students("smoke", methods=["wttm", "kd"], gamma={"wttm": 0.5}, beta={"wttm": 2.0})
     assert given.hyper == {"wttm": {"gamma": 0.5, "beta": 2.0}} and given.hyper_source["wttm"] == "given"
     assert "kd" not in given.hyper and (given.train_size, given.seeds) == (256, [0, 1])

@@ -418,3 +418,19 @@ class TestBadInput:
             W.log_power_transform(torch.full((2, 3), math.nan), 0.5)
         with pytest.raises(ValueError, match="entirely -Inf"):
             W.log_power_sum(torch.full((2, 3), -math.inf), 0.5)
+
+
+def test_label_checks():
+    from wttm_core._checks import check_labels
+
+    z = torch.zeros(3, 4)
+    assert check_labels(torch.tensor([0, 3, 1]), z) is not None
+    for bad, error, message in (
+        ([0, 1, 2], TypeError, "torch.Tensor"),
+        (torch.tensor([0.0, 1.0, 2.0]), TypeError, "integer"),
+        (torch.tensor([0, 1]), ValueError, "shape"),
+        (torch.tensor([0, 4, 1]), ValueError, r"\[0, 4\)"),
+        (torch.tensor([0, -1, 1]), ValueError, r"\[0, 4\)"),
+    ):
+        with pytest.raises(error, match=message):
+            check_labels(bad, z)

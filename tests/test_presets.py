@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 from hypothesis import given
@@ -75,7 +76,13 @@ def test_table_8_and_9_rows():
 
 
 def test_method_hyperparameters():
-    assert method_hyperparameters("wttm", "resnet56", "resnet20") == {"gamma": 0.3, "beta": 1.5, "source": "Table 8"}
+    assert method_hyperparameters("wttm", "resnet56", "resnet20") == {
+        "gamma": 0.3,
+        "beta": 1.5,
+        "source": "Table 8 (reconstructed)",  # issue 16: Table 8's rows are marked wherever shown or recorded
+    }
+    assert method_hyperparameters("ttm", "vgg13", "MobileNetV2")["source"] == "Table 9"
+    assert method_hyperparameters("dkd", "resnet56", "resnet20")["gamma"] is None  # no Table 8/9 preset applies
     assert method_hyperparameters("ttm", "vgg13", "MobileNetV2")["beta"] == 16
     noce = method_hyperparameters("wttm-noce", "resnet110", "resnet32")
     assert noce["gamma"] == 0.4 and noce["beta"] == 1.5 and "not published" in noce["source"]
@@ -83,7 +90,7 @@ def test_method_hyperparameters():
     assert method_hyperparameters("kd", "resnet56", "resnet20")["gamma"] is None
     assert method_hyperparameters("wttm", "resnet20", "resnet8")["gamma"] is None
     with pytest.raises(ValueError, match="method"):
-        method_hyperparameters("dkd", "resnet56", "resnet20")
+        method_hyperparameters("xkd", "resnet56", "resnet20")
 
 
 def test_profiles():
@@ -118,3 +125,19 @@ def test_paper_results_bad_file(tmp_path):
     bad.write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="columns"):
         load_paper_results(bad)
+
+
+def test_reconstructed_table_8_rows_are_marked_where_shown_and_recorded(capsys, teacher_file):
+    from wttm_core.cli import main
+    from wttm_core.engine import TrainConfig, resolve_config
+    from wttm_core.presets import PAIR_PRESETS as ALIAS
+
+    assert ALIAS is PAIR_PRESETS  # the old import path keeps working
+    assert all(p.reconstructed == (p.table == 8) for p in PAIR_PRESETS)
+    assert main(["presets"]) == 0
+    shown = capsys.readouterr().out
+    assert "8*  resnet56 -> resnet20" in shown and "Table 8 (reconstructed)" in shown
+    assert main(["presets", "--json"]) == 0
+    assert all(p["reconstructed"] == (p["table"] == 8) for p in json.loads(capsys.readouterr().out)["pairs"])
+    cfg = TrainConfig(arch="resnet20", method="wttm", teacher="resnet56", teacher_checkpoint=str(teacher_file))
+    assert resolve_config(cfg).preset_source == "Table 8 (reconstructed)"

@@ -1,40 +1,53 @@
-"""Argument validation shared by the functional core.
+"""Argument validation: the one home of the checks that the public functions run at their edge.
 
 Every check raises where the bad value enters, with the argument's name and what was expected, so users see
 one readable line instead of a deep torch traceback.
+
+Two kinds: argument checks (numbers, shapes, dtypes, keywords) cost nothing on the device; value checks (finite
+logits and results, probabilities that sum to one) read tensor values back to the host. The public functions of
+:mod:`wttm_core.functional` run both; the training engine calls the same maths through its unchecked kernels by
+design, so its step never waits for the device (it checks the epoch's loss once instead). Value checks are also
+skipped under ``torch.func.vmap`` and during a CUDA-graph capture, where values cannot be read.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
-from contextvars import ContextVar
-from numbers import Real
+from numbers import Integral, Real
 
 import torch
 from torch import Tensor
 
 REDUCTIONS = ("mean", "sum", "none")
 
-_VALUE_CHECKS: ContextVar[bool] = ContextVar("wttm_value_checks", default=True)
 
+def check_number(
+    name: str,
+    value: object,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    integer: bool = False,
+) -> float:
+    """``value`` as a float (an int with ``integer=True``) after checking that it is a finite real number in
+    ``[low, high]`` (an open end where ``low_open`` / ``high_open``). Booleans are not numbers here.
 
-@contextlib.contextmanager
-def value_checks(enabled: bool) -> Iterator[None]:
-    """Turn the checks of tensor *values* on or off inside a ``with`` block (on by default).
-
-    Those checks (finite logits and results, probabilities that are non-negative and sum to one, log-weights
-    without NaN) read values back from the device, a host synchronisation per call: a training loop that checks
-    its epoch loss itself turns them off, so on a GPU the host can queue the next step while the current one
-    runs. Shape, dtype and argument checks stay on. Value checks are also skipped under ``torch.func.vmap`` and
-    while a CUDA graph is being captured, where values cannot be read.
+    The one number check of the package: ``check_number("lr", lr, low=0, low_open=True)`` reads "lr > 0".
     """
-    token = _VALUE_CHECKS.set(bool(enabled))
-    try:
-        yield
-    finally:
-        _VALUE_CHECKS.reset(token)
+    kind = Integral if integer else Real
+    ok = not isinstance(value, bool) and isinstance(value, kind) and math.isfinite(value)  # type: ignore[arg-type]
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low  # type: ignore[operator]
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high  # type: ignore[operator]
+    if not ok:
+        bounds = [f"{'>' if low_open else '>='} {low:g}"] if low is not None else []
+        bounds += [f"{'<' if high_open else '<='} {high:g}"] if high is not None else []
+        what = "an integer" if integer else "a finite number"
+        raise ValueError(f"{name} must be {what}{' ' + ' and '.join(bounds) if bounds else ''}, got {value!r}")
+    return int(value) if integer else float(value)  # type: ignore[arg-type]
 
 
 def check_scalar(name: str, value: object, *, allow_zero: bool = False, allow_inf: bool = False) -> float:
@@ -92,6 +105,20 @@ def check_logit_pair(student_logits: object, teacher_logits: object) -> tuple[Te
     return student_logits, teacher_logits  # type: ignore[return-value]
 
 
+def check_labels(labels: object, logits: Tensor) -> Tensor:
+    """Check class labels for ``[N, K]`` logits: an integer tensor ``[N]`` with values in ``[0, K)`` (the range
+    is a value check)."""
+    if not isinstance(labels, Tensor):
+        raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(f"labels must be an integer tensor, got dtype {labels.dtype}")
+    if labels.shape != logits.shape[:1]:
+        raise ValueError(f"labels must have shape {tuple(logits.shape[:1])}, got {tuple(labels.shape)}")
+    if _values_inspectable(labels) and bool(((labels < 0) | (labels >= logits.shape[1])).any()):
+        raise ValueError(f"labels must lie in [0, {logits.shape[1]}) (class indices)")
+    return labels
+
+
 def check_dim(name: str, x: Tensor, dim: int) -> int:
     """Check that ``dim`` indexes a non-empty dimension of ``x``."""
     if isinstance(dim, bool) or not isinstance(dim, int):
@@ -122,7 +149,7 @@ def check_probabilities(name: str, p: object, dim: int) -> Tensor:
 
 
 def check_finite(name: str, x: Tensor) -> Tensor:
-    """Check that a tensor holds no NaN or Inf (a value check, see :func:`value_checks`)."""
+    """Check that a tensor holds no NaN or Inf (a value check)."""
     if _values_inspectable(x) and not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} contains NaN or Inf")
     return x
@@ -145,8 +172,7 @@ def raise_if_not_finite(result: Tensor, **inputs: Tensor) -> None:
     """After a result is computed, make sure it is finite; otherwise name the input that made it so.
 
     Under ``torch.func.vmap`` values cannot be inspected (no data-dependent control flow), so the check is
-    skipped there; ``torch.func.grad`` and plain autograd keep it. It is also skipped inside
-    ``value_checks(False)`` and during CUDA graph capture.
+    skipped there; ``torch.func.grad`` and plain autograd keep it. It is also skipped during CUDA graph capture.
     """
     if not _values_inspectable(result):
         return
@@ -158,8 +184,8 @@ def raise_if_not_finite(result: Tensor, **inputs: Tensor) -> None:
 
 
 def _values_inspectable(x: Tensor) -> bool:
-    """Whether value checks run for ``x``: on (:func:`value_checks`), not under vmap, not in a CUDA capture."""
-    return _VALUE_CHECKS.get() and not _is_vmapped(x) and not _capturing(x)
+    """Whether the values of ``x`` can be read: not under vmap, not in a CUDA capture."""
+    return not _is_vmapped(x) and not _capturing(x)
 
 
 def _capturing(x: Tensor) -> bool:

@@ -146,6 +146,8 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``wttm`` argument parser (sub-commands train-teacher, distill, eval, presets, teachers)."""
+    from wttm_core.loss_terms import BASE_METHODS
+
     parser = _Parser(prog="wttm", description="Transformed teacher matching (TTM / WTTM) distillation lab.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -162,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--method",
         default="wttm",
-        help="ce, kd, ttm, wttm, wttm-noce or a sum like wttm+0.8*kd; a comma-separated list trains a cohort",
+        help=f"{', '.join(BASE_METHODS)} or a sum like wttm+0.8*kd; a comma-separated list trains a cohort",
     )
     p.add_argument("--gamma", type=float, default=None, help="power / 1/T of TTM and WTTM (Table 8/9 preset)")
     p.add_argument("--beta", type=float, default=None, help="weight of the TTM / WTTM term (Table 8/9 preset)")
@@ -342,7 +344,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_presets(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from wttm_core.presets import PAIR_PRESETS, RECIPE
+    from wttm_core.loss_terms import methods_markdown
+    from wttm_core.paper import PAIR_PRESETS, RECIPE
 
     if args.json:
         print(
@@ -366,14 +369,17 @@ def _cmd_presets(args: argparse.Namespace) -> int:
     print("-" * len(header))
     for p in PAIR_PRESETS:
         noce = f"{p.wttm_noce_gamma:g}" if p.wttm_noce_gamma is not None else "-"
+        table = f"{p.table}{'*' if p.reconstructed else ''}"
         print(
-            f"{p.table:>5}  {p.pair:<26} {p.ttm_gamma:>9g} {p.ttm_beta:>6g}  {p.wttm_gamma:>10g} "
+            f"{table:>5}  {p.pair:<26} {p.ttm_gamma:>9g} {p.ttm_beta:>6g}  {p.wttm_gamma:>10g} "
             f"{p.wttm_beta:>6g}  {noce:>15}"
         )
+    print("* Table 8 (reconstructed): the row assignment was rebuilt from a damaged copy of the paper.")
     print(
         "gamma = 1/T. WTTM without CE: beta not published; the engine uses the pair's WTTM beta. "
         "Unknown pairs need --gamma and --beta."
     )
+    print(f"\nmethods and their defaults:\n{methods_markdown()}")
     return 0
 
 

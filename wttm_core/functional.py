@@ -7,6 +7,10 @@ power ``gamma = 1 / T``. Equation numbers in the docstrings are the paper's.
 Everything is computed in the log domain: the transformed teacher is ``log_softmax(gamma * v)`` (Eqs. 8-9),
 never ``softmax(v) ** gamma``, so teacher logit gaps far beyond float32's ``exp`` range stay exact.
 
+Each public function checks its arguments and values (:mod:`wttm_core._checks`) and calls a private kernel
+(``_kd``, ``_ttm``, ``_wttm``, ``_renyi_from_log``, ...) that holds the maths without checks. The training
+engine's loss terms call those kernels directly, by design: its step reads nothing back from the device.
+
 Dtypes: the losses and gradients compute in float64 when either input is float64 and in float32 otherwise
 (float16 / bfloat16 inputs, also under ``torch.autocast``, are upcast); the result has that compute dtype.
 The entropy and transform functions return the dtype of their input.
@@ -17,7 +21,6 @@ Teacher logits never receive a gradient: they are detached on entry.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +28,7 @@ from torch import Tensor
 
 from wttm_core._checks import (
     check_finite,
+    check_labels,
     check_log_weights,
     check_logit_pair,
     check_logits,
@@ -32,15 +36,18 @@ from wttm_core._checks import (
     check_reduction,
     check_scalar,
     raise_if_not_finite,
-    value_checks,
 )
+from wttm_core._fused import match
 
 __all__ = [
     "power_transform",
     "log_power_transform",
     "renyi_entropy",
+    "renyi_entropy_from_logits",
     "shannon_entropy",
+    "shannon_entropy_from_logits",
     "power_sum",
+    "power_sum_from_logits",
     "log_power_sum",
     "transformed_teacher_log_probs",
     "wttm_weights",
@@ -51,13 +58,50 @@ __all__ = [
     "kd_grad",
     "ttm_grad",
     "wttm_grad",
-    "value_checks",
+    "dkd_loss",
+    "lskd_loss",
 ]
 
 # Below this distance from alpha = 1 the Renyi entropy is evaluated as log1p(sum p * expm1((alpha-1) log p)),
 # which has no cancellation (all terms share one sign); farther away the plain log-sum-exp form is exact and
 # cannot overflow.
 _NEAR_ONE = 0.5
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Kernels of a distribution given by its logarithm (no checks; finite gradients for finite log-probabilities)
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _log_power_sum(log_p: Tensor, gamma: float, dim: int = -1) -> Tensor:
+    """``log sum_j p_j^gamma`` (Eq. 22) as a log-sum-exp."""
+    return torch.logsumexp(gamma * log_p, dim=dim)
+
+
+def _shannon_from_log(log_p: Tensor, dim: int = -1) -> Tensor:
+    """``-sum p log p`` with ``0 log 0 = 0``; a ``-inf`` entry (an exact zero) contributes no gradient."""
+    present = log_p > -math.inf
+    safe_log_p = torch.where(present, log_p, torch.zeros_like(log_p))
+    return -torch.where(present, torch.exp(safe_log_p) * safe_log_p, torch.zeros_like(log_p)).sum(dim=dim)
+
+
+def _renyi_from_log(log_p: Tensor, alpha: float, dim: int = -1) -> Tensor:
+    """Renyi entropy of order ``alpha`` (Eq. 4) of a normalised distribution given by its logarithm."""
+    if alpha == 1.0:
+        return _shannon_from_log(log_p, dim)
+    if alpha == 0.0:
+        support = (log_p > -math.inf).sum(dim=dim)
+        return torch.log(support.to(log_p.dtype))
+    if math.isinf(alpha):
+        return -log_p.amax(dim=dim)
+    if abs(alpha - 1.0) < _NEAR_ONE:
+        present = log_p > -math.inf
+        safe_log_p = torch.where(present, log_p, torch.zeros_like(log_p))
+        terms = torch.exp(safe_log_p) * torch.expm1((alpha - 1.0) * safe_log_p)
+        log_power = torch.log1p(torch.where(present, terms, torch.zeros_like(terms)).sum(dim=dim))
+    else:
+        log_power = _log_power_sum(log_p, alpha, dim)
+    return log_power / (1.0 - alpha)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -87,10 +131,6 @@ def power_transform(p: Tensor, gamma: float, dim: int = -1) -> Tensor:
     return torch.softmax(gamma * torch.log(p), dim=dim)
 
 
-def _log_power_sum(log_p: Tensor, gamma: float, dim: int) -> Tensor:
-    return torch.logsumexp(gamma * log_p, dim=dim)
-
-
 def log_power_sum(log_p: Tensor, gamma: float, dim: int = -1) -> Tensor:
     """``log U_gamma(p) = log sum_j p_j^gamma`` (Eq. 22) from log-probabilities, without leaving the log domain.
 
@@ -105,35 +145,19 @@ def power_sum(p: Tensor, gamma: float, dim: int = -1) -> Tensor:
     """The power sum ``U_gamma(p) = sum_j p_j^gamma`` (Eq. 22), WTTM's sample weight.
 
     For ``0 < gamma < 1`` it lies in ``[1, K^(1 - gamma)]``: 1 for a one-hot ``p``, ``K^(1 - gamma)`` for the
-    uniform distribution - a measure of how smooth ``p`` is.
+    uniform distribution - a measure of how smooth ``p`` is. To differentiate it, use
+    :func:`power_sum_from_logits` (``log p`` of an underflowed probability is ``-inf``).
     """
     gamma = check_scalar("gamma", gamma)
     p = check_probabilities("p", p, dim)
     return torch.exp(_log_power_sum(torch.log(p), gamma, dim))
 
 
-def _shannon_from_log(log_p: Tensor, dim: int) -> Tensor:
-    p = torch.exp(log_p)
-    return -torch.where(p > 0, p * log_p, torch.zeros_like(p)).sum(dim=dim)
-
-
-def _renyi_from_log(log_p: Tensor, alpha: float, dim: int) -> Tensor:
-    """Renyi entropy of order ``alpha`` (Eq. 4) of a normalised distribution given by its logarithm."""
-    if alpha == 1.0:
-        return _shannon_from_log(log_p, dim)
-    if alpha == 0.0:
-        support = (log_p > -math.inf).sum(dim=dim)
-        return torch.log(support.to(log_p.dtype))
-    if math.isinf(alpha):
-        return -log_p.amax(dim=dim)
-    if abs(alpha - 1.0) < _NEAR_ONE:
-        present = log_p > -math.inf
-        safe_log_p = torch.where(present, log_p, torch.zeros_like(log_p))
-        terms = torch.exp(safe_log_p) * torch.expm1((alpha - 1.0) * safe_log_p)
-        log_power = torch.log1p(torch.where(present, terms, torch.zeros_like(terms)).sum(dim=dim))
-    else:
-        log_power = _log_power_sum(log_p, alpha, dim)
-    return log_power / (1.0 - alpha)
+def power_sum_from_logits(logits: Tensor, gamma: float, dim: int = -1) -> Tensor:
+    """``U_gamma(softmax(l))`` (Eq. 22) from logits (or log-probabilities), with finite gradients at any gap."""
+    gamma = check_scalar("gamma", gamma)
+    logits = check_log_weights("logits", logits, dim)
+    return torch.exp(_log_power_sum(torch.log_softmax(logits, dim=dim), gamma, dim))
 
 
 def renyi_entropy(p: Tensor, alpha: float, dim: int = -1) -> Tensor:
@@ -141,11 +165,23 @@ def renyi_entropy(p: Tensor, alpha: float, dim: int = -1) -> Tensor:
 
     Defined for every ``alpha`` in ``[0, inf]``: ``alpha = 0`` gives the log of the support size, ``alpha = 1``
     the Shannon entropy (the limit), ``alpha = float("inf")`` the min-entropy ``-log max_i p_i``. Near
-    ``alpha = 1`` a cancellation-free form keeps float64 accuracy.
+    ``alpha = 1`` a cancellation-free form keeps float64 accuracy. To differentiate it, use
+    :func:`renyi_entropy_from_logits`.
     """
     alpha = check_scalar("alpha", alpha, allow_zero=True, allow_inf=True)
     p = check_probabilities("p", p, dim)
     return _renyi_from_log(torch.log(p), alpha, dim)
+
+
+def renyi_entropy_from_logits(logits: Tensor, alpha: float, dim: int = -1) -> Tensor:
+    """``H_alpha(softmax(l))`` (Eq. 4) from logits (or log-probabilities), in the log domain throughout.
+
+    ``softmax`` underflows to 0 once a logit gap exceeds about 104 in float32 and ``log 0`` has no useful
+    gradient; ``log_softmax`` stays finite, so the gradient is finite at any gap.
+    """
+    alpha = check_scalar("alpha", alpha, allow_zero=True, allow_inf=True)
+    logits = check_log_weights("logits", logits, dim)
+    return _renyi_from_log(torch.log_softmax(logits, dim=dim), alpha, dim)
 
 
 def shannon_entropy(p: Tensor, dim: int = -1) -> Tensor:
@@ -154,145 +190,33 @@ def shannon_entropy(p: Tensor, dim: int = -1) -> Tensor:
     return -torch.special.xlogy(p, p).sum(dim=dim)
 
 
+def shannon_entropy_from_logits(logits: Tensor, dim: int = -1) -> Tensor:
+    """``H(softmax(l))`` from logits (or log-probabilities), with finite gradients at any logit gap."""
+    logits = check_log_weights("logits", logits, dim)
+    return _shannon_from_log(torch.log_softmax(logits, dim=dim), dim)
+
+
 # --------------------------------------------------------------------------------------------------------------
-# Distillation terms on logits
+# Kernels of the distillation terms: per-sample values [N], no checks
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _compute_dtype(*xs: Tensor) -> torch.dtype:
-    return torch.float64 if any(x.dtype == torch.float64 for x in xs) else torch.float32
-
-
-def _prepare(student_logits: Tensor, teacher_logits: Tensor, check_values: bool = False) -> tuple[Tensor, Tensor]:
-    """Validate a logit pair, upcast both to the compute dtype and detach the teacher.
-
-    The losses check finiteness afterwards on their ``[N]`` result (cheap, see ``raise_if_not_finite``); the
-    gradients, whose softmaxes hide a ``-inf`` logit, ask for the full check with ``check_values=True``.
-    """
-    check_logit_pair(student_logits, teacher_logits)
-    if check_values:
-        check_finite("student_logits", student_logits)
-        check_finite("teacher_logits", teacher_logits)
-    dtype = _compute_dtype(student_logits, teacher_logits)
+def _upcast(student_logits: Tensor, teacher_logits: Tensor) -> tuple[Tensor, Tensor]:
+    """Both logits in the compute dtype (float64 if either is, else float32); the teacher detached."""
+    dtype = torch.float64 if torch.float64 in (student_logits.dtype, teacher_logits.dtype) else torch.float32
     return student_logits.to(dtype), teacher_logits.detach().to(dtype)
 
 
-def _kl_from_logs(log_target: Tensor, log_input: Tensor) -> Tensor:
-    """Per-row ``D(target || input)`` from the logs of both distributions (``[N, K] -> [N]``)."""
-    return F.kl_div(log_input, log_target, reduction="none", log_target=True).sum(dim=-1)
-
-
-def _matching_forward(
-    student: Tensor, target: Tensor, log_target: Tensor, mass: Tensor | None, scale: float, factor: float
-) -> Tensor:
-    """Per row ``i``: ``factor * sum_j t_ij (log_t_ij - log softmax(scale * z_i)_j)``.
-
-    ``t`` is a fixed (teacher-side) target with row masses ``m_i = sum_j t_ij`` (``[N, 1]``; ``None``: 1) and
-    ``log_t`` its normalised log (``log t_ij - log m_i``). With ``t = p^t_T`` this is ``D(p^t_T || q)`` (TTM,
-    Eq. 2); with ``t = U p^t_T`` it is WTTM's ``U D(p^t_T || q)`` (Eq. 23); with the student at ``scale = 1/T``
-    and ``factor = T^2`` it is KD (Eq. 1). ``mass`` enters only the gradient (:func:`_matching_gradient`).
-    """
-    scaled = student * scale if scale != 1.0 else student
-    per_row = torch.sub(log_target, torch.log_softmax(scaled, dim=-1)).mul_(target).sum(dim=-1)
-    return per_row.mul_(factor) if factor != 1.0 else per_row
-
-
-def _matching_gradient(student: Tensor, target: Tensor, mass: Tensor | None, scale: float, coefficient) -> Tensor:
-    """``coefficient * scale * (mass * softmax(scale z) - target)``: the closed-form gradient (Eqs. 20-21) of
-    :func:`_matching_forward` with ``coefficient = factor`` - one softmax instead of autograd's chain through
-    ``kl_div`` and ``log_softmax``. In place unless autograd must trace it (double backward, ``torch.func``)."""
-    q = torch.softmax(student * scale if scale != 1.0 else student, dim=-1)
-    coefficient = coefficient * scale
-    if torch.is_grad_enabled():
-        scaled_q = q * mass if mass is not None else q
-        return (scaled_q - target) * coefficient
-    if mass is not None:
-        q.mul_(mass)
-    return q.sub_(target).mul_(coefficient)
-
-
-def _save_for_backward(ctx: Any, inputs: tuple[Any, ...]) -> None:
-    student, target, _, mass, scale, factor = inputs
-    ctx.save_for_backward(student, target, mass)
-    ctx.scale, ctx.factor = scale, factor
-
-
-def _matching_backward(ctx: Any, grad_rows: Tensor) -> tuple[Tensor | None, ...]:
-    student, target, mass = ctx.saved_tensors
-    grad = _matching_gradient(student, target, mass, ctx.scale, ctx.factor * grad_rows.unsqueeze(-1))
-    return grad, None, None, None, None, None
-
-
-class _TargetMatching(torch.autograd.Function):
-    """:func:`_matching_forward` with the closed-form backward; the fast path for autograd."""
-
-    @staticmethod
-    def forward(ctx, *inputs):  # type: ignore[override]
-        _save_for_backward(ctx, inputs)
-        return _matching_forward(*inputs)
-
-    backward = staticmethod(_matching_backward)
-
-
-class _TransformableTargetMatching(torch.autograd.Function):
-    """The same for ``torch.func`` (``grad``, ``vmap``, ``jvp``, ``hessian``): those need ``setup_context``,
-    whose dispatch costs about 50 us a call on the CPU, so this twin is used only while a transform is active."""
-
-    generate_vmap_rule = True
-    forward = staticmethod(_matching_forward)
-    backward = staticmethod(_matching_backward)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):  # type: ignore[override]
-        _save_for_backward(ctx, inputs)
-        ctx.save_for_forward(*inputs[:2], inputs[3])
-
-    @staticmethod
-    def jvp(ctx, student_tangent, *_):  # type: ignore[override]
-        student, target, mass = ctx.saved_tensors
-        return (_matching_gradient(student, target, mass, ctx.scale, ctx.factor) * student_tangent).sum(dim=-1)
-
-
-_transforms_active = getattr(torch._C, "_are_functorch_transforms_active", lambda: True)
-
-
-def _match(
-    student: Tensor,
-    target: Tensor,
-    log_target: Tensor,
-    *,
-    mass: Tensor | None = None,
-    scale: float = 1.0,
-    factor: float = 1.0,
-) -> Tensor:
-    function = _TransformableTargetMatching if _transforms_active() else _TargetMatching
-    return function.apply(student, target, log_target, mass, scale, factor)
-
-
-def _reduce_checked(per_sample: Tensor, reduction: str, student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
-    """Apply ``reduction`` to the ``[N]`` per-sample values, then make sure the result is finite.
-
-    Any NaN or Inf in the logits propagates into the result, so one scalar check replaces a scan of both
-    ``[N, K]`` inputs on the common path; only a non-finite result triggers the scan that names the culprit.
-    """
-    if reduction == "mean":
-        result = per_sample.mean()
-    elif reduction == "sum":
-        result = per_sample.sum()
-    else:
-        result = per_sample
-    raise_if_not_finite(result, student_logits=student_logits, teacher_logits=teacher_logits)
-    return result
+def _teacher(teacher_logits: Tensor) -> Tensor:
+    return teacher_logits.detach().to(torch.float64 if teacher_logits.dtype == torch.float64 else torch.float32)
 
 
 def _weighted_teacher(teacher: Tensor, gamma: float) -> tuple[Tensor, Tensor, Tensor]:
     """``(p^t)^gamma = U p^t_T``, ``log p^t_T`` and ``U = U_gamma(p^t)`` as ``[N, 1]`` (Eqs. 8-9, 22).
 
     ``(p^t_j)^gamma = exp(gamma log p^t_j)`` is WTTM's target as it stands: its row sum is the weight ``U``
-    (Eq. 22) and dividing by ``U`` gives ``p^t_T``, so the weight costs one row sum more than TTM's target.
-    ``log p^t`` comes from a log-softmax (log domain: a teacher logit gap of 110 at gamma = 0.1 still leaves
-    ``e^-11``). For ``gamma <= 1`` the largest power is at least ``1/K``, so the plain sum cannot underflow;
-    for ``gamma > 1`` the log of ``U`` is taken with a log-sum-exp instead.
+    and dividing by ``U`` gives ``p^t_T``. For ``gamma <= 1`` the largest power is at least ``1/K``, so the plain
+    sum cannot underflow; for ``gamma > 1`` the log of ``U`` is taken with a log-sum-exp instead.
     """
     log_power = torch.log_softmax(teacher, dim=-1).mul_(gamma)
     powered = torch.exp(log_power)
@@ -305,12 +229,53 @@ def _weighted_teacher(teacher: Tensor, gamma: float) -> tuple[Tensor, Tensor, Te
     return powered, log_power.sub_(log_weight), weight
 
 
+def _kd(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
+    """``T^2 D(p^t_T || q_T)`` per sample (Eq. 1)."""
+    student, teacher = _upcast(student_logits, teacher_logits)
+    log_pt = torch.log_softmax(teacher / temperature, dim=-1)
+    return match(student, torch.exp(log_pt), log_pt, scale=1.0 / temperature, factor=temperature**2)
+
+
+def _ttm(student_logits: Tensor, teacher_logits: Tensor, gamma: float) -> Tensor:
+    """``D(p^t_T || q)`` per sample (Eq. 2), ``T = 1 / gamma``."""
+    student, teacher = _upcast(student_logits, teacher_logits)
+    log_pt = torch.log_softmax(gamma * teacher, dim=-1)
+    return match(student, torch.exp(log_pt), log_pt)
+
+
+def _wttm(student_logits: Tensor, teacher_logits: Tensor, gamma: float) -> Tensor:
+    """``U_gamma(p^t) D(p^t_T || q)`` per sample (Eq. 23)."""
+    student, teacher = _upcast(student_logits, teacher_logits)
+    powered, log_pt, weight = _weighted_teacher(teacher, gamma)
+    return match(student, powered, log_pt, mass=weight)
+
+
+def _wttm_weights(teacher_logits: Tensor, gamma: float) -> Tensor:
+    """``U_gamma(p^t)`` per sample (Eq. 22), no gradient."""
+    return torch.exp(_log_power_sum(torch.log_softmax(_teacher(teacher_logits), dim=-1), gamma))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Distillation terms on logits (public: checks, then the kernel)
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _reduce_checked(per_sample: Tensor, reduction: str, student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
+    """Apply ``reduction`` to the ``[N]`` per-sample values, then make sure the result is finite.
+
+    Any NaN or Inf in the logits propagates into the result, so one scalar check replaces a scan of both
+    ``[N, K]`` inputs on the common path; only a non-finite result triggers the scan that names the culprit.
+    """
+    result = per_sample.mean() if reduction == "mean" else per_sample.sum() if reduction == "sum" else per_sample
+    raise_if_not_finite(result, student_logits=student_logits, teacher_logits=teacher_logits)
+    return result
+
+
 def transformed_teacher_log_probs(teacher_logits: Tensor, gamma: float) -> Tensor:
     """``log p^t_T = log_softmax(gamma * v)``: the power-transformed teacher (Eqs. 7-9), detached."""
     gamma = check_scalar("gamma", gamma)
     check_logits("teacher_logits", teacher_logits)
-    teacher = teacher_logits.detach().to(_compute_dtype(teacher_logits))
-    result = torch.log_softmax(gamma * teacher, dim=-1)
+    result = torch.log_softmax(gamma * _teacher(teacher_logits), dim=-1)
     raise_if_not_finite(result.sum(dim=-1), teacher_logits=teacher_logits)
     return result
 
@@ -322,8 +287,7 @@ def wttm_weights(teacher_logits: Tensor, gamma: float) -> Tensor:
     """
     gamma = check_scalar("gamma", gamma)
     check_logits("teacher_logits", teacher_logits)
-    teacher = teacher_logits.detach().to(_compute_dtype(teacher_logits))
-    weight = torch.exp(_log_power_sum(torch.log_softmax(teacher, dim=-1), gamma, dim=-1))
+    weight = _wttm_weights(teacher_logits, gamma)
     raise_if_not_finite(weight, teacher_logits=teacher_logits)
     return weight
 
@@ -337,9 +301,8 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float, 
     """
     temperature = check_scalar("temperature", temperature)
     reduction = check_reduction(reduction)
-    student, teacher = _prepare(student_logits, teacher_logits)
-    log_pt = torch.log_softmax(teacher / temperature, dim=-1)
-    per_sample = _match(student, torch.exp(log_pt), log_pt, scale=1.0 / temperature, factor=temperature**2)
+    check_logit_pair(student_logits, teacher_logits)
+    per_sample = _kd(student_logits, teacher_logits, temperature)
     return _reduce_checked(per_sample, reduction, student_logits, teacher_logits)
 
 
@@ -351,9 +314,8 @@ def ttm_loss(student_logits: Tensor, teacher_logits: Tensor, gamma: float, reduc
     """
     gamma = check_scalar("gamma", gamma)
     reduction = check_reduction(reduction)
-    student, teacher = _prepare(student_logits, teacher_logits)
-    log_pt = torch.log_softmax(gamma * teacher, dim=-1)
-    per_sample = _match(student, torch.exp(log_pt), log_pt)
+    check_logit_pair(student_logits, teacher_logits)
+    per_sample = _ttm(student_logits, teacher_logits, gamma)
     return _reduce_checked(per_sample, reduction, student_logits, teacher_logits)
 
 
@@ -366,10 +328,14 @@ def wttm_loss(student_logits: Tensor, teacher_logits: Tensor, gamma: float, redu
     """
     gamma = check_scalar("gamma", gamma)
     reduction = check_reduction(reduction)
-    student, teacher = _prepare(student_logits, teacher_logits)
-    powered, log_pt, weight = _weighted_teacher(teacher, gamma)
-    per_sample = _match(student, powered, log_pt, mass=weight)
+    check_logit_pair(student_logits, teacher_logits)
+    per_sample = _wttm(student_logits, teacher_logits, gamma)
     return _reduce_checked(per_sample, reduction, student_logits, teacher_logits)
+
+
+def _kl_from_logs(log_target: Tensor, log_input: Tensor) -> Tensor:
+    """Per-row ``D(target || input)`` from the logs of both distributions (``[N, K] -> [N]``)."""
+    return F.kl_div(log_input, log_target, reduction="none", log_target=True).sum(dim=-1)
 
 
 def kd_ttm_decomposition(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> dict[str, Tensor]:
@@ -380,15 +346,16 @@ def kd_ttm_decomposition(student_logits: Tensor, teacher_logits: Tensor, tempera
     ``ttm = T * kd - (T - 1) * renyi + (T - 1) * teacher_entropy``.
     """
     temperature = check_scalar("temperature", temperature)
-    student, teacher = _prepare(student_logits, teacher_logits)
+    check_logit_pair(student_logits, teacher_logits)
+    student, teacher = _upcast(student_logits, teacher_logits)
     log_pt = torch.log_softmax(teacher / temperature, dim=-1)
     log_q = torch.log_softmax(student, dim=-1)
     log_qt = torch.log_softmax(student / temperature, dim=-1)
     terms = {
         "ttm": _kl_from_logs(log_pt, log_q),
         "kd": _kl_from_logs(log_pt, log_qt),
-        "renyi": _renyi_from_log(log_q, 1.0 / temperature, dim=-1),
-        "teacher_entropy": _shannon_from_log(log_pt, dim=-1),
+        "renyi": _renyi_from_log(log_q, 1.0 / temperature),
+        "teacher_entropy": _shannon_from_log(log_pt),
     }
     raise_if_not_finite(sum(terms.values()), student_logits=student_logits, teacher_logits=teacher_logits)
     return terms
@@ -399,28 +366,116 @@ def kd_ttm_decomposition(student_logits: Tensor, teacher_logits: Tensor, tempera
 # --------------------------------------------------------------------------------------------------------------
 
 
+def _checked_pair(student_logits: Tensor, teacher_logits: Tensor) -> tuple[Tensor, Tensor]:
+    """The gradients' softmaxes hide a ``-inf`` logit, so they scan both inputs for NaN / Inf first."""
+    check_logit_pair(student_logits, teacher_logits)
+    check_finite("student_logits", student_logits)
+    check_finite("teacher_logits", teacher_logits)
+    return _upcast(student_logits, teacher_logits)
+
+
 def kd_grad(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
     """Gradient of ``kd_loss(..., reduction="sum")`` w.r.t. the student logits: ``T (q_T - p^t_T)`` (Eq. 21).
 
     Eq. 21 gives ``(q_T - p^t_T) / T`` for the bare divergence; KD's ``T^2`` factor makes it ``T (q_T - p^t_T)``.
     """
     temperature = check_scalar("temperature", temperature)
-    student, teacher = _prepare(student_logits, teacher_logits, check_values=True)
-    grad = temperature * (torch.softmax(student / temperature, -1) - torch.softmax(teacher / temperature, -1))
-    return grad
+    student, teacher = _checked_pair(student_logits, teacher_logits)
+    return temperature * (torch.softmax(student / temperature, -1) - torch.softmax(teacher / temperature, -1))
 
 
 def ttm_grad(student_logits: Tensor, teacher_logits: Tensor, gamma: float) -> Tensor:
     """Gradient of ``ttm_loss(..., reduction="sum")`` w.r.t. the student logits: ``q - p^t_T`` (Eq. 20)."""
     gamma = check_scalar("gamma", gamma)
-    student, teacher = _prepare(student_logits, teacher_logits, check_values=True)
-    grad = torch.softmax(student, -1) - torch.softmax(gamma * teacher, -1)
-    return grad
+    student, teacher = _checked_pair(student_logits, teacher_logits)
+    return torch.softmax(student, -1) - torch.softmax(gamma * teacher, -1)
 
 
 def wttm_grad(student_logits: Tensor, teacher_logits: Tensor, gamma: float) -> Tensor:
     """Gradient of ``wttm_loss(..., reduction="sum")``: ``U_gamma(p^t) (q - p^t_T)`` (Eq. 20 weighted by Eq. 22)."""
     gamma = check_scalar("gamma", gamma)
-    student, teacher = _prepare(student_logits, teacher_logits, check_values=True)
+    student, teacher = _checked_pair(student_logits, teacher_logits)
     powered, _, weight = _weighted_teacher(teacher, gamma)
     return weight * torch.softmax(student, -1) - powered
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Baselines the paper compares against
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _dkd(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, alpha: float, beta: float, temperature: float):
+    """``T^2 (alpha TCKD + beta NCKD)`` per sample (Zhao et al., CVPR 2022), in the log domain."""
+    student, teacher = _upcast(student_logits, teacher_logits)
+    target = F.one_hot(labels, student.shape[-1]).bool()
+    log_q, log_p = torch.log_softmax(student / temperature, -1), torch.log_softmax(teacher / temperature, -1)
+    # TCKD: KL of the binary (target, rest) distributions; log(1 - p_t) as a log-sum-exp over the other classes
+    index = labels.unsqueeze(-1)
+    binary_p = torch.cat([log_p.gather(-1, index), torch.logsumexp(log_p.masked_fill(target, -math.inf), -1, True)], -1)
+    binary_q = torch.cat([log_q.gather(-1, index), torch.logsumexp(log_q.masked_fill(target, -math.inf), -1, True)], -1)
+    tckd = _kl_from_logs(binary_p, binary_q)
+    # NCKD: KL of the distributions over the non-target classes (the target logit removed before the softmax)
+    other_p = torch.log_softmax((teacher / temperature).masked_fill(target, -math.inf), -1)
+    other_q = torch.log_softmax((student / temperature).masked_fill(target, -math.inf), -1)
+    nckd = torch.where(target, 0.0, other_p.exp() * (other_p - other_q)).sum(-1)
+    return temperature**2 * (alpha * tckd + beta * nckd)
+
+
+def dkd_loss(
+    student_logits: Tensor,
+    teacher_logits: Tensor,
+    labels: Tensor,
+    *,
+    alpha: float = 1.0,
+    beta: float = 8.0,
+    temperature: float = 4.0,
+    reduction: str = "mean",
+) -> Tensor:
+    """Decoupled KD (Zhao et al., "Decoupled Knowledge Distillation", CVPR 2022): ``T^2 (alpha TCKD + beta NCKD)``.
+
+    At temperature ``T``, ``TCKD = D(b^t || b^s)`` matches the binary distributions ``(p_y, 1 - p_y)`` of the
+    target class ``y`` and ``NCKD = D(p_hat^t || p_hat^s)`` the distributions over the other classes
+    (renormalised). KD's term is ``T^2 (TCKD + (1 - p^t_y) NCKD)``; DKD frees the two weights. Defaults are the
+    authors' CIFAR-100 setting (their linear warm-up of the whole term over 20 epochs is the engine's schedule).
+    """
+    alpha = check_scalar("alpha", alpha, allow_zero=True)
+    beta = check_scalar("beta", beta, allow_zero=True)
+    temperature = check_scalar("temperature", temperature)
+    reduction = check_reduction(reduction)
+    check_logit_pair(student_logits, teacher_logits)
+    if student_logits.shape[1] < 2:
+        raise ValueError("student_logits must have at least two classes for DKD")
+    check_labels(labels, student_logits)
+    per_sample = _dkd(student_logits, teacher_logits, labels, alpha, beta, temperature)
+    return _reduce_checked(per_sample, reduction, student_logits, teacher_logits)
+
+
+def _standardise(logits: Tensor, eps: float = 1e-7) -> Tensor:
+    """Z-score of each row: ``(l - mean(l)) / (std(l) + eps)``, std with Bessel's correction (the authors' code)."""
+    return (logits - logits.mean(-1, keepdim=True)) / (logits.std(-1, keepdim=True) + eps)
+
+
+def _lskd(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
+    """KD's ``T^2 D(p^t_T || q_T)`` per sample on z-scored logits (Sun et al., CVPR 2024)."""
+    student, teacher = _upcast(student_logits, teacher_logits)
+    return _kd(_standardise(student), _standardise(teacher), temperature)
+
+
+def lskd_loss(
+    student_logits: Tensor, teacher_logits: Tensor, temperature: float = 2.0, reduction: str = "mean"
+) -> Tensor:
+    """KD with logit standardisation (Sun et al., "Logit Standardization in Knowledge Distillation", CVPR 2024).
+
+    Each sample's teacher and student logits are z-scored over the classes, ``Z(l) = (l - mean) / std``, before
+    KD's tempered divergence: ``T^2 D(softmax(Z(v) / T) || softmax(Z(z) / T))`` with the base temperature ``T``
+    (2 in the authors' CIFAR-100 runs). The student then matches the teacher's logit *relations*, not their
+    range. The std uses Bessel's correction and ``1e-7`` guards a constant row, as in the authors' code (the
+    paper writes the 1/K form: a factor ``sqrt(K / (K - 1))`` in the effective temperature, 1.005 at K = 100).
+    """
+    temperature = check_scalar("temperature", temperature)
+    reduction = check_reduction(reduction)
+    check_logit_pair(student_logits, teacher_logits)
+    if student_logits.shape[1] < 2:
+        raise ValueError("student_logits must have at least two classes to be standardised")
+    per_sample = _lskd(student_logits, teacher_logits, temperature)
+    return _reduce_checked(per_sample, reduction, student_logits, teacher_logits)

@@ -41,6 +41,7 @@ from typing import Any
 
 import yaml
 
+from wttm_core._checks import check_number
 from wttm_core.atomic import write_text_atomic
 from wttm_core.engine.state import write_json
 
@@ -126,8 +127,7 @@ def parse_sweep(data: Any, *, default_name: str = "sweep", base_dir: str | Path 
     if plot and not {"x", "y"} <= set(plot):
         raise ValueError(f"plot needs at least x and y, got {sorted(plot)}")
     timeout = data.get("timeout", 900)
-    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
-        raise ValueError(f"timeout must be a positive integer (seconds per cell), got {timeout!r}")
+    check_number("timeout", timeout, low=1, integer=True)  # seconds per cell
     return SweepSpec(
         name,
         path,

@@ -39,6 +39,7 @@ from types import MappingProxyType
 from torch import nn
 from tqdm.auto import tqdm
 
+from wttm_core._checks import check_number
 from wttm_core.atomic import atomic_write
 from wttm_core.models import MODEL_NAMES, load_checkpoint
 
@@ -430,8 +431,7 @@ def fetch_teachers(
         raise TypeError(f"dest must be a str or os.PathLike, got {type(dest).__name__}")
     if not isinstance(url, str) or not url:
         raise ValueError(f"url must be a non-empty string, got {url!r}")
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise ValueError(f"retries must be an int >= 0, got {retries!r}")
+    check_number("retries", retries, low=0, integer=True)
     if not timeout > 0:
         raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
     if expected_sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", expected_sha256):

@@ -9,7 +9,6 @@ where values enter: a bad value raises ``ValueError`` naming the field.
 from __future__ import annotations
 
 import dataclasses
-import math
 import platform
 import sys
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from wttm_core._checks import check_number
 from wttm_core.engine.methods import WEIGHTINGS, Method, MethodSpec, build_method, parse_method
 from wttm_core.engine.runtime import (
     AMP_MODES,
@@ -28,7 +28,8 @@ from wttm_core.engine.runtime import (
     default_channels_last,
     resolve_device,
 )
-from wttm_core.presets import RECIPE, learning_rate, method_hyperparameters, scaled_milestones
+from wttm_core.loss_terms import TERMS
+from wttm_core.paper import RECIPE, learning_rate, method_hyperparameters, scaled_milestones
 
 __all__ = [
     "TrainConfig",
@@ -49,8 +50,10 @@ EVAL_PRECISIONS = ("fp32", "amp")
 # Fields added after runs were first written: the value a run directory without the field was made with, so that
 # such a run resumes as it started (unless the caller sets the field).
 LEGACY_VALUES: dict[str, Any] = {"eval_precision": "amp"}
+# The configuration fields that set loss-term hyper-parameters (the table's ``field`` names).
+METHOD_FIELDS = tuple(dict.fromkeys(p.field for term in TERMS.values() for p in term.params if p.field is not None))
 # Fields that do not change what is computed: two configs differing only here describe the same run.
-_NOT_IDENTITY = frozenset({"out", "quiet", "num_workers", "cuda_graphs"})
+_NOT_IDENTITY = frozenset({"out", "quiet", "num_workers", "cuda_graphs", "preset_source"})  # preset_source: provenance
 
 
 @dataclass
@@ -120,17 +123,13 @@ class TrainConfig:
 def _check_int(name: str, value: object, minimum: int, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    check_number(name, value, low=minimum, integer=True)
 
 
 def _check_float(name: str, value: object, *, positive: bool, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or (value <= 0 if positive else value < 0):  # type: ignore[operator]
-        bound = "> 0" if positive else ">= 0"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+    check_number(name, value, low=0, low_open=positive)
 
 
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
@@ -166,7 +165,9 @@ def _validate(cfg: TrainConfig, model_names: tuple[str, ...]) -> None:
         raise ValueError(f"label_smoothing must be < 1, got {cfg.label_smoothing}")
     if cfg.milestones is not None:
         ms = tuple(cfg.milestones)
-        if any(isinstance(m, bool) or not isinstance(m, int) or m < 0 for m in ms) or list(ms) != sorted(ms):
+        for m in ms:
+            check_number("milestones", m, low=0, integer=True)
+        if list(ms) != sorted(ms):
             raise ValueError(f"milestones must be non-decreasing non-negative integers, got {cfg.milestones!r}")
     if cfg.batch_size % cfg.world_size:
         raise ValueError(
@@ -209,47 +210,6 @@ def _standard_arch(entry: Any) -> str:
     return entry["arch"] if isinstance(entry, dict) else entry.arch
 
 
-def _resolve_teacher(cfg: TrainConfig, model_names: tuple[str, ...], spec: MethodSpec) -> None:
-    """The teacher's architecture and checkpoint file (a standard teacher's file is looked up under teacher_dir)."""
-    teacher_arch = _teacher_arch(cfg, model_names)
-    if cfg.teacher_arch is not None and teacher_arch is not None and cfg.teacher_arch != teacher_arch:
-        raise ValueError(f"teacher_arch {cfg.teacher_arch!r} contradicts teacher {cfg.teacher!r}")
-    cfg.teacher_arch = teacher_arch
-    if cfg.teacher_checkpoint is not None and not Path(cfg.teacher_checkpoint).is_file():
-        raise ValueError(f"teacher_checkpoint: no such file {cfg.teacher_checkpoint}")
-    if cfg.teacher_arch is None and cfg.teacher_checkpoint is not None:
-        cfg.teacher_arch = _checkpoint_arch(cfg.teacher_checkpoint, model_names)
-    needs_teacher = build_method(spec, gamma=1.0, beta=1.0).needs_teacher
-    if needs_teacher and not cfg.distills:
-        raise ValueError(f"method {cfg.method!r} needs a teacher: give teacher and/or teacher_checkpoint")
-    if cfg.teacher is not None and cfg.teacher_checkpoint is None:
-        from wttm_core.teachers import STANDARD_TEACHERS, find_teacher_checkpoint
-
-        try:
-            cfg.teacher_checkpoint = str(find_teacher_checkpoint(cfg.teacher, cfg.teacher_dir))
-        except FileNotFoundError:
-            if cfg.teacher in STANDARD_TEACHERS:
-                raise
-            raise ValueError(
-                f"teacher_checkpoint: {cfg.teacher!r} is not a standard teacher and {cfg.teacher_dir} holds no "
-                f"{cfg.teacher}_vanilla/ folder; give the path of a trained checkpoint"
-            ) from None
-
-
-def _resolve_execution(cfg: TrainConfig, local_rank: int | None) -> None:
-    """Device, precision, memory format, CUDA graphs and the evaluation precision."""
-    cfg.device = resolve_device(cfg.device, local_rank)
-    if cfg.amp == "auto":
-        cfg.amp = default_amp(cfg.device)
-    if cfg.amp == "fp16" and cfg.device == "cpu":
-        raise ValueError("amp: fp16 autocast is for CUDA; use bf16 (or off) on the CPU")
-    if cfg.channels_last is None:
-        cfg.channels_last = default_channels_last(cfg.device, cfg.amp)
-    cfg.cuda_graphs = _resolve_cuda_graphs(cfg)
-    if cfg.eval_precision is None:
-        cfg.eval_precision = "fp32"  # published accuracies are float32 evaluations
-
-
 def resolve_config(config: TrainConfig, *, world_size: int = 1, local_rank: int | None = None) -> TrainConfig:
     """Validate ``config`` and return a copy with every ``None`` / ``"auto"`` replaced by the value used.
 
@@ -264,10 +224,55 @@ def resolve_config(config: TrainConfig, *, world_size: int = 1, local_rank: int 
     _validate(cfg, model_names)
     spec = parse_method(cfg.method)
 
-    _resolve_teacher(cfg, model_names, spec)
+    teacher_arch = _teacher_arch(cfg, model_names)
+    if cfg.teacher_arch is not None and teacher_arch is not None and cfg.teacher_arch != teacher_arch:
+        raise ValueError(f"teacher_arch {cfg.teacher_arch!r} contradicts teacher {cfg.teacher!r}")
+    cfg.teacher_arch = teacher_arch
+    if cfg.teacher_checkpoint is not None and not Path(cfg.teacher_checkpoint).is_file():
+        raise ValueError(f"teacher_checkpoint: no such file {cfg.teacher_checkpoint}")
+    if cfg.teacher_arch is None and cfg.teacher_checkpoint is not None:
+        cfg.teacher_arch = _checkpoint_arch(cfg.teacher_checkpoint, model_names)
+    if any(TERMS[name].needs_teacher for name in spec.names) and not cfg.distills:
+        raise ValueError(f"method {cfg.method!r} needs a teacher: give teacher and/or teacher_checkpoint")
+    if cfg.teacher is not None and cfg.teacher_checkpoint is None:
+        from wttm_core.teachers import STANDARD_TEACHERS, find_teacher_checkpoint
 
-    # gamma / beta from Tables 8-9 when the method needs them and they were not given
-    tuned = [name for name in spec.names if name in ("ttm", "wttm", "wttm-noce")]
+        try:
+            cfg.teacher_checkpoint = str(find_teacher_checkpoint(cfg.teacher, cfg.teacher_dir))
+        except FileNotFoundError:
+            if cfg.teacher in STANDARD_TEACHERS:
+                raise
+            raise ValueError(
+                f"teacher_checkpoint: {cfg.teacher!r} is not a standard teacher and {cfg.teacher_dir} holds no "
+                f"{cfg.teacher}_vanilla/ folder; give the path of a trained checkpoint"
+            ) from None
+
+    _resolve_method(cfg, spec)
+
+    if cfg.lr is None:
+        cfg.lr = learning_rate(cfg.arch)
+    if cfg.milestones is None:
+        cfg.milestones = scaled_milestones(cfg.epochs)
+    if cfg.test_batch_size is None:
+        cfg.test_batch_size = 256  # evaluation in eval mode: the result does not depend on it
+
+    cfg.device = resolve_device(cfg.device, local_rank if world_size > 1 else None)
+    if cfg.amp == "auto":
+        cfg.amp = default_amp(cfg.device)
+    if cfg.amp == "fp16" and cfg.device == "cpu":
+        raise ValueError("amp: fp16 autocast is for CUDA; use bf16 (or off) on the CPU")
+    if cfg.channels_last is None:
+        cfg.channels_last = default_channels_last(cfg.device, cfg.amp)
+    cfg.cuda_graphs = _resolve_cuda_graphs(cfg)
+    cfg.eval_precision = cfg.eval_precision or "fp32"  # published accuracies are float32 evaluations
+    return cfg
+
+
+def _resolve_method(cfg: TrainConfig, spec: MethodSpec) -> None:
+    """Fill gamma / beta from Tables 8-9 where the method's terms take presets and they were not given, record
+    where they came from, validate every term hyper-parameter by building the method once, and pick the metrics'
+    temperature (the method's 1/gamma, else KD's T)."""
+    tuned = [name for name in spec.names if TERMS[name].presets]
     if tuned and (cfg.gamma is None or cfg.beta is None):
         preset = method_hyperparameters(tuned[0], cfg.teacher_arch, cfg.arch)
         if cfg.gamma is None:
@@ -283,20 +288,9 @@ def resolve_config(config: TrainConfig, *, world_size: int = 1, local_rank: int 
             )
     elif tuned:
         cfg.preset_source = "given"
-    # build once to validate every method hyperparameter together
     method_for(cfg, spec)
     if cfg.metric_temperature is None:
         cfg.metric_temperature = 1.0 / cfg.gamma if tuned else cfg.temperature  # type: ignore[operator]
-
-    if cfg.lr is None:
-        cfg.lr = learning_rate(cfg.arch)
-    if cfg.milestones is None:
-        cfg.milestones = scaled_milestones(cfg.epochs)
-    if cfg.test_batch_size is None:
-        cfg.test_batch_size = 256  # evaluation in eval mode: the result does not depend on it
-
-    _resolve_execution(cfg, local_rank if world_size > 1 else None)
-    return cfg
 
 
 def _resolve_cuda_graphs(cfg: TrainConfig) -> bool:
@@ -393,14 +387,4 @@ def environment_info(device: str, eval_precision: str | None = None) -> dict[str
 
 def method_for(cfg: TrainConfig, spec: str | MethodSpec | None = None) -> Method:
     """The loss :class:`Method` a configuration describes (``spec`` defaults to ``cfg.method``)."""
-    return build_method(
-        cfg.method if spec is None else spec,
-        gamma=cfg.gamma,
-        beta=cfg.beta,
-        temperature=cfg.temperature,
-        ce_weight=cfg.ce_weight,
-        kd_weight=cfg.kd_weight,
-        label_smoothing=cfg.label_smoothing,
-        weighting=cfg.weighting,
-        renyi_order=cfg.renyi_order,
-    )
+    return build_method(cfg.method if spec is None else spec, **{name: getattr(cfg, name) for name in METHOD_FIELDS})

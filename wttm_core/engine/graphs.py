@@ -18,8 +18,8 @@ computes:
 * after the optimizer's state is replaced (``load_state_dict`` makes new momentum tensors), :meth:`reset`
   makes the next call capture again.
 
-The step itself must not read values back to the host (the losses skip their finiteness check during capture,
-see :func:`wttm_core.functional.value_checks`) and, under autocast, must not use autocast's weight cache. fp16
+The step itself must not read values back to the host (the engine's loss terms call the functional core's
+unchecked kernels, see :mod:`wttm_core.loss_terms`) and, under autocast, must not use autocast's weight cache. fp16
 with its loss scaler (which reads the gradients' finiteness back), DistributedDataParallel and torch.compile are
 not supported: :func:`wttm_core.engine.config.resolve_config` turns graphs off for them.
 """

@@ -268,6 +268,7 @@ class Cohort:
             loader.set_epoch(epoch)
         meters = [TrainMeter(m.method.terms, self.device) for m in members]
         for member, meter in zip(members, meters, strict=True):
+            member.method.set_epoch(epoch)  # terms with a schedule (a warm-up) follow the epoch
             if member.partial is not None:
                 meter.load_state_dict(member.partial["meter"])
             member.student.train()

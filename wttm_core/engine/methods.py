@@ -1,43 +1,28 @@
-"""Distillation methods as weighted sums of named loss terms (a small, mdistiller-like interface).
+"""Distillation methods as weighted sums of the loss terms in :mod:`wttm_core.loss_terms` (mdistiller-like).
 
 A :class:`Method` maps ``(student_logits, teacher_logits, labels)`` to a :class:`LossParts`: the total loss and
-each weighted term by name, so the training loop can log every part. The base methods are
+each weighted term by name, so the training loop can log every part. A method string names a base method and
+optional added terms: ``"wttm"``, ``"wttm+0.8*kd"``, ``"kd+2*renyi"``. The first name contributes its full
+objective (its cross-entropy and its own term, Eq. 24: ``L = H(y, q) + beta U D(p^t_T || q) + mu L_other``),
+every further ``[w*]name`` its term without a second cross-entropy, times ``w`` (default 1). A term's
+hyper-parameters that have no configuration field are set in the string itself: ``"wttm+0.5*dkd(beta=6)"``.
 
-==============  ==========================================================  ==============
-name            objective                                                   paper
-==============  ==========================================================  ==============
-``ce``          ``H(y, q)``                                                 teacher / vanilla
-``kd``          ``0.1 H(y, q) + 0.9 T^2 D(p^t_T || q_T)``, T = 4            Eq. 1
-``ttm``         ``H(y, q) + beta D(p^t_T || q)``                            Eq. 2
-``wttm``        ``H(y, q) + beta U_gamma(p^t) D(p^t_T || q)``               Eq. 23
-``wttm-noce``   ``beta U_gamma(p^t) D(p^t_T || q)``                         Table 6
-==============  ==========================================================  ==============
-
-and a spec such as ``"wttm+0.8*kd"`` adds further terms with their own weights (Eq. 24:
-``L = H(y, q) + beta U D(p^t_T || q) + mu L_other``): the first name contributes its full objective, every
-further ``[w*]name`` its distillation term (without a second cross-entropy) times ``w`` (default 1). Besides
-the base names, ``renyi`` (``-H_alpha(q)``, the Renyi-entropy regulariser that Eq. 15 finds inside TTM) can be
-added, e.g. ``"kd+2*renyi"``.
-
-The distillation terms are the functional core's (``kd_loss``, ``ttm_loss``, ``wttm_loss``), which compute in
-float32 also for bf16/fp16 logits. ``weighting`` replaces WTTM's sample weight ``U_gamma(p^t)`` (Eq. 22) by an
-alternative (the authors' future work): ``power-sum`` (Eq. 22, default), ``power-sum-normalised`` (U divided by
-its batch mean), ``teacher-entropy`` (``H(p^t_T)``), ``one-minus-max`` (``1 - max p^t``) or ``none`` (TTM).
+The base methods, the addable terms, their hyper-parameters and defaults are the rows of
+:data:`wttm_core.loss_terms.TERMS` (``wttm methods`` in the README lists them).
 """
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from wttm_core import functional as WF
-from wttm_core.presets import RECIPE
+from wttm_core._checks import check_number
+from wttm_core.loss_terms import BASE_METHODS, TERMS, WEIGHTINGS, LossTerm, sample_weights
 
 __all__ = [
     "BASE_METHODS",
@@ -51,12 +36,12 @@ __all__ = [
     "sample_weights",
 ]
 
-BASE_METHODS = ("ce", "kd", "ttm", "wttm", "wttm-noce")
-TERMS = ("ce", "kd", "ttm", "wttm", "renyi")
-WEIGHTINGS = ("power-sum", "power-sum-normalised", "teacher-entropy", "one-minus-max", "none")
-_TEACHER_TERMS = frozenset({"kd", "ttm", "wttm"})
-_NAME = r"[a-z][a-z-]*"
-_TERM_RE = re.compile(rf"^\s*(?:(?P<weight>[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*\*\s*)?(?P<name>{_NAME})\s*$")
+_NUMBER = r"[-+]?(?:[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
+_TERM_RE = re.compile(
+    rf"^\s*(?:(?P<weight>{_NUMBER})\s*\*\s*)?(?P<name>[a-z][a-z-]*)\s*(?:\((?P<options>[^()]*)\))?\s*$"
+)
+_OPTION_RE = re.compile(rf"^\s*(?P<key>[a-z_]+)\s*=\s*(?P<value>{_NUMBER}|[a-z-]+)\s*$")
+_TOP_LEVEL_PLUS = re.compile(r"\+(?![^()]*\))")
 
 
 @dataclass(frozen=True)
@@ -69,95 +54,130 @@ class LossParts:
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """A parsed method string: the base method and the extra ``(weight, term)`` pairs after it."""
+    """A parsed method string: the base method, the extra ``(weight, term)`` pairs after it and any
+    ``term(key=value)`` options (``(term, ((key, value), ...))`` pairs)."""
 
     base: str
     extras: tuple[tuple[float, str], ...] = ()
+    options: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
         return (self.base, *(name for _, name in self.extras))
 
 
+def _parse_options(spec: str, name: str, text: str | None) -> tuple[tuple[str, Any], ...]:
+    if not text or not text.strip():
+        return ()
+    found = []
+    for item in text.split(","):
+        match = _OPTION_RE.match(item)
+        if match is None:
+            raise ValueError(f"method {spec!r}: cannot parse option {item.strip()!r} of {name} (expected KEY=VALUE)")
+        value: Any = match["value"]
+        found.append((match["key"], value if value[0].isalpha() else float(value)))
+    return tuple(found)
+
+
 def parse_method(spec: str) -> MethodSpec:
-    """Parse ``"wttm"``, ``"wttm+kd"``, ``"wttm+0.8*kd"``, ``"kd+2*renyi"`` into a :class:`MethodSpec`."""
+    """Parse ``"wttm"``, ``"wttm+kd"``, ``"wttm+0.8*kd"``, ``"kd+2*renyi"``, ``"dkd(beta=6)"`` into a spec."""
     if not isinstance(spec, str):
         raise TypeError(f"method must be a string, got {type(spec).__name__}")
-    pieces = spec.split("+")
-    extras: list[tuple[float, str]] = []
-    base = ""
-    for index, piece in enumerate(pieces):
+    base, extras, options = "", [], []
+    for index, piece in enumerate(_TOP_LEVEL_PLUS.split(spec)):
         match = _TERM_RE.match(piece)
-        if match is None:
+        if match is None or (match["weight"] or "").startswith(("-", "+")):
             raise ValueError(f"method {spec!r}: cannot parse {piece!r} (expected NAME or WEIGHT*NAME)")
         name, weight = match["name"], match["weight"]
         if index == 0:
-            if weight is not None or name not in BASE_METHODS:
-                raise ValueError(f"method must start with one of {BASE_METHODS}, got {spec!r}")
+            if weight is not None or name not in TERMS or not TERMS[name].base:
+                bases = tuple(n for n, term in TERMS.items() if term.base)
+                raise ValueError(f"method must start with one of {bases}, got {spec!r}")
             base = name
-            continue
-        term = "wttm" if name == "wttm-noce" else name
-        if term not in TERMS or term == "ce":
-            raise ValueError(f"method {spec!r}: an added term must be one of kd, ttm, wttm, renyi, got {name!r}")
-        extras.append((float(weight) if weight is not None else 1.0, term))
-    names = [base_term for base_term in _base_terms(base)] + [term for _, term in extras]
-    duplicated = {n for n in names if names.count(n) > 1}
+        elif name not in TERMS or not TERMS[name].addable:
+            addable = ", ".join(n for n, term in TERMS.items() if term.addable)
+            raise ValueError(f"method {spec!r}: an added term must be one of {addable}, got {name!r}")
+        else:
+            name = TERMS[name].part_name
+            extras.append((float(weight) if weight is not None else 1.0, name))
+        if match["options"] is not None:
+            options.append((name, _parse_options(spec, name, match["options"])))
+    parts = [*_base_parts(TERMS[base]), *(term for _, term in extras)]
+    duplicated = {n for n in parts if parts.count(n) > 1}
     if duplicated:
         raise ValueError(f"method {spec!r} uses the term(s) {sorted(duplicated)} twice")
-    return MethodSpec(base, tuple(extras))
+    return MethodSpec(base, tuple(extras), tuple(options))
 
 
-def _base_terms(base: str) -> tuple[str, ...]:
-    return {"ce": ("ce",), "kd": ("ce", "kd"), "ttm": ("ce", "ttm"), "wttm": ("ce", "wttm"), "wttm-noce": ("wttm",)}[
-        base
-    ]
+def _base_parts(term: LossTerm) -> tuple[str, ...]:
+    """The parts a base method contributes: its CE (when it has a CE weight) and its own term."""
+    has_ce = any(p.name == "ce_weight" for p in term.params)
+    return tuple(dict.fromkeys((*(("ce",) if has_ce else ()), term.part_name)))
 
 
-def sample_weights(teacher_logits: Tensor, gamma: float, weighting: str) -> Tensor:
-    """Per-sample weights of the weighted TTM term, ``[N]``, no gradient.
-
-    ``power-sum`` is WTTM's ``U_gamma(p^t)`` (Eqs. 22-23); the others are alternatives for experiments.
-    """
-    if weighting == "power-sum":
-        return WF.wttm_weights(teacher_logits, gamma)
-    if weighting == "power-sum-normalised":
-        weights = WF.wttm_weights(teacher_logits, gamma)
-        return weights / weights.mean()
-    teacher = teacher_logits.detach().float()
-    if weighting == "teacher-entropy":
-        return WF.shannon_entropy(torch.softmax(gamma * teacher, dim=-1))
-    if weighting == "one-minus-max":
-        return 1.0 - torch.softmax(teacher, dim=-1).amax(dim=-1)
-    if weighting == "none":
-        return torch.ones(teacher.shape[0], device=teacher.device)
-    raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
-
-
-TermFn = Callable[[Tensor, Tensor | None, Tensor], Tensor]
+def _resolve(term: LossTerm, given: Mapping[str, Any], local: Mapping[str, Any], method: str) -> dict[str, Any]:
+    """The term's hyper-parameters: ``term(key=value)`` in the string, else the keyword, else the default."""
+    unknown = set(local) - {p.name for p in term.params}
+    if unknown:
+        known = ", ".join(p.name for p in term.params) or "none"
+        raise ValueError(f"method {method!r}: {term.name} has no option {sorted(unknown)[0]!r} (options: {known})")
+    values: dict[str, Any] = {}
+    for p in term.params:
+        label = p.field or f"{term.name}({p.name}=...)"
+        value = local.get(p.name, given.get(p.field) if p.field is not None else None)
+        value = p.default if value is None else value
+        if value is None and p.required:
+            missing = " and ".join(q.field or q.name for q in term.params if q.required)
+            raise ValueError(f"method {method!r} needs {missing} (no Table 8/9 preset for this pair: pass them)")
+        values[p.name] = p.check(label, value) if value is not None else None
+    return values
 
 
 class Method:
     """A weighted sum of loss terms; call it with ``(student_logits, teacher_logits, labels)``.
 
-    Build one with :func:`build_method`. ``terms`` maps each term name to its weight; ``needs_teacher`` says
-    whether teacher logits must be passed (``None`` is accepted for ``ce`` alone).
+    Build one with :func:`build_method`. ``terms`` maps each part name to its weight; ``needs_teacher`` says
+    whether teacher logits must be passed (``None`` is accepted for teacher-free terms alone).
     """
 
-    def __init__(self, spec: MethodSpec, weights: dict[str, float], functions: dict[str, TermFn]) -> None:
+    def __init__(self, spec: MethodSpec, parts: list[tuple[str, float, LossTerm, dict[str, Any]]]) -> None:
         self.spec = spec
-        self.terms = dict(weights)
-        self._functions = functions
-        self.needs_teacher = any(name in _TEACHER_TERMS for name in weights)
+        self.terms = {name: weight for name, weight, _, _ in parts}
+        self._parts = parts
+        self.needs_teacher = any(term.needs_teacher for _, _, term, _ in parts)
+        self._factor_tensors: dict[tuple[str, torch.device], Tensor] = {}
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set the 0-based epoch for the terms with a schedule (a warm-up); the training loop calls it per epoch.
+
+        A term's factor lives in a device tensor that is updated in place, so a step captured as a CUDA graph
+        replays with the current factor and nothing is read back.
+        """
+        epoch = int(check_number("epoch", epoch, low=0, integer=True))
+        self.factors = {name: term.schedule(epoch, hp) for name, _, term, hp in self._parts if term.schedule}
+        for (name, _), tensor in self._factor_tensors.items():
+            tensor.fill_(self.factors[name])
+
+    def _factor(self, name: str, like: Tensor) -> Tensor:
+        key = (name, like.device)
+        if key not in self._factor_tensors:
+            self._factor_tensors[key] = torch.tensor(self.factors[name], dtype=torch.float32, device=like.device)
+        return self._factor_tensors[key]
 
     def __call__(self, student_logits: Tensor, teacher_logits: Tensor | None, labels: Tensor) -> LossParts:
         if self.needs_teacher and teacher_logits is None:
             raise ValueError(f"teacher_logits are required by method {self.describe()!r}")
-        parts = {
-            name: weight * self._functions[name](student_logits, teacher_logits, labels)
-            for name, weight in self.terms.items()
-        }
+        parts = {}
+        for name, weight, term, hp in self._parts:
+            value = weight * term.function(student_logits, teacher_logits, labels, hp)
+            parts[name] = value * self._factor(name, value) if term.schedule is not None else value
         total = torch.stack(list(parts.values())).sum()
         return LossParts(total, parts)
+
+    def hyperparameters(self) -> dict[str, dict[str, Any]]:
+        """The resolved hyper-parameters of every part (what the run uses; recorded next to the config)."""
+        return {name: dict(hp) for name, _, _, hp in self._parts}
 
     def describe(self) -> str:
         """The objective as text, e.g. ``1*ce + 1.5*wttm``."""
@@ -167,80 +187,33 @@ class Method:
         return f"Method({self.describe()})"
 
 
-def build_method(
-    spec: str | MethodSpec,
-    *,
-    gamma: float | None = None,
-    beta: float | None = None,
-    temperature: float = RECIPE.kd_temperature,
-    ce_weight: float | None = None,
-    kd_weight: float = RECIPE.kd_weight,
-    label_smoothing: float = 0.0,
-    weighting: str = "power-sum",
-    renyi_order: float | None = None,
-) -> Method:
-    """Build a :class:`Method` from a spec and its hyperparameters.
+def build_method(spec: str | MethodSpec, **hyperparameters: Any) -> Method:
+    """Build a :class:`Method` from a spec and its hyper-parameters (keywords = configuration fields).
 
-    ``gamma`` (= 1/T, Eqs. 8-9) and ``beta`` are required by ``ttm``/``wttm`` terms; ``temperature`` is KD's T;
-    ``ce_weight`` overrides the cross-entropy weight (default 0.1 for ``kd``, 1 otherwise, none for
-    ``wttm-noce``); ``kd_weight`` is KD's lambda (0.9); ``renyi_order`` is the order of the ``renyi`` term
-    (default ``1 / temperature``, the order in Eq. 15).
+    The keywords are the ``field`` names of :data:`wttm_core.loss_terms.TERMS`' hyper-parameters: ``gamma``
+    (= 1/T, Eqs. 8-9) and ``beta`` (required by ``ttm``/``wttm``), ``temperature`` (KD's T), ``ce_weight``
+    (default per base method: 0.1 for ``kd``, 1 otherwise, none for ``wttm-noce``), ``kd_weight`` (KD's
+    lambda), ``label_smoothing``, ``weighting`` and ``renyi_order`` (default ``1 / temperature``, Eq. 15).
+    ``None`` means the table's default.
     """
+    fields = {p.field for term in TERMS.values() for p in term.params if p.field is not None}
+    unknown = set(hyperparameters) - fields
+    if unknown:
+        raise TypeError(f"build_method() got an unexpected keyword argument {sorted(unknown)[0]!r}")
     parsed = parse_method(spec) if isinstance(spec, str) else spec
-    names = set(_base_terms(parsed.base)) | {term for _, term in parsed.extras}
-    if names & {"ttm", "wttm"}:
-        if gamma is None or beta is None:
-            raise ValueError(
-                f"method {parsed.base!r} needs gamma and beta (no Table 8/9 preset for this pair: pass them)"
-            )
-        gamma = _positive("gamma", gamma)
-        beta = _positive("beta", beta)
-    temperature = _positive("temperature", temperature)
-    if weighting not in WEIGHTINGS:
-        raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
-    if not 0.0 <= label_smoothing < 1.0:
-        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
-    order = _positive("renyi_order", renyi_order) if renyi_order is not None else 1.0 / temperature
-
-    def ce(z: Tensor, v: Tensor | None, y: Tensor) -> Tensor:
-        return F.cross_entropy(z.float(), y, label_smoothing=label_smoothing)
-
-    def kd(z: Tensor, v: Tensor | None, y: Tensor) -> Tensor:
-        return WF.kd_loss(z, v, temperature)
-
-    def ttm(z: Tensor, v: Tensor | None, y: Tensor) -> Tensor:
-        return WF.ttm_loss(z, v, gamma)
-
-    def wttm(z: Tensor, v: Tensor | None, y: Tensor) -> Tensor:
-        if weighting == "power-sum":
-            return WF.wttm_loss(z, v, gamma)
-        per_sample = WF.ttm_loss(z, v, gamma, reduction="none")
-        return (sample_weights(v, gamma, weighting) * per_sample).mean()
-
-    def renyi(z: Tensor, v: Tensor | None, y: Tensor) -> Tensor:
-        return -WF.renyi_entropy(torch.softmax(z.float(), dim=-1), order).mean()
-
-    functions: dict[str, TermFn] = {"ce": ce, "kd": kd, "ttm": ttm, "wttm": wttm, "renyi": renyi}
-    base_ce = {"ce": 1.0, "kd": RECIPE.kd_ce_weight, "ttm": RECIPE.ttm_ce_weight, "wttm": RECIPE.ttm_ce_weight}
-    weights: dict[str, float] = {}
-    if parsed.base != "wttm-noce":
-        weights["ce"] = _non_negative("ce_weight", ce_weight) if ce_weight is not None else base_ce[parsed.base]
-    if parsed.base == "kd":
-        weights["kd"] = _non_negative("kd_weight", kd_weight)
-    elif parsed.base in ("ttm", "wttm", "wttm-noce"):
-        weights["ttm" if parsed.base == "ttm" else "wttm"] = float(beta)  # type: ignore[arg-type]
-    for weight, term in parsed.extras:
-        weights[term] = weight
-    return Method(parsed, weights, functions)
-
-
-def _positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
-
-
-def _non_negative(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
-        raise ValueError(f"{name} must be a non-negative finite number, got {value!r}")
-    return float(value)
+    text = spec if isinstance(spec, str) else parsed.base
+    local = {name: dict(options) for name, options in parsed.options}
+    base = TERMS[parsed.base]
+    base_hp = _resolve(base, hyperparameters, local.get(parsed.base, {}), text)
+    ce = TERMS["ce"]
+    parts: list[tuple[str, float, LossTerm, dict[str, Any]]] = []
+    if "ce_weight" in base_hp:
+        ce_hp = _resolve(ce, hyperparameters, local.get("ce", {}), text)
+        parts.append(("ce", base_hp["ce_weight"], ce, ce_hp))
+    if base.name != "ce":
+        weight = base_hp[base.weight] if isinstance(base.weight, str) else float(base.weight)
+        parts.append((base.part_name, weight, base, base_hp))
+    for weight, name in parsed.extras:
+        term = TERMS[name]
+        parts.append((name, weight, term, _resolve(term, hyperparameters, local.get(name, {}), text)))
+    return Method(parsed, parts)

@@ -46,6 +46,7 @@ def config_record(student: Any) -> dict[str, Any]:
         "in_memory": shared.data_given,
     }
     record["method_objective"] = student.method.describe()
+    record["term_hyperparameters"] = student.method.hyperparameters()  # every term's values, defaults included
     return record
 
 

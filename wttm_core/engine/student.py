@@ -15,12 +15,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from wttm_core import functional as WF
 from wttm_core.engine import distributed as D
 from wttm_core.engine import speed
 from wttm_core.engine.config import TrainConfig, method_for
 from wttm_core.engine.graphs import GraphedStep
-from wttm_core.engine.methods import LossParts, Method
+from wttm_core.engine.methods import LossParts, Method, sample_weights
 from wttm_core.engine.metrics import TrainMeter, evaluation_sums, finish_evaluation
 from wttm_core.engine.runtime import autocast, seed_everything
 from wttm_core.engine.shared import Shared
@@ -122,16 +121,15 @@ class Student:
         while a GPU runs this one.
         """
         cfg = self.cfg
-        with WF.value_checks(False):
-            with autocast(cfg.device, cfg.amp, cache=not cfg.cuda_graphs):
-                student_logits = self.student_forward(images)
-            parts = self.method(student_logits, teacher_logits, labels)
-            loss = parts.total * D.loss_scale(labels.shape[0], global_size or labels.shape[0], self.ctx)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            weights = WF.wttm_weights(teacher_logits, self.metric_gamma) if teacher_logits is not None else None
+        with autocast(cfg.device, cfg.amp, cache=not cfg.cuda_graphs):
+            student_logits = self.student_forward(images)
+        parts = self.method(student_logits, teacher_logits, labels)  # float32, unchecked kernels: no read-back
+        loss = parts.total * D.loss_scale(labels.shape[0], global_size or labels.shape[0], self.ctx)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        weights = sample_weights(teacher_logits, self.metric_gamma, "power-sum") if teacher_logits is not None else None
         # detached, so that no output keeps this step's autograd graph (and its AccumulateGrad nodes) alive
         detached = LossParts(parts.total.detach(), {name: v.detach() for name, v in parts.parts.items()})
         return detached, student_logits.detach(), weights

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from wttm_core import functional as WF
+from wttm_core._checks import check_number
 from wttm_core.runs import read_jsonl
 
 __all__ = [
@@ -50,10 +51,8 @@ def entropy_histogram(entropy: Tensor, num_classes: int, bins: int = ENTROPY_BIN
     """
     if not isinstance(entropy, Tensor) or entropy.dim() != 1:
         raise TypeError("entropy must be a 1-D tensor of per-sample entropies")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
-    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
-        raise ValueError(f"bins must be a positive integer, got {bins!r}")
+    check_number("num_classes", num_classes, low=2, integer=True)
+    check_number("bins", bins, low=1, integer=True)
     top = math.log(num_classes)
     values = entropy.detach().double().cpu().clamp(0.0, top)
     counts = torch.histc(values, bins=bins, min=0.0, max=top)

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from wttm_core._checks import check_number
 from wttm_core.atomic import atomic_write
 from wttm_core.engine import TrainConfig, config_to_dict, prepare, read_jsonl, resolve_config
 from wttm_core.engine.config import identity
@@ -326,8 +327,10 @@ def run_variants(
     """
     if not variants:
         raise ValueError("variants must not be empty")
-    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+    if not seeds:
         raise ValueError(f"seeds must be a non-empty list of non-negative integers, got {seeds!r}")
+    for seed in seeds:
+        check_number("seeds", seed, low=0, integer=True)
     labels = [v.label for v in variants]
     if len({slug(label) for label in labels}) != len(labels):
         raise ValueError(f"variants need distinct labels (as folder names), got {labels}")

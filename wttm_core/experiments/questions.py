@@ -195,7 +195,7 @@ def setup_questions(profile: str = "cpu-quick", **overrides: Any) -> QuestionSet
         noce_beta=float(noce["beta"]),  # type: ignore[arg-type]
         out_dir=values.get("out_dir") or f"build/runs/07_open_questions/{profile}",
         quiet=values.get("quiet", True),
-        hyper_source=f"Table 8 presets of {REFERENCE_PAIR[0]} -> {REFERENCE_PAIR[1]}; {noce['source']}",
+        hyper_source=f"{wttm['source']} presets of {REFERENCE_PAIR[0]} -> {REFERENCE_PAIR[1]}; {noce['source']}",
     )
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -29,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wttm_core._checks import check_number
 from wttm_core.engine import TrainConfig
 from wttm_core.engine.methods import parse_method
 from wttm_core.experiments.orchestrate import (
@@ -43,6 +43,7 @@ from wttm_core.experiments.orchestrate import (
 from wttm_core.experiments.stats import Comparison
 from wttm_core.experiments.tables import accuracy_rows, comparisons, markdown_table
 from wttm_core.experiments.variants import Variant
+from wttm_core.loss_terms import PRESET_METHODS
 from wttm_core.presets import get_profile, method_hyperparameters
 from wttm_core.runs import Run, group_runs, read_run
 
@@ -75,7 +76,7 @@ PROFILE_PAIRS: dict[str, dict[str, Any]] = {
 }
 # gamma/beta (and the paper's numbers) for a pair without a Table 8/9 row come from this Table 8 pair
 REFERENCE_PAIR = ("resnet56", "resnet20")
-_TUNED = ("ttm", "wttm", "wttm-noce")
+_TUNED = PRESET_METHODS  # the methods whose gamma / beta come from Tables 8-9
 
 
 @dataclass
@@ -143,9 +144,7 @@ def _per_method(name: str, value: float | Mapping[str, float] | None, method: st
     if isinstance(value, Mapping):
         found = value.get(method)
         return None if found is None else float(found)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
-        raise ValueError(f"{name} must be a positive number or a dict method -> number, got {value!r}")
-    return float(value)
+    return check_number(name, value, low=0, low_open=True)  # or a dict method -> number
 
 
 def _hyperparameters(method: str, teacher: str, student: str) -> tuple[dict[str, float | None], str]:

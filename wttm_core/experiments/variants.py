@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from wttm_core._checks import check_number
 from wttm_core.engine.methods import WEIGHTINGS, parse_method, sample_weights
 from wttm_core.presets import RECIPE
 
@@ -163,10 +164,8 @@ def kd_renyi_variant(
     ``weight = eq19_renyi_weight(T)`` and ``order = 1 / T`` reproduce TTM up to a constant factor (Eq. 19);
     other weights and orders are the decoupled regulariser the authors name as future work. ``weight = 0`` is KD.
     """
-    if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight < math.inf:
-        raise ValueError(f"weight must be a finite number >= 0, got {weight!r}")
-    if isinstance(order, bool) or not isinstance(order, int | float) or not 0 < order < math.inf:
-        raise ValueError(f"order must be a finite number > 0, got {order!r}")
+    check_number("weight", weight, low=0)
+    check_number("order", order, low=0, low_open=True)
     if weight == 0:
         return Variant(label or f"KD (T={temperature:g})", "kd", {"temperature": float(temperature)})
     spec = f"kd+{float(weight)!r}*renyi"

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import math
 import os
 import pickle
 import re
@@ -28,6 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from wttm_core._checks import check_number
 
 from ..atomic import atomic_write
 from .registry import MODEL_NAMES, build_model, check_model_name
@@ -406,12 +407,10 @@ def save_checkpoint(
     arch = check_model_name(arch, "arch")
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if isinstance(epoch, bool) or not isinstance(epoch, Integral) or epoch < 0:
-        raise ValueError(f"epoch must be a non-negative int, got {epoch!r}")
+    check_number("epoch", epoch, low=0, integer=True)
     if isinstance(accuracy, Tensor) and accuracy.numel() == 1:
         accuracy = accuracy.item()
-    if isinstance(accuracy, bool) or not isinstance(accuracy, (Real, np.generic)) or not math.isfinite(accuracy):
-        raise ValueError(f"accuracy must be a finite number (top-1 %), got {accuracy!r}")
+    accuracy = check_number("accuracy", accuracy)  # top-1 %
     if optimizer_state is not None:
         if not isinstance(optimizer_state, Mapping):
             kind = type(optimizer_state).__name__

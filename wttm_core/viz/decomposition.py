@@ -10,6 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
+from wttm_core._checks import check_number
 from wttm_core.functional import renyi_entropy, shannon_entropy
 from wttm_core.theory import (
     decomposition_over_temperature,
@@ -159,9 +160,8 @@ def _optimal_students(
 
 def _solve(teacher_logits: Any, label: int, temperature: float, beta: float):
     v = as_array(teacher_logits, "teacher_logits", ndim=1)
-    if isinstance(label, bool) or not isinstance(label, int | np.integer) or not 0 <= int(label) < v.size:
-        raise ValueError(f"label must be a class index in [0, {v.size}), got {label!r}")
-    return _optimal_students(tuple(float(x) for x in v), int(label), float(temperature), float(beta))
+    label = int(check_number("label", label, low=0, high=v.size, high_open=True, integer=True))
+    return _optimal_students(tuple(float(x) for x in v), label, float(temperature), float(beta))
 
 
 def optimal_students_spec(

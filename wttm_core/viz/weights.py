@@ -8,6 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
+from wttm_core._checks import check_number
 from wttm_core.functional import shannon_entropy, wttm_weights
 from wttm_core.viz.style import COLORS, FigureSpec, as_array, base_layout
 from wttm_core.viz.widgets import readout_table
@@ -51,9 +52,7 @@ def _pair(weights: Any, entropy: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _num_classes(num_classes: int) -> int:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int | np.integer) or num_classes < 2:
-        raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
-    return int(num_classes)
+    return int(check_number("num_classes", num_classes, low=2, integer=True))
 
 
 def power_sum_scatter_spec(weights: Any, entropy: Any, gamma: float, num_classes: int) -> FigureSpec:
@@ -107,8 +106,7 @@ def power_sum_scatter_figure(weights: Any, entropy: Any, gamma: float, num_class
 
 def power_sum_histogram_spec(weights: Any, gamma: float, num_classes: int, *, bins: int = 30) -> FigureSpec:
     """Histogram of ``U_gamma(p^t)`` over the batch on ``[1, K^(1-gamma)]``, with the batch mean marked."""
-    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
-        raise ValueError(f"bins must be a positive int, got {bins!r}")
+    check_number("bins", bins, low=1, integer=True)
     weights = as_array(weights, "weights", ndim=1)
     if weights.size == 0:
         raise ValueError("weights must not be empty")
@@ -156,8 +154,7 @@ def _groups(entropy: np.ndarray, groups: int) -> list[np.ndarray]:
 
 def weight_share_spec(weights: Any, entropy: Any, gamma: float, *, groups: int = 5) -> FigureSpec:
     """Share of the total distillation weight per teacher-entropy group: TTM (equal) against WTTM (``U``)."""
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"groups must be a positive int, got {groups!r}")
+    check_number("groups", groups, low=1, integer=True)
     weights, entropy = _pair(weights, entropy)
     if groups > weights.size:
         raise ValueError(f"groups ({groups}) must not exceed the number of samples ({weights.size})")
