@@ -35,13 +35,13 @@ notebooks: $(STAMP)
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
-## present: the interactive notebooks as Voila dashboards (code hidden), on 127.0.0.1
+## present: the interactive notebooks as Voila dashboards (code hidden, a random token), on 127.0.0.1
 present: $(STAMP)
-	$(BIN)/python -m wttm_core.present
+	$(BIN)/wttm present
 
 ## sweep: re-execute a notebook over a parameter grid (SWEEP=path.yaml) into build/sweeps/<name>/
 sweep: $(STAMP)
-	$(BIN)/python -m wttm_core.sweep $(SWEEP)
+	$(BIN)/wttm sweep $(SWEEP)
 
 ## bench: the speed benchmarks (tables with a baseline in the same run)
 bench: $(STAMP)

@@ -230,12 +230,14 @@ def test_check_run_directory(tmp_path):
     assert check_run_directory(tmp_path / "new", config, resume=False, force=False) == "fresh"
     run = tmp_path / "run"
     run.mkdir()
-    assert check_run_directory(run, config, resume=True, force=False) == "fresh"  # empty
+    with pytest.raises(RunDirectoryError, match="no run to resume"):  # issue 13: --resume never starts afresh
+        check_run_directory(run, config, resume=True, force=False)  # empty
     (run / "config.json").write_text(json.dumps(config))
     with pytest.raises(RunDirectoryError, match="--resume"):
         check_run_directory(run, config, resume=False, force=False)
     moved = dict(config, out="b", quiet=True)  # not part of the run's identity
-    assert check_run_directory(run, moved, resume=True, force=False) == "fresh"  # no state yet
+    with pytest.raises(RunDirectoryError, match="no state.pth.*--force"):  # no state yet: refused, way out named
+        check_run_directory(run, moved, resume=True, force=False)
     (run / "state.pth").write_bytes(b"x")
     assert check_run_directory(run, moved, resume=True, force=False) == "resume"
     with pytest.raises(RunDirectoryError, match="different run.*seed"):

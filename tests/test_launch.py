@@ -22,6 +22,7 @@ from test_packaging import CONDA_TO_PYPI, _name
 
 from wttm_core.notebook_runner import declared_parameters
 from wttm_core.present import (
+    MANIFEST,
     declares_interactive,
     interactive_notebooks,
     main,
@@ -294,14 +295,40 @@ def test_presentation_copy_rejects_bad_input(folder: Path, tmp_path: Path):
 
 def test_write_presentation_mirrors_the_interactive_notebooks_atomically(folder: Path, tmp_path: Path):
     out = tmp_path / "present"
-    out.mkdir()
-    (out / "stale.ipynb").write_text("{}")
     written = write_presentation(folder, out)
     assert [p.name for p in written] == ["a_declares.ipynb", "b_live.ipynb"]
-    assert sorted(p.name for p in out.iterdir()) == ["a_declares.ipynb", "b_live.ipynb"]  # no temp files, no stale
+    # no temp files; the manifest records what it wrote
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "a_declares.ipynb", "b_live.ipynb"]
     assert json.loads((folder / "b_live.ipynb").read_text())["cells"][1]["outputs"], "the source was modified"
+    # a copy this command wrote for a notebook that is no longer interactive is stale: removed
+    (folder / "a_declares.ipynb").unlink()
+    assert [p.name for p in write_presentation(folder, out)] == ["b_live.ipynb"]
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "b_live.ipynb"]
     with pytest.raises(ValueError, match="destination"):
         write_presentation(folder, folder)
+
+
+def test_write_presentation_never_touches_a_file_it_did_not_write(folder: Path, tmp_path: Path):
+    """Issue 13, case 1: a student's own notebook in the output folder survived neither --out nor --dry-run."""
+    out = tmp_path / "present"
+    out.mkdir()
+    (out / "stale.ipynb").write_text("{}")  # the student's own
+    with pytest.raises(ValueError, match="not empty and was not written by wttm present"):
+        write_presentation(folder, out)
+    assert main(["--notebooks", str(folder), "--out", str(out), "--dry-run"]) == 2
+    assert main(["--notebooks", str(folder), "--out", str(out)]) == 2
+    assert sorted(p.name for p in out.iterdir()) == ["stale.ipynb"] and (out / "stale.ipynb").read_text() == "{}"
+    # in a folder it owns, a file of the same name it did not write (or that was changed) is refused too
+    owned = tmp_path / "owned"
+    write_presentation(folder, owned)
+    (owned / "b_live.ipynb").write_text("my edits")
+    (owned / "mine.ipynb").write_text("mine")
+    with pytest.raises(ValueError, match="b_live.ipynb was not written by wttm present"):
+        write_presentation(folder, owned)
+    assert (owned / "b_live.ipynb").read_text() == "my edits" and (owned / "mine.ipynb").read_text() == "mine"
+    (owned / "b_live.ipynb").unlink()
+    write_presentation(folder, owned)  # a file the user added is left alone
+    assert (owned / "mine.ipynb").read_text() == "mine"
 
 
 def test_write_presentation_takes_parameters_per_notebook(folder: Path, tmp_path: Path):
@@ -337,7 +364,10 @@ def test_present_dry_run_writes_the_copies_and_prints_the_dashboards(folder: Pat
     assert main(["--notebooks", str(folder), "--out", str(out), "--port", "8124", "--dry-run"]) == 0
     printed = capsys.readouterr().out
     assert "http://127.0.0.1:8124/voila/render/b_live.ipynb" in printed and "--Voila.ip=127.0.0.1" in printed
-    assert (out / "b_live.ipynb").is_file()
+    assert not out.exists()  # --dry-run writes (and deletes) nothing
+    token = re.search(r"b_live.ipynb\?token=([0-9a-f]{32})", printed)
+    assert token and f"--Voila.token={token.group(1)}" in printed  # a random token, printed in the URLs
+    assert "--VoilaConfiguration.show_tracebacks=False" in printed and "--Voila.port_retries=0" in printed
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["--notebooks", str(empty), "--out", str(tmp_path / "o2"), "--dry-run"]) == 1

@@ -87,7 +87,10 @@ def test_a_run_written_before_eval_precision_was_recorded_resumes_as_it_was_made
     del old["eval_precision"]
     for key in ("git_commit", "device", "eval_precision"):
         del old["environment"][key]
-    path.write_text(json.dumps(old))  # as today's code wrote it before this change
+    path.write_text(json.dumps(old))  # as the code wrote it before this change, in both files
+    state = torch.load(out / "state.pth", weights_only=True)
+    del state["config"]["eval_precision"]
+    torch.save(state, out / "state.pth")
     trainer = prepare(config(out, teacher_file, epochs=2), data=tiny)
     summary = trainer.fit(resume=True, handle_sigint=False)
     assert summary["complete"] and trainer.cfg.eval_precision == "amp"  # evaluated as the run was made

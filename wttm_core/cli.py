@@ -9,29 +9,33 @@ Sub-commands::
     wttm eval --arch resnet20 --checkpoint runs/t/checkpoint.pth [--dataset synthetic ...]
     wttm presets [--json]
     wttm teachers [--root DIR] [--fetch DEST]
+    wttm present [--notebooks DIR] [--out DIR] [--port N] [--allow-host NAME] [--dry-run]
+    wttm sweep SWEEP.yaml [--out DIR] [--force] [--list]
 
 Every sub-command builds the same :class:`~wttm_core.engine.TrainConfig` the notebooks use. Comma-separated
 ``--method``, ``--seed`` and ``--lr`` lists train their product as one cohort (one teacher pass per batch for
 all students, :func:`~wttm_core.engine.train_cohort`): one run directory per student under ``--out`` and
 ``cohort.json`` listing them; a single value trains one run in ``--out`` itself. Bad input prints
-one line (``wttm <command>: error: ...``) and exits with code 2 before anything is written; Ctrl-C during
-training saves the state and exits with code 130.
+one line (``wttm <command>: error: ...``) and exits with code 2 before anything is written; an environment
+error (disk full, permission refused) is one line with the real cause and exit code 1, with nothing half-written;
+Ctrl-C during training saves the state and exits with code 130.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "run_subcommand"]
 
 EXIT_USAGE = 2
+EXIT_ENVIRONMENT = 1
 EXIT_INTERRUPTED = 130
-_MAX_MESSAGE = 600
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,8 +46,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _one_line(message: object) -> str:
-    text = " | ".join(line.strip() for line in str(message).splitlines() if line.strip())
-    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+    """The whole message on one line (never cut: the end of a message is often the way out)."""
+    return " | ".join(line.strip() for line in str(message).splitlines() if line.strip())
 
 
 def _fail(prog: str, message: object, code: int = EXIT_USAGE) -> NoReturn:
@@ -52,6 +56,26 @@ def _fail(prog: str, message: object, code: int = EXIT_USAGE) -> NoReturn:
 
 
 # ------------------------------------------------------------------------------------------------ arguments
+def _seed(text: str) -> int:
+    """A seed as the random generators take it: an integer in [0, 2**63)."""
+    value = int(text)
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**63), got {text}")
+    return value
+
+
+def _path(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a folder path, got an empty string")
+    return text
+
+
+def _url(text: str) -> str:
+    if not text.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"expected an http:// or https:// URL, got {text!r}")
+    return text
+
+
 def _list_of(kind: type, what: str) -> Any:
     def parse(text: str) -> list[Any]:
         try:
@@ -65,7 +89,7 @@ def _list_of(kind: type, what: str) -> Any:
     return parse
 
 
-_int_list = _list_of(int, "integers")
+_seed_list = _list_of(_seed, "seeds")
 _float_list = _list_of(float, "numbers")
 
 
@@ -76,7 +100,7 @@ def _add_data_arguments(p: argparse.ArgumentParser, *, train: bool = True) -> No
     if train:
         g.add_argument("--train-size", type=int, default=None, help="training images (default: all)")
     g.add_argument("--test-size", type=int, default=None, help="test images (default: all)")
-    g.add_argument("--data-seed", type=int, default=0, help="synthetic-set seed / CIFAR subsample seed")
+    g.add_argument("--data-seed", type=_seed, default=0, help="synthetic-set seed / CIFAR subsample seed")
     g.add_argument("--download", action="store_true", help="download CIFAR-100 when it is missing")
 
 
@@ -98,7 +122,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("execution")
     g.add_argument(
         "--seed",
-        type=_int_list,
+        type=_seed_list,
         default=[0],
         help="seed of the model init and the data order (0); a comma-separated list trains a cohort",
     )
@@ -138,9 +162,16 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         help="under torchrun: BatchNorm statistics over the global batch (default on)",
     )
     g = p.add_argument_group("output")
-    g.add_argument("--out", required=True, help="run directory (config.json, metrics.jsonl, checkpoints)")
-    g.add_argument("--resume", action="store_true", help="continue the run saved in --out")
-    g.add_argument("--force", action="store_true", help="replace a different run in --out")
+    g.add_argument("--out", type=_path, required=True, help="run directory (config.json, metrics.jsonl, checkpoints)")
+    g.add_argument("--resume", action="store_true", help="continue the run saved in --out (from its state.pth)")
+    g.add_argument(
+        "--resume-from-checkpoint",
+        dest="resume",
+        action="store_const",
+        const="checkpoint",
+        help="continue the run in --out from its last checkpoint.pth (when state.pth is lost; not bit-identical)",
+    )
+    g.add_argument("--force", action="store_true", help="replace the run in --out (only its own files)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -196,7 +227,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("teachers", help="list the standard CIFAR-100 teachers; --fetch downloads them")
     p.add_argument("--root", default="data", help="where teachers are looked for (data)")
     p.add_argument("--fetch", metavar="DEST", default=None, help="download and unpack the teachers into DEST")
-    p.add_argument("--url", default=None, help="release archive URL (default: the mdistiller release)")
+    p.add_argument("--url", type=_url, default=None, help="release archive URL (default: the mdistiller release)")
+
+    from wttm_core.lab import present, sweep
+
+    p = sub.add_parser("present", help="classroom mode: the interactive notebooks as Voila dashboards (token)")
+    present.add_arguments(p)
+    p = sub.add_parser("sweep", help="re-execute a notebook over a parameter grid (papermill)")
+    sweep.add_arguments(p)
     return parser
 
 
@@ -298,6 +336,11 @@ def _students(args: argparse.Namespace) -> list[tuple[str, int, float | None, st
 def _cmd_train(args: argparse.Namespace) -> int:
     from wttm_core.engine import train, train_cohort
 
+    if args.resume and args.force:
+        raise ValueError(
+            "--resume and --force contradict each other: --resume continues the run in --out, "
+            "--force replaces it; pass only one"
+        )
     configs = [_config_from_args(args, *student) for student in _students(args)]
     if len(configs) == 1:
         summaries = [train(configs[0], resume=args.resume, force=args.force)]
@@ -412,33 +455,84 @@ def _cmd_teachers(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_present(args: argparse.Namespace) -> int:
+    from wttm_core.lab import present
+
+    return present.run(args)
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from wttm_core.lab import sweep
+
+    return sweep.run(args)
+
+
 _COMMANDS = {
     "train-teacher": _cmd_train,
     "distill": _cmd_train,
     "eval": _cmd_eval,
     "presets": _cmd_presets,
     "teachers": _cmd_teachers,
+    "present": _cmd_present,
+    "sweep": _cmd_sweep,
 }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``wttm`` console script; returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    prog = f"wttm {args.command}"
-    from wttm_core.engine import TrainingDiverged
+def _environment_message(error: OSError) -> str:
+    """An operating-system error as the user can act on it: the cause first, then the file."""
+    cause = error.strerror or str(error) or type(error).__name__
+    where = f": {error.filename}" if error.filename else ""
+    return f"{cause}{where}" if error.strerror else f"{type(error).__name__}: {cause}"
+
+
+def _run_command(prog: str, args: argparse.Namespace) -> int:
+    """Run one sub-command; every failure a user can cause or fix becomes one line (see :func:`main`)."""
+    import pickle
 
     try:
         return _COMMANDS[args.command](args)
     except KeyboardInterrupt as interrupt:
         print(f"{prog}: {_one_line(interrupt) or 'interrupted'}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except TrainingDiverged as error:
-        _fail(prog, error, code=1)
-    except (ValueError, TypeError, FileNotFoundError, NotADirectoryError) as error:
+    except BrokenPipeError:  # the reader of our output went away (`wttm presets | head -1`): nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ENVIRONMENT
+    except (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError) as error:  # a path given
+        _fail(prog, _environment_message(error) if error.strerror else error)
+    except OSError as error:  # environment: disk full, permission, network; the real cause, exit 1
+        _fail(prog, _environment_message(error), code=EXIT_ENVIRONMENT)
+    except (ValueError, TypeError, LookupError, pickle.UnpicklingError) as error:  # bad input: exit 2
         _fail(prog, error)
-    except OSError as error:  # e.g. a teacher download that failed (offline): say what to do, exit 1
-        _fail(prog, error, code=1)
+    except MemoryError:
+        _fail(prog, "out of memory (a smaller --batch-size or --train-size may fit)", code=EXIT_ENVIRONMENT)
+    except Exception as error:  # a bug or a failure of the run itself (e.g. divergence): one line, exit 1
+        from wttm_core.engine import TrainingDiverged
+
+        if isinstance(error, TrainingDiverged):
+            _fail(prog, error, code=EXIT_ENVIRONMENT)
+        if os.environ.get("WTTM_TRACEBACK"):
+            raise
+        _fail(prog, f"{type(error).__name__}: {error} (set WTTM_TRACEBACK=1 to see where)", code=EXIT_ENVIRONMENT)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``wttm`` console script; returns the exit code.
+
+    Exit codes: 0 success, 2 bad input (one line naming the argument or file; nothing written), 1 an
+    environment error (disk full, permission: one line with the real cause; nothing half-written) or a failed
+    run, 130 Ctrl-C (the state is saved).
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return _run_command(f"wttm {args.command}", args)
+
+
+def run_subcommand(command: str, argv: Sequence[str]) -> int:
+    """``wttm <command> argv`` as a function returning the exit code (the ``python -m`` entry points)."""
+    try:
+        return main([command, *argv])
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
 
 
 if __name__ == "__main__":

@@ -7,19 +7,21 @@ and, once finished, ``summary.json`` (best and last accuracy). Runs made through
 may also hold ``diagnostics.jsonl``: per-epoch test-set distributions (a histogram of the student's per-sample
 entropy for Fig. 3, D(p^t_T || q) per superclass).
 
-Everything returned is built from lists, dicts, floats and strings, so notebooks and figure builders can use it
-without knowing the file formats. Grouping (:func:`group_runs`) and across-seed aggregation
-(:func:`aggregate_series`, :func:`final_values`) live here as well.
+The files themselves (names, JSON reading and writing, atomic writes, the lock) are :mod:`wttm_core.rundir`'s;
+this module turns them into plain structures for analysis. Everything returned is built from lists, dicts,
+floats and strings, so notebooks and figure builders can use it without knowing the file formats. Grouping
+(:func:`group_runs`) and across-seed aggregation (:func:`aggregate_series`, :func:`final_values`) live here.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from wttm_core.rundir import CONFIG_FILE, DIAGNOSTICS_FILE, METRICS_FILE, SUMMARY_FILE, read_json, read_jsonl
 
 __all__ = [
     "CONFIG_FILE",
@@ -36,42 +38,6 @@ __all__ = [
     "aggregate_series",
     "final_values",
 ]
-
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.jsonl"
-SUMMARY_FILE = "summary.json"
-DIAGNOSTICS_FILE = "diagnostics.jsonl"
-
-
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """The objects of a JSON-lines file, one per non-blank line.
-
-    Raises ``ValueError`` naming the file and line when a line is not a JSON object.
-    """
-    path = Path(path)
-    rows: list[dict[str, Any]] = []
-    with path.open() as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}, line {number}: not valid JSON ({error.msg})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}, line {number}: expected a JSON object, got {type(row).__name__}")
-            rows.append(row)
-    return rows
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error.msg})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    return data
 
 
 @dataclass(frozen=True)
@@ -164,11 +130,11 @@ def read_run(path: str | Path) -> Run:
     config_path, metrics_path = path / CONFIG_FILE, path / METRICS_FILE
     if not config_path.is_file() and not metrics_path.is_file():
         raise FileNotFoundError(f"{path} is not a run directory: it holds neither {CONFIG_FILE} nor {METRICS_FILE}")
-    config = _read_json(config_path) if config_path.is_file() else {}
+    config = read_json(config_path) if config_path.is_file() else {}
     metrics = read_jsonl(metrics_path) if metrics_path.is_file() else []
     metrics.sort(key=lambda row: row.get("epoch", math.inf))
     summary_path = path / SUMMARY_FILE
-    summary = _read_json(summary_path) if summary_path.is_file() else None
+    summary = read_json(summary_path) if summary_path.is_file() else None
     diagnostics_path = path / DIAGNOSTICS_FILE
     diagnostics = read_jsonl(diagnostics_path) if diagnostics_path.is_file() else []
     diagnostics.sort(key=lambda row: row.get("epoch", math.inf))

@@ -23,7 +23,6 @@ import hashlib
 import http.client
 import json
 import os
-import posixpath
 import re
 import shutil
 import tarfile
@@ -160,15 +159,15 @@ def record_digest(teachers_dir: str | os.PathLike[str], relative_path: str, dige
 # --- locating and loading ---------------------------------------------------------------------------------
 
 
-def _teacher_arch(name: object) -> str:
+def _teacher_arch(name: object, argument: str = "name") -> str:
     if not isinstance(name, str):
-        raise TypeError(f"name must be a string, got {type(name).__name__}")
+        raise TypeError(f"{argument} must be a string, got {type(name).__name__}")
     if name in STANDARD_TEACHERS:
         return STANDARD_TEACHERS[name].arch
     if name in MODEL_NAMES:
         return name
     raise ValueError(
-        f"name: unknown teacher {name!r}; standard teachers: {', '.join(STANDARD_TEACHERS)} "
+        f"{argument}: unknown teacher {name!r}; standard teachers: {', '.join(STANDARD_TEACHERS)} "
         f"(any architecture name with an <arch>_vanilla folder works too)"
     )
 
@@ -202,28 +201,113 @@ def find_teacher_checkpoint(name: str, root: str | os.PathLike[str]) -> Path:
     )
 
 
+@dataclass(frozen=True)
+class TeacherChoice:
+    """Which teacher a run uses: its architecture, its file and the digest that file must have."""
+
+    arch: str
+    path: Path
+    #: The published or recorded SHA-256 the file must have; None for a checkpoint of the user's own.
+    sha256: str | None
+    #: Where the file's digest is recorded on first verified use (the ``cifar_teachers/`` folder of
+    #: ``teacher_dir`` holding it), or None.
+    record_in: Path | None = None
+
+
+def _teachers_layout(path: Path) -> tuple[str, Path] | None:
+    """``(arch, teachers folder)`` when ``path`` is laid out as ``<folder>/<arch>_vanilla/ckpt_epoch_240.pth``."""
+    if path.name != CHECKPOINT_NAME or not path.parent.name.endswith("_vanilla"):
+        return None
+    arch = path.parent.name.removesuffix("_vanilla")
+    return (arch, path.parent.parent) if arch in MODEL_NAMES else None
+
+
+def _file_arch(path: Path) -> str:
+    from wttm_core.models import infer_arch, read_checkpoint
+
+    arch = infer_arch(path, read_checkpoint(path))
+    if arch is None:
+        raise ValueError(f"teacher_checkpoint: cannot tell the architecture of {path}; name it with teacher")
+    return arch
+
+
+def resolve_teacher(
+    teacher: str | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    *,
+    teacher_dir: str | os.PathLike[str] = "data",
+) -> TeacherChoice:
+    """The one answer to "which architecture, which file, which digest" for a teacher.
+
+    ``teacher`` is a standard teacher's name or an architecture; ``checkpoint`` a file (default: the standard
+    file under ``teacher_dir``, see :func:`find_teacher_checkpoint`). Without ``teacher`` the architecture is
+    the file's own (its ``arch`` entry or its ``<arch>_vanilla`` folder). A file in a teachers folder's layout
+    (``<arch>_vanilla/ckpt_epoch_240.pth``), or one that resolves through symbolic links to such a file, must
+    have the published digest or the one recorded next to it, wherever it was reached from; any other file is
+    the user's own and has no digest.
+    Raises ``ValueError`` for an unknown name or a missing / unreadable file, ``FileNotFoundError`` (saying
+    what to download) for a standard teacher that is not installed.
+    """
+    if teacher is None and checkpoint is None:
+        raise ValueError("teacher: give a teacher and/or a teacher checkpoint")
+    arch = _teacher_arch(teacher, "teacher") if teacher is not None else None
+    if checkpoint is None:
+        try:
+            path = find_teacher_checkpoint(str(teacher), teacher_dir)
+        except FileNotFoundError:
+            if teacher in STANDARD_TEACHERS:
+                raise
+            raise ValueError(
+                f"teacher_checkpoint: {teacher!r} is not a standard teacher and {teacher_dir} holds no "
+                f"{teacher}_vanilla/ folder; give the path of a trained checkpoint"
+            ) from None
+    else:
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise ValueError(f"teacher_checkpoint: no such file {checkpoint}")
+    arch = arch or _file_arch(path)
+    real = Path(os.path.realpath(path))
+    for candidate in (path, real):
+        located = _teachers_layout(candidate)
+        if located is None or located[0] != arch:
+            continue
+        home = None
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            home = find_teacher_checkpoint(arch, teacher_dir)
+        record_in = located[1] if home is not None and os.path.samefile(home, real) else None
+        return TeacherChoice(arch, path, known_digest(teacher_relative_path(arch), located[1]), record_in)
+    return TeacherChoice(arch, path, None)
+
+
+def load_resolved_teacher(choice: TeacherChoice, *, num_classes: int | None = None, record: bool = True) -> nn.Module:
+    """Load the file of ``choice`` strictly into its architecture (eval mode, CPU), checking the digest of the
+    very bytes that are loaded (:class:`TeacherDigestError` on a mismatch). A standard teacher's file without
+    a digest gets it recorded in ``digests.json`` once it has loaded strictly (``record=True``)."""
+    from wttm_core.models import DigestMismatchError
+
+    recording = choice.sha256 is None and choice.record_in is not None and record
+    # to record a digest, hash the file first: the load then checks that it reads exactly those bytes
+    expected = sha256_file(choice.path) if recording else choice.sha256
+    try:
+        model = load_checkpoint(choice.path, arch=choice.arch, num_classes=num_classes, expected_sha256=expected)
+    except DigestMismatchError as exc:
+        raise TeacherDigestError(
+            f"{exc}; the file is not the published teacher (corrupt or replaced). Delete it and fetch the "
+            "teachers again."
+        ) from None
+    if recording:
+        record_digest(choice.record_in, teacher_relative_path(choice.arch), expected)  # type: ignore[arg-type]
+    return model
+
+
 def load_teacher(name: str, root: str | os.PathLike[str], *, record: bool = True) -> nn.Module:
     """Find, verify and load a teacher strictly into its architecture (eval mode, CPU).
 
     A file with a published or recorded digest must match it (:class:`TeacherDigestError` otherwise). A file
     without one gets its digest recorded in ``digests.json`` once it has loaded strictly (``record=True``),
-    so later substitutions are detected.
+    so later substitutions are detected. See :func:`resolve_teacher`.
     """
-    arch = _teacher_arch(name)
-    path = find_teacher_checkpoint(name, root)
-    teachers_dir = path.parent.parent
-    relative = teacher_relative_path(arch)
-    digest = sha256_file(path)
-    expected = known_digest(relative, teachers_dir)
-    if expected is not None and digest != expected:
-        raise TeacherDigestError(
-            f"{path}: SHA-256 {digest} differs from the known digest {expected}; the file is not the published "
-            "teacher (corrupt or replaced). Delete it and fetch the teachers again."
-        )
-    model = load_checkpoint(path, arch=arch)
-    if expected is None and record:
-        record_digest(teachers_dir, relative, digest)
-    return model
+    return load_resolved_teacher(resolve_teacher(name, teacher_dir=root), record=record)
 
 
 # --- downloading ------------------------------------------------------------------------------------------
@@ -322,12 +406,14 @@ def download_file(
 # --- unpacking --------------------------------------------------------------------------------------------
 
 
-#: tarfile's extraction-filter refusal (Python >= 3.12 and recent security releases); () elsewhere.
+#: tarfile's extraction filter (Python >= 3.12 and 3.11.4+), or None where this Python lacks it (3.11.0-3.11.3).
+_DATA_FILTER = getattr(tarfile, "data_filter", None)
 _FILTER_ERROR: type[Exception] | tuple[()] = getattr(tarfile, "FilterError", ())
 
 
-def _check_member(member: tarfile.TarInfo) -> None:
-    """Reject members that could write outside the destination folder."""
+def _check_member(member: tarfile.TarInfo, dest: Path) -> None:
+    """Reject a member that is not a plain file or folder (every link, device, fifo: the standard archive has
+    none) or whose path, resolved on disk, would land outside ``dest``."""
     name = member.name
     path = PurePosixPath(name)
     if path.is_absolute() or name.startswith("\\") or re.match(r"^[A-Za-z]:", name):
@@ -335,30 +421,65 @@ def _check_member(member: tarfile.TarInfo) -> None:
     if ".." in path.parts or ".." in PurePosixPath(name.replace("\\", "/")).parts:
         raise UnsafeArchiveError(f"archive member {name!r} climbs out of the destination ('..')")
     if member.issym() or member.islnk():
-        link = member.linkname
-        # a symlink is relative to its own folder, a hard link to the archive root
-        base = posixpath.dirname(name) if member.issym() else ""
-        resolved = posixpath.normpath(posixpath.join(base, link))
-        if posixpath.isabs(link) or resolved == ".." or resolved.startswith("../"):
-            raise UnsafeArchiveError(f"archive member {name!r} links outside the destination ({link!r})")
-    elif not (member.isfile() or member.isdir()):
+        kind = "symbolic" if member.issym() else "hard"
+        raise UnsafeArchiveError(f"archive member {name!r} is a {kind} link (to {member.linkname!r}); refused")
+    if not (member.isfile() or member.isdir()):
         raise UnsafeArchiveError(f"archive member {name!r} is a device or fifo")
+    root = os.path.realpath(dest)
+    resolved = os.path.realpath(os.path.join(root, *path.parts))
+    if os.path.commonpath([root, resolved]) != root:
+        raise UnsafeArchiveError(f"archive member {name!r} resolves outside the destination ({resolved})")
+    if _DATA_FILTER is not None:
+        try:
+            _DATA_FILTER(member, root)
+        except _FILTER_ERROR as exc:
+            raise UnsafeArchiveError(f"archive member {name!r} refused by tarfile's data filter: {exc}") from None
+
+
+def _open_archive(archive: str | os.PathLike[str]) -> tarfile.TarFile:
+    try:
+        return tarfile.open(archive)
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        if isinstance(exc, OSError) and not isinstance(exc, tarfile.TarError) and exc.errno is not None:
+            raise
+        raise ValueError(f"{archive} is not a readable tar archive ({exc}); is it the teacher archive?") from None
 
 
 def safe_extract(archive: str | os.PathLike[str], dest: str | os.PathLike[str]) -> None:
-    """Unpack a tar archive into ``dest`` after checking every member (see :class:`UnsafeArchiveError`);
-    uses tarfile's ``"data"`` filter as a second line of defence where Python provides it."""
-    with tarfile.open(archive) as tar:
-        members = tar.getmembers()
-        for member in members:
-            _check_member(member)
+    """Unpack a tar archive of plain files and folders into ``dest``, after checking every member.
+
+    Links of any kind, devices and fifos are refused outright, as are absolute and ``..`` paths and paths that
+    resolve outside ``dest`` (:class:`UnsafeArchiveError`); tarfile's ``"data"`` filter checks each member
+    too where this Python has it. Files are written by this function (no owner, mode or link metadata from
+    the archive is applied), so the result is the same on Pythons without the filter. A file that is not a
+    tar archive, or a truncated one, raises ``ValueError``.
+    """
+    dest = Path(dest)
+    with _open_archive(archive) as tar:
         try:
-            if hasattr(tarfile, "data_filter"):
-                tar.extractall(dest, members=members, filter="data")
-            else:  # pragma: no cover - Python without the extraction filters
-                tar.extractall(dest, members=members)
-        except _FILTER_ERROR as exc:
-            raise UnsafeArchiveError(f"archive member refused by tarfile's data filter: {exc}") from None
+            members = tar.getmembers()
+            for member in members:
+                _check_member(member, dest)
+            for member in members:
+                _extract_member(tar, member, dest)
+        except (tarfile.TarError, EOFError) as exc:
+            raise ValueError(f"{archive} is damaged ({type(exc).__name__}: {exc}); download it again") from None
+
+
+def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path) -> None:
+    target = dest.joinpath(*PurePosixPath(member.name).parts)
+    if member.isdir():
+        target.mkdir(parents=True, exist_ok=True)
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    source = tar.extractfile(member)
+    if source is None:  # pragma: no cover - a regular file always has data
+        raise UnsafeArchiveError(f"archive member {member.name!r} has no data")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    with source, os.fdopen(os.open(target, flags, 0o644), "wb") as handle:
+        shutil.copyfileobj(source, handle, _CHUNK)
+        if handle.tell() != member.size:
+            raise ValueError(f"archive member {member.name!r} is truncated; download the archive again")
 
 
 def _install(archive: Path, dest: Path) -> Path:
@@ -373,7 +494,7 @@ def _install(archive: Path, dest: Path) -> Path:
         unpacked = staging / ARCHIVE_ROOT
         if not unpacked.is_dir():
             raise ValueError(f"{archive} does not contain a {ARCHIVE_ROOT}/ folder; is it the teacher archive?")
-        files = sorted(p for p in unpacked.rglob("*") if p.is_file() and p.name != DIGESTS_FILE)
+        files = sorted(p for p in unpacked.rglob("*") if p.is_file() and not p.is_symlink() and p.name != DIGESTS_FILE)
         bad = []
         for file in files:
             relative = file.relative_to(unpacked).as_posix()
@@ -399,6 +520,21 @@ def _install(archive: Path, dest: Path) -> Path:
 
 def _has_all_standard(teachers_dir: Path) -> bool:
     return all((teachers_dir / t.relative_path).is_file() for t in STANDARD_TEACHERS.values())
+
+
+def _check_fetch_arguments(
+    dest: object, url: object, retries: object, timeout: object, expected_sha256: object
+) -> None:
+    if not isinstance(dest, (str, os.PathLike)):
+        raise TypeError(f"dest must be a str or os.PathLike, got {type(dest).__name__}")
+    if not isinstance(url, str) or not url:
+        raise ValueError(f"url must be a non-empty string, got {url!r}")
+    check_number("retries", retries, low=0, integer=True)
+    check_number("timeout", timeout, low=0, low_open=True)  # seconds
+    if expected_sha256 is not None and (
+        not isinstance(expected_sha256, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", expected_sha256)
+    ):
+        raise ValueError(f"expected_sha256 must be 64 hex characters, got {expected_sha256!r}")
 
 
 def fetch_teachers(
@@ -427,15 +563,7 @@ def fetch_teachers(
     Raises :class:`TeacherDownloadError` when the archive cannot be downloaded, with what to fetch by hand
     and where to unpack it.
     """
-    if not isinstance(dest, (str, os.PathLike)):
-        raise TypeError(f"dest must be a str or os.PathLike, got {type(dest).__name__}")
-    if not isinstance(url, str) or not url:
-        raise ValueError(f"url must be a non-empty string, got {url!r}")
-    check_number("retries", retries, low=0, integer=True)
-    if not timeout > 0:
-        raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
-    if expected_sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", expected_sha256):
-        raise ValueError(f"expected_sha256 must be 64 hex characters, got {expected_sha256!r}")
+    _check_fetch_arguments(dest, url, retries, timeout, expected_sha256)
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     teachers_dir = dest / ARCHIVE_ROOT

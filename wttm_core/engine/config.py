@@ -177,39 +177,6 @@ def _validate(cfg: TrainConfig, model_names: tuple[str, ...]) -> None:
         raise TypeError(f"extra must be a dict, got {type(cfg.extra).__name__}")
 
 
-def _teacher_arch(cfg: TrainConfig, model_names: tuple[str, ...]) -> str | None:
-    """The teacher's architecture named by ``cfg.teacher`` (an architecture or a standard teacher name)."""
-    if cfg.teacher is None:
-        return cfg.teacher_arch
-    if cfg.teacher in model_names:
-        return cfg.teacher
-    from wttm_core.teachers import STANDARD_TEACHERS
-
-    if cfg.teacher in STANDARD_TEACHERS:
-        return _standard_arch(STANDARD_TEACHERS[cfg.teacher])
-    raise ValueError(
-        f"teacher: {cfg.teacher!r} is neither an architecture nor a standard teacher "
-        f"(standard teachers: {', '.join(STANDARD_TEACHERS)})"
-    )
-
-
-def _checkpoint_arch(path: str, model_names: tuple[str, ...]) -> str:
-    """The architecture recorded in a checkpoint, or named by its ``<arch>_vanilla/`` folder."""
-    from wttm_core.models import read_checkpoint
-
-    arch = read_checkpoint(path).get("arch")
-    if arch is None:
-        folder = Path(path).parent.name
-        arch = folder.removesuffix("_vanilla") if folder.endswith("_vanilla") else None
-    if arch not in model_names:
-        raise ValueError(f"teacher_checkpoint: cannot tell the architecture of {path}; name it with teacher")
-    return str(arch)
-
-
-def _standard_arch(entry: Any) -> str:
-    return entry["arch"] if isinstance(entry, dict) else entry.arch
-
-
 def resolve_config(config: TrainConfig, *, world_size: int = 1, local_rank: int | None = None) -> TrainConfig:
     """Validate ``config`` and return a copy with every ``None`` / ``"auto"`` replaced by the value used.
 
@@ -224,28 +191,19 @@ def resolve_config(config: TrainConfig, *, world_size: int = 1, local_rank: int 
     _validate(cfg, model_names)
     spec = parse_method(cfg.method)
 
-    teacher_arch = _teacher_arch(cfg, model_names)
-    if cfg.teacher_arch is not None and teacher_arch is not None and cfg.teacher_arch != teacher_arch:
-        raise ValueError(f"teacher_arch {cfg.teacher_arch!r} contradicts teacher {cfg.teacher!r}")
-    cfg.teacher_arch = teacher_arch
-    if cfg.teacher_checkpoint is not None and not Path(cfg.teacher_checkpoint).is_file():
-        raise ValueError(f"teacher_checkpoint: no such file {cfg.teacher_checkpoint}")
-    if cfg.teacher_arch is None and cfg.teacher_checkpoint is not None:
-        cfg.teacher_arch = _checkpoint_arch(cfg.teacher_checkpoint, model_names)
+    if cfg.distills:  # which architecture, which file: one resolve_teacher
+        from wttm_core.teachers import resolve_teacher
+
+        choice = resolve_teacher(
+            cfg.teacher if cfg.teacher is not None else cfg.teacher_arch,
+            cfg.teacher_checkpoint,
+            teacher_dir=cfg.teacher_dir,
+        )
+        if cfg.teacher_arch is not None and cfg.teacher_arch != choice.arch:
+            raise ValueError(f"teacher_arch {cfg.teacher_arch!r} contradicts teacher {cfg.teacher!r}")
+        cfg.teacher_arch, cfg.teacher_checkpoint = choice.arch, str(choice.path)
     if any(TERMS[name].needs_teacher for name in spec.names) and not cfg.distills:
         raise ValueError(f"method {cfg.method!r} needs a teacher: give teacher and/or teacher_checkpoint")
-    if cfg.teacher is not None and cfg.teacher_checkpoint is None:
-        from wttm_core.teachers import STANDARD_TEACHERS, find_teacher_checkpoint
-
-        try:
-            cfg.teacher_checkpoint = str(find_teacher_checkpoint(cfg.teacher, cfg.teacher_dir))
-        except FileNotFoundError:
-            if cfg.teacher in STANDARD_TEACHERS:
-                raise
-            raise ValueError(
-                f"teacher_checkpoint: {cfg.teacher!r} is not a standard teacher and {cfg.teacher_dir} holds no "
-                f"{cfg.teacher}_vanilla/ folder; give the path of a trained checkpoint"
-            ) from None
 
     _resolve_method(cfg, spec)
 

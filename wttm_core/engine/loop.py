@@ -76,7 +76,7 @@ def train(
     config: TrainConfig,
     *,
     callbacks: Iterable[EpochCallback] = (),
-    resume: bool = False,
+    resume: bool | str = False,
     force: bool = False,
     data: tuple[Any, Any] | None = None,
     handle_sigint: bool = True,
@@ -86,7 +86,8 @@ def train(
     Args:
         config: the run; ``None`` / ``"auto"`` fields are resolved (see :func:`resolve_config`).
         callbacks: called on rank 0 after every epoch with that epoch's metrics record (live plots).
-        resume: continue the run in ``config.out`` (same configuration) from its saved state.
+        resume: continue the run in ``config.out`` (same configuration) from its saved state (``True``) or, when
+            that is lost, from its last ``checkpoint.pth`` (``"checkpoint"``); never starts from scratch.
         force: replace whatever run ``config.out`` holds.
         data: optional ``(train, test)`` :class:`~wttm_core.data.ImageDataset` pair to use instead of loading
             ``config.dataset`` (notebooks that already hold the data).
@@ -113,7 +114,7 @@ def train_cohort(
     configs: Sequence[TrainConfig],
     *,
     callbacks: Iterable[CohortCallback] = (),
-    resume: bool = False,
+    resume: bool | str = False,
     force: bool = False,
     data: tuple[Any, Any] | None = None,
     handle_sigint: bool = True,
@@ -163,7 +164,7 @@ class Trainer(Student):
         self,
         *,
         callbacks: Iterable[EpochCallback] = (),
-        resume: bool = False,
+        resume: bool | str = False,
         force: bool = False,
         handle_sigint: bool = True,
     ) -> dict[str, Any]:
@@ -208,16 +209,30 @@ class Cohort:
         self,
         *,
         callbacks: Iterable[CohortCallback] = (),
-        resume: bool | Sequence[bool] = False,
+        resume: bool | str | Sequence[bool | str] = False,
         force: bool | Sequence[bool] = False,
         handle_sigint: bool = True,
         manifest: str | Path | None = None,
     ) -> list[dict[str, Any]]:
-        """Train every student to its ``epochs`` and return their summaries (each with its ``history``)."""
-        callbacks = list(callbacks)
+        """Train every student to its ``epochs`` and return their summaries (each with its ``history``).
+
+        ``resume=True`` continues from ``state.pth``, ``resume="checkpoint"`` from ``checkpoint.pth``; neither ever
+        starts from scratch. The process owns each run directory (its lock) from before the check to the end.
+        """
         count = len(self.members)
-        resumes = [resume] * count if isinstance(resume, bool) else list(resume)
+        resumes = [resume] * count if isinstance(resume, bool | str) else list(resume)
         forces = [force] * count if isinstance(force, bool) else list(force)
+        with persistence.owned_run_directories(self.members):  # one owner per run directory (issue 13)
+            return self._fit(list(callbacks), resumes, forces, handle_sigint, manifest)
+
+    def _fit(
+        self,
+        callbacks: list[CohortCallback],
+        resumes: list[bool | str],
+        forces: list[bool],
+        handle_sigint: bool,
+        manifest: str | Path | None,
+    ) -> list[dict[str, Any]]:
         states = persistence.open_run_directories(self.members, resumes, forces)  # open the run directories
         for member, state in zip(self.members, states, strict=True):
             if state is not None:  # resume state

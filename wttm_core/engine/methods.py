@@ -13,6 +13,7 @@ The base methods, the addable terms, their hyper-parameters and defaults are the
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -99,7 +100,10 @@ def parse_method(spec: str) -> MethodSpec:
             raise ValueError(f"method {spec!r}: an added term must be one of {addable}, got {name!r}")
         else:
             name = TERMS[name].part_name
-            extras.append((float(weight) if weight is not None else 1.0, name))
+            value = float(weight) if weight is not None else 1.0
+            if not math.isfinite(value):  # e.g. 1e999 (infinite): refused before anything is written (issue 13)
+                raise ValueError(f"method {spec!r}: the weight of {name!r} must be a finite number, got {weight}")
+            extras.append((value, name))
         if match["options"] is not None:
             options.append((name, _parse_options(spec, name, match["options"])))
     parts = [*_base_parts(TERMS[base]), *(term for _, term in extras)]

@@ -9,12 +9,14 @@ places: :func:`open_run_directories` (check every student's ``out`` before any i
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from wttm_core.engine import distributed as D
+from wttm_core.engine import speed
 from wttm_core.engine.config import LEGACY_VALUES, config_to_dict, environment_info
 from wttm_core.engine.metrics import TrainMeter
 from wttm_core.engine.state import (
@@ -25,9 +27,11 @@ from wttm_core.engine.state import (
     load_state,
     restore_rng,
     save_state,
+    state_from_checkpoint,
     write_json,
     write_jsonl,
 )
+from wttm_core.rundir import owned_run_directory
 
 __all__ = ["config_record", "open_run_directories", "restore", "training_state", "save_epoch", "save_interruption"]
 
@@ -62,7 +66,18 @@ def _adopt_legacy_values(student: Any) -> None:
             setattr(student.cfg, name, value)
 
 
-def _decide(student: Any, resume: bool, force: bool) -> object:
+@contextlib.contextmanager
+def owned_run_directories(students: Sequence[Any]) -> Iterator[None]:
+    """Hold every student's run directory (rank 0's :class:`~wttm_core.rundir.RunLock`) for the block: a second
+    process is refused naming the holder, and the kernel releases the locks however this process ends."""
+    with contextlib.ExitStack() as owned:
+        for student in students:
+            out = student.cfg.out if student.ctx.is_main else None
+            owned.enter_context(owned_run_directory(out))
+        yield
+
+
+def _decide(student: Any, resume: bool | str, force: bool) -> object:
     """Rank 0's decision about ``out`` (``"fresh"``, ``"resume"``, ``"overwrite"``) agreed by every rank."""
     if student.cfg.out is None:
         if resume:
@@ -86,8 +101,13 @@ def _prepare(student: Any, decision: object) -> dict[str, Any] | None:
     if decision is None:
         return None
     out = Path(student.cfg.out)
-    if decision == "resume":
-        return load_state(out / "state.pth")
+    if decision == "resume":  # a corrupt or foreign state.pth is one line with the way out
+        return load_state(out / "state.pth", config_record(student))
+    if decision == "checkpoint":  # --resume-from-checkpoint: state.pth is lost, checkpoint.pth holds the rest
+        rng = capture_rng(speed.loader_generators(student.train_loader))
+        return state_from_checkpoint(
+            out, config_record(student), scheduler=student.scheduler, scaler_state=student.scaler.state_dict(), rng=rng
+        )
     if student.ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         if decision == "overwrite":
@@ -99,7 +119,7 @@ def _prepare(student: Any, decision: object) -> dict[str, Any] | None:
 
 
 def open_run_directories(
-    students: Sequence[Any], resume: Sequence[bool], force: Sequence[bool]
+    students: Sequence[Any], resume: Sequence[bool | str], force: Sequence[bool]
 ) -> list[dict[str, Any] | None]:
     """Check every student's ``out`` (raising before anything is written), then prepare them; returns each
     student's saved state to resume from (``None``: a fresh start)."""

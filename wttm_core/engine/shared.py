@@ -9,7 +9,6 @@ once per step for all of them (:meth:`Shared.teacher_logits`) and once per run o
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -41,17 +40,11 @@ def load_data(cfg: TrainConfig, data: tuple[Any, Any] | None) -> tuple[Any, Any]
 
 
 def load_teacher(cfg: TrainConfig, num_classes: int) -> nn.Module:
-    """The frozen teacher: a standard teacher's file is checked against its known digest (``load_teacher``)."""
-    from wttm_core.models import load_checkpoint
-    from wttm_core.teachers import STANDARD_TEACHERS, find_teacher_checkpoint
-    from wttm_core.teachers import load_teacher as load_standard
+    """The frozen teacher: a standard teacher's file (however it was reached) is checked against its digest."""
+    from wttm_core.teachers import load_resolved_teacher, resolve_teacher  # the one resolve_teacher (issue 12)
 
-    path = Path(str(cfg.teacher_checkpoint))
-    if cfg.teacher in STANDARD_TEACHERS and num_classes == 100:
-        with contextlib.suppress(FileNotFoundError):
-            if find_teacher_checkpoint(cfg.teacher, cfg.teacher_dir).resolve() == path.resolve():
-                return load_standard(cfg.teacher, cfg.teacher_dir)
-    return load_checkpoint(path, arch=cfg.teacher_arch, num_classes=num_classes)
+    choice = resolve_teacher(cfg.teacher_arch, cfg.teacher_checkpoint, teacher_dir=cfg.teacher_dir)
+    return load_resolved_teacher(choice, num_classes=num_classes)
 
 
 class Shared:

@@ -1,16 +1,19 @@
-"""Crash-safe run directories: atomic files, random-generator snapshots, training state, resume checks.
+"""Training state on disk, the torch part of a run directory: ``state.pth`` and random-generator snapshots.
 
-A run directory holds ``config.json`` (written once), ``metrics.jsonl`` (one line per finished epoch),
-``state.pth`` (everything needed to continue: model, optimizer, schedule, gradient scaler, every random
-generator, the epoch and batch reached, metrics so far, the best result), ``checkpoint.pth`` / ``best.pth``
-(the last and the best model in the standard checkpoint layout) and ``summary.json``. Every file is written to
-a temporary file in the same directory and renamed over the old one, so a crash (even SIGKILL) leaves either
-the old or the new version, never a torn one.
+``state.pth`` holds everything needed to continue a run exactly: model, optimizer, schedule, gradient scaler,
+every random generator, the epoch and batch reached, metrics so far, the best result. It is the commit point of
+an epoch, written atomically after ``checkpoint.pth`` / ``best.pth`` / ``metrics.jsonl``. Where it is missing
+or unreadable, :func:`state_from_checkpoint` rebuilds what it can from the last epoch's ``checkpoint.pth``.
+
+The rest of a run directory (file names, atomic writes, JSON files, the lock, what a run may do with its
+folder) is torch-free and lives in :mod:`wttm_core.rundir`; the names below are re-exported for old imports.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import math
 import random
 from pathlib import Path
 from typing import Any
@@ -18,8 +21,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from wttm_core.atomic import atomic_write, write_text_atomic
 from wttm_core.engine.config import identity
+from wttm_core.rundir import (
+    CHECKPOINT_FILE,
+    METRICS_FILE,
+    RUN_FILES,
+    RunDirectoryError,
+    read_jsonl,
+    write_bytes_atomic,
+    write_json,
+    write_jsonl,
+)
+from wttm_core.rundir import check_run_directory as _check_run_directory
 
 __all__ = [
     "RUN_FILES",
@@ -32,31 +45,11 @@ __all__ = [
     "restore_rng",
     "save_state",
     "load_state",
+    "state_from_checkpoint",
     "check_run_directory",
 ]
 
 STATE_FORMAT = "wttm-train-state/1"
-RUN_FILES = ("config.json", "metrics.jsonl", "state.pth", "checkpoint.pth", "best.pth", "summary.json")
-
-
-class RunDirectoryError(ValueError):
-    """The output directory holds something this run must not overwrite (another run, foreign files)."""
-
-
-def write_json(path: str | Path, data: Any) -> None:
-    """Atomically write ``data`` as indented JSON."""
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
-
-
-def write_jsonl(path: str | Path, rows: list[dict[str, Any]]) -> None:
-    """Atomically (re)write a JSON-lines file with one object per row."""
-    write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in rows))
-
-
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """The rows of a JSON-lines file (``metrics.jsonl``)."""
-    with Path(path).open() as handle:
-        return [json.loads(line) for line in handle if line.strip()]
 
 
 def capture_rng(extra_generators: dict[str, torch.Generator] | None = None) -> dict[str, Any]:
@@ -102,50 +95,110 @@ def _as_tuple(value: Any) -> Any:
 
 
 def save_state(path: str | Path, state: dict[str, Any]) -> None:
-    """Atomically write a training state (``state["format"]`` is set to :data:`STATE_FORMAT`)."""
-    payload = dict(state, format=STATE_FORMAT)
-    with atomic_write(path, "wb") as handle:
-        torch.save(payload, handle)
+    """Atomically write a training state (``state["format"]`` is set to :data:`STATE_FORMAT`).
+
+    The state is serialised in memory first, so that a full disk or a refused permission surfaces as the
+    operating system's ``OSError`` (torch would wrap it in a ``RuntimeError``) and the old file stays.
+    """
+    buffer = io.BytesIO()
+    torch.save(dict(state, format=STATE_FORMAT), buffer)
+    write_bytes_atomic(path, buffer.getbuffer())
 
 
-def load_state(path: str | Path) -> dict[str, Any]:
-    """Read a training state written by :func:`save_state` (tensors only, no code: ``weights_only=True``)."""
-    state = torch.load(Path(path), map_location="cpu", weights_only=True)
+def _way_out(path: Path) -> str:
+    if (path.parent / CHECKPOINT_FILE).is_file():
+        return (
+            f"continue from the last epoch's {CHECKPOINT_FILE} with --resume-from-checkpoint, or start again "
+            "with --force"
+        )
+    return "start again with --force"
+
+
+def load_state(path: str | Path, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Read a training state written by :func:`save_state` (tensors only, no code: ``weights_only=True``).
+
+    With ``config`` (the run's resolved configuration dict) the state must belong to that run. Raises
+    :class:`RunDirectoryError` naming the file and the way out when it is truncated, corrupt, refused by the
+    safe unpickler, or another program's / another run's file.
+    """
+    from wttm_core.models.checkpoint import load_error_reason
+
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated or corrupt (RuntimeError, EOFError, ...), or a refused pickle
+        reason = load_error_reason(str(error)) if str(error).strip() else type(error).__name__
+        raise RunDirectoryError(
+            f"{path} is unreadable ({type(error).__name__}: {reason[:200]}); {_way_out(path)}"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise ValueError(f"{path} is not a wttm training state ({STATE_FORMAT})")
+        raise RunDirectoryError(f"{path} is not a wttm training state ({STATE_FORMAT}); {_way_out(path)}")
+    if config is not None and identity(state.get("config") or {}) != identity(_plain_json(config)):
+        raise RunDirectoryError(f"{path} belongs to another run than {path.parent}/config.json; {_way_out(path)}")
     return state
 
 
-def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    keys = sorted(set(old) | set(new))
-    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
+def _plain_json(data: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(data))
 
 
-def check_run_directory(out: str | Path, config: dict[str, Any], *, resume: bool, force: bool) -> str:
-    """Decide what to do with ``out`` for a run of ``config``; touches nothing.
+def state_from_checkpoint(
+    out: str | Path,
+    config: dict[str, Any],
+    *,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler_state: dict[str, Any],
+    rng: dict[str, Any],
+) -> dict[str, Any]:
+    """A training state rebuilt from ``<out>/checkpoint.pth`` (model, optimizer, epoch) and ``metrics.jsonl``
+    (the history up to that epoch), for a run whose ``state.pth`` is missing or unreadable.
 
-    Returns ``"fresh"`` (empty or absent: start), ``"resume"`` (same run, continue from ``state.pth``) or
-    ``"overwrite"`` (``force``: the run files there are replaced). Raises :class:`RunDirectoryError` when
-    ``out`` holds a different run, the same run without ``resume``, or files that are not a run's.
+    The schedule is set to the checkpoint's epoch (``scheduler`` is the run's fresh one, ``config`` its resolved
+    configuration); the gradient scaler and the random generators (``scaler_state``, ``rng``) start afresh, so
+    the continuation is not bit-identical to an uninterrupted run. Raises :class:`RunDirectoryError` naming the
+    file when it does not hold what is needed.
     """
+    from wttm_core.models import read_checkpoint
+
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise RunDirectoryError(f"out: {out} exists and is not a directory")
-    if not out.exists() or not any(out.iterdir()):
-        return "fresh"
-    if force:
-        return "overwrite"
-    config_path = out / "config.json"
-    if not config_path.is_file():
-        raise RunDirectoryError(f"out: {out} is not empty and holds no wttm run (config.json); use --force")
+    path = out / CHECKPOINT_FILE
     try:
-        old = json.loads(config_path.read_text())
-    except json.JSONDecodeError as error:
-        raise RunDirectoryError(f"out: {config_path} is unreadable ({error}); use --force") from None
-    changed = _differences(identity(old), identity(json.loads(json.dumps(config))))
-    if changed:
-        shown = "; ".join(changed[:4]) + (" ..." if len(changed) > 4 else "")
-        raise RunDirectoryError(f"out: {out} holds a different run ({shown}); use --force to replace it")
-    if not resume:
-        raise RunDirectoryError(f"out: {out} already holds this run; use --resume to continue or --force")
-    return "resume" if (out / "state.pth").is_file() else "fresh"
+        checkpoint = read_checkpoint(path)
+    except (ValueError, OSError) as error:
+        raise RunDirectoryError(f"{path}: {error}; start again with --force") from None
+    epoch, optimizer = checkpoint.get("epoch"), checkpoint.get("optimizer")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1 or not isinstance(optimizer, dict):
+        raise RunDirectoryError(
+            f"{path} lacks what a continuation needs (its epoch and the optimizer's state); start again with --force"
+        )
+    if checkpoint.get("arch") != config.get("arch") or checkpoint.get("method", config.get("method")) != config.get(
+        "method"
+    ):
+        raise RunDirectoryError(f"{path} belongs to another run than {out}/config.json; start again with --force")
+    metrics = out / METRICS_FILE
+    history = [row for row in read_jsonl(metrics) if row.get("epoch", math.inf) <= epoch] if metrics.is_file() else []
+    if [row.get("epoch") for row in history] != list(range(1, epoch + 1)):
+        raise RunDirectoryError(f"{metrics} lacks epochs up to {path}'s epoch {epoch}; start again with --force")
+    best = max(history, key=lambda row: row.get("test_acc", -math.inf))
+    schedule = dict(scheduler.state_dict(), last_epoch=epoch, _step_count=epoch + 1)
+    schedule["_last_lr"] = [group["lr"] for group in optimizer["param_groups"]]
+    return {
+        "epoch": epoch,
+        "batch": 0,
+        "model": checkpoint["model"],
+        "optimizer": optimizer,
+        "scheduler": schedule,
+        "scaler": scaler_state,
+        "rng": rng,
+        "epoch_start_generators": None,
+        "meter": None,
+        "train_seconds": 0.0,
+        "history": history,
+        "best": {"test_acc": best.get("test_acc"), "epoch": best.get("epoch")},
+        "config": config,
+    }
+
+
+def check_run_directory(out: str | Path, config: dict[str, Any], *, resume: bool | str, force: bool) -> str:
+    """:func:`wttm_core.rundir.check_run_directory` with the engine's notion of "the same run"."""
+    return _check_run_directory(out, config, resume=resume, force=force, identity=identity)

@@ -150,13 +150,18 @@ def load_examples(
     A folder with ``manifest.json`` (made by :func:`make_examples`) is split by figure as the manifest says; a
     folder of other runs (e.g. notebook 05's) puts every run in every figure. When ``runs_dir`` holds no run and
     ``make_if_missing``, a small set (512 images, 2 epochs; about a minute on a CPU) is made in
-    :data:`FALLBACK_DIR` first, or reused from there.
+    :data:`FALLBACK_DIR` first, or reused from there - only for the default ``runs_dir`` (the shipped set): any
+    other folder without runs is an error that says so (a mistyped path must not silently show other runs).
     """
     root = resolve_path(runs_dir)
     has_runs = root.is_dir() and any(root.rglob("metrics.jsonl"))
     if not has_runs:
-        if not make_if_missing:
-            raise FileNotFoundError(f"runs_dir: no runs under {root}; make them with `python -m {__name__}`")
+        if not make_if_missing or Path(runs_dir) != Path("data/example_runs"):
+            what = "it does not exist" if not root.exists() else "no metrics.jsonl below it"
+            raise FileNotFoundError(
+                f"runs_dir: no runs under {root} ({what}); point runs_dir at a folder of run directories, or make "
+                f"example runs with `python -m {__name__}`"
+            )
         root = resolve_path(FALLBACK_DIR)
         if not (root / "manifest.json").is_file():
             log(f"no runs under {runs_dir}: making a small example set in {root} (about a minute on a CPU)")

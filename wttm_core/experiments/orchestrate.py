@@ -197,7 +197,7 @@ def _epochs_done(out: Path) -> list[int]:
     path = out / "metrics.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(line)["epoch"] for line in path.read_text().splitlines() if line.strip()]
+    return [row["epoch"] for row in read_jsonl(path)]  # the one JSON-lines reader (wttm_core.rundir)
 
 
 def _with_data(config: TrainConfig, data: tuple[Any, Any] | None) -> TrainConfig:

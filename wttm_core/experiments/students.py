@@ -127,15 +127,9 @@ def _teacher_arch(source: TeacherSource) -> str:
         from wttm_core.teachers import STANDARD_TEACHERS
 
         return STANDARD_TEACHERS[source.value].arch
-    from wttm_core.models import read_checkpoint
+    from wttm_core.teachers import resolve_teacher  # the one answer to "which architecture" (issue 12)
 
-    path = resolve_path(source.value)
-    if not path.is_file():
-        raise ValueError(f"teacher: no such checkpoint {path}")
-    arch = read_checkpoint(path).get("arch")
-    if not isinstance(arch, str):
-        raise ValueError(f"teacher: {path} does not record its architecture ('arch')")
-    return arch
+    return resolve_teacher(None, resolve_path(source.value)).arch
 
 
 def _per_method(name: str, value: float | Mapping[str, float] | None, method: str) -> float | None:

@@ -7,7 +7,9 @@
 
 from .checkpoint import (
     CheckpointMismatchError,
+    DigestMismatchError,
     UnsafeCheckpointError,
+    infer_arch,
     load_checkpoint,
     read_checkpoint,
     save_checkpoint,
@@ -19,10 +21,12 @@ from .registry import MODEL_NAMES, build_model
 __all__ = [
     "MODEL_NAMES",
     "CheckpointMismatchError",
+    "DigestMismatchError",
     "UnsafeCheckpointError",
     "ZooModel",
     "build_model",
     "count_parameters",
+    "infer_arch",
     "load_checkpoint",
     "read_checkpoint",
     "save_checkpoint",

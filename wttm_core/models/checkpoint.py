@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
+import io
 import os
 import pickle
 import re
@@ -30,7 +32,7 @@ from torch import Tensor, nn
 
 from wttm_core._checks import check_number
 
-from ..atomic import atomic_write
+from ..rundir import write_bytes_atomic
 from .registry import MODEL_NAMES, build_model, check_model_name
 
 PathLike = str | os.PathLike[str]
@@ -64,6 +66,10 @@ class CheckpointMismatchError(ValueError):
         self.missing = list(missing)
         self.unexpected = list(unexpected)
         self.mismatched = dict(mismatched or {})
+
+
+class DigestMismatchError(ValueError):
+    """The file's SHA-256 differs from the digest it must have; nothing from it was used."""
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
@@ -112,17 +118,26 @@ _REFUSED_OBJECT = re.compile(
 )
 
 
-def _first_line(text: str) -> str:
-    return next((line.strip() for line in text.splitlines() if line.strip()), "no details")
+#: Lines of torch's weights-only error text that say nothing about this file (advice to unpickle unsafely).
+_BOILERPLATE = re.compile(r"^(Weights only load failed|Check the documentation|Please file an issue|\(\d\)|In PyTorch)")
+
+
+def load_error_reason(text: str) -> str:
+    """The first line of torch's error text that is about the file (not its advice to load unsafely)."""
+    match = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text)
+    if match:
+        return match.group(1).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return next((line for line in lines if not _BOILERPLATE.match(line)), lines[0] if lines else "no details")
 
 
 def _refused_global(message: str) -> str:
     """The object a refused weights-only load asked for, from torch's error text."""
-    match = re.search(r"Unsupported global: GLOBAL ([\w.]+)", message)
+    match = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", message)
     if match:
         return f"the Python object {match.group(1)}"
-    match = re.search(r"WeightsUnpickler error: ([^\n]+)", message)
-    return f"an object (torch says: {match.group(1).strip()})" if match else "a non-tensor Python object"
+    match = re.search(r"(?:Can only build|Can only create new object|unrecognized function)[^\n]*", message)
+    return f"an object (torch says: {match.group(0).strip()})" if match else "a non-tensor Python object"
 
 
 def _strip_wrapper_prefixes(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -133,7 +148,19 @@ def _strip_wrapper_prefixes(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     return state
 
 
-def read_checkpoint(path: PathLike) -> dict[str, Any]:
+def _verified_source(path: Path, expected_sha256: str | None) -> Path | io.BytesIO:
+    """``path`` itself, or - when a digest is expected - its bytes, read once and checked against it (so the
+    bytes that are loaded are the bytes that were checked, wherever a link pointed meanwhile)."""
+    if expected_sha256 is None:
+        return path
+    data = path.read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected_sha256.lower():
+        raise DigestMismatchError(f"{path}: SHA-256 {actual} differs from the known digest {expected_sha256}")
+    return io.BytesIO(data)
+
+
+def read_checkpoint(path: PathLike, *, expected_sha256: str | None = None) -> dict[str, Any]:
     """Read a checkpoint file safely and return it as a dict whose ``"model"`` entry is the state_dict.
 
     Accepts the standard layout (``{"model": state_dict, "epoch", "accuracy", "optimizer", ...}``, also with
@@ -141,6 +168,9 @@ def read_checkpoint(path: PathLike) -> dict[str, Any]:
     A ``module.`` (DataParallel) or ``_orig_mod.`` (torch.compile) prefix on every key is stripped. Tensors
     are mapped to the CPU. Other entries are returned as stored (``accuracy`` may be a float, a numpy scalar
     or a tensor; see :func:`stored_accuracy`).
+
+    ``expected_sha256``: the digest the file must have (:class:`DigestMismatchError` otherwise), checked on
+    the very bytes that are unpickled.
 
     Raises FileNotFoundError, :class:`UnsafeCheckpointError` (the pickle needs objects outside the
     allow-list; nothing from it was executed) or ValueError (not a checkpoint of a known layout).
@@ -150,9 +180,10 @@ def read_checkpoint(path: PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    source = _verified_source(path, expected_sha256)
     try:
         with torch.serialization.safe_globals(list(allowed_globals())):
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            obj = torch.load(source, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         text = str(exc)
         if _REFUSED_OBJECT.search(text):
@@ -162,10 +193,10 @@ def read_checkpoint(path: PathLike) -> dict[str, Any]:
                 "arbitrary objects, because that can run code. If you trust the file, re-save its plain "
                 "state_dict elsewhere and load that."
             ) from None
-        raise ValueError(f"{path} is not a readable PyTorch checkpoint: {_first_line(text)}") from None
+        raise ValueError(f"{path} is not a readable PyTorch checkpoint ({load_error_reason(text)})") from None
     except Exception as exc:  # malformed data surfaces as RuntimeError, EOFError, KeyError, ... from torch
         raise ValueError(
-            f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {_first_line(str(exc))})"
+            f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {load_error_reason(str(exc))})"
         ) from None
 
     if not isinstance(obj, Mapping):
@@ -185,7 +216,22 @@ def read_checkpoint(path: PathLike) -> dict[str, Any]:
     bad = [key for key, value in state.items() if not isinstance(key, str) or not isinstance(value, Tensor)]
     if bad:
         raise ValueError(f"{path}: the state_dict holds non-tensor entries: {_format_keys(map(str, bad))}")
+    _check_backed(path, state)
     return {**rest, "model": _strip_wrapper_prefixes(state)}
+
+
+def _check_backed(path: PathLike, state: Mapping[str, Tensor]) -> None:
+    """Refuse tensors that claim more elements than their storage holds (a crafted file: a few bytes viewed
+    with zero strides as a huge tensor would make whoever builds the matching model allocate gigabytes)."""
+    for key, tensor in state.items():
+        if tensor.layout is not torch.strided or tensor.is_quantized or tensor.is_nested:
+            raise ValueError(f"{path}: state_dict entry {key!r} is a {tensor.layout} tensor; weights are dense")
+        needed = tensor.numel() * tensor.element_size()
+        if needed > tensor.untyped_storage().nbytes():
+            raise ValueError(
+                f"{path}: state_dict entry {key!r} claims shape {_shape(tensor.shape)} "
+                f"({needed} bytes) but stores only {tensor.untyped_storage().nbytes()} bytes; refusing a crafted file"
+            )
 
 
 def stored_accuracy(checkpoint: Mapping[str, Any]) -> float | None:
@@ -210,7 +256,28 @@ def _format_keys(keys: Iterator[str] | Sequence[str], limit: int = MAX_LISTED_KE
 @functools.cache
 def _signature(arch: str) -> dict[str, tuple[int, ...]]:
     """Key -> shape of the state_dict of ``arch`` with 100 classes (computed once per process)."""
-    return {key: tuple(value.shape) for key, value in build_model(arch).state_dict().items()}
+    return _describe(arch)[0]
+
+
+@functools.cache
+def _describe(arch: str) -> tuple[dict[str, tuple[int, ...]], frozenset[str]]:
+    """Key -> shape of ``build_model(arch)``'s state_dict (100 classes), and its floating-point keys."""
+    state = build_model(arch).state_dict()
+    shapes = {key: tuple(value.shape) for key, value in state.items()}
+    return shapes, frozenset(key for key, value in state.items() if value.is_floating_point())
+
+
+def check_weight_values(arch: str, state: Mapping[str, Tensor], *, description: str = "the state_dict") -> None:
+    """Raise ``ValueError`` naming the key when a weight has the wrong kind of number for ``arch`` (integers
+    where the model holds floating point) or is not finite (NaN / infinity: a diverged or damaged model)."""
+    floating = _describe(arch)[1]
+    for key, value in state.items():
+        if key not in floating:
+            continue
+        if not value.is_floating_point():
+            raise ValueError(f"{description}: {key!r} holds {value.dtype} values; {arch} needs floating point weights")
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError(f"{description}: {key!r} holds NaN or infinite values (a diverged or damaged model)")
 
 
 def expected_shapes(arch: str, num_classes: int = 100) -> dict[str, tuple[int, ...]]:
@@ -311,7 +378,9 @@ def infer_arch(path: PathLike, checkpoint: Mapping[str, Any]) -> str | None:
     return None
 
 
-def load_checkpoint(path: PathLike, arch: str | None = None, num_classes: int | None = None) -> nn.Module:
+def load_checkpoint(
+    path: PathLike, arch: str | None = None, num_classes: int | None = None, *, expected_sha256: str | None = None
+) -> nn.Module:
     """Build the architecture and load the file's weights strictly; return the model in eval mode on the CPU.
 
     ``arch``: one of ``MODEL_NAMES``; when omitted it is taken from the file's ``arch`` entry (files written by
@@ -320,7 +389,7 @@ def load_checkpoint(path: PathLike, arch: str | None = None, num_classes: int | 
     Raises :class:`CheckpointMismatchError` (a ValueError) listing missing / unexpected / mis-shaped keys when
     the weights do not fit, and the errors of :func:`read_checkpoint`.
     """
-    checkpoint = read_checkpoint(path)
+    checkpoint = read_checkpoint(path, expected_sha256=expected_sha256)
     if arch is None:
         arch = infer_arch(path, checkpoint)
         if arch is None:
@@ -330,23 +399,36 @@ def load_checkpoint(path: PathLike, arch: str | None = None, num_classes: int | 
             )
     else:
         arch = check_model_name(arch, "arch")
-    if num_classes is None:
-        stored = checkpoint.get("num_classes")
-        num_classes = int(stored) if isinstance(stored, Integral) and not isinstance(stored, bool) else 100
-    model = build_model(arch, num_classes)
+    num_classes = _num_classes(checkpoint, num_classes)
     state = checkpoint["model"]
     description = f"checkpoint {str(path)!r}"
     stored_arch = checkpoint.get("arch")
     if isinstance(stored_arch, str) and stored_arch != arch:
         description += f" (saved as arch {stored_arch!r})"
     target = f"arch {arch!r} with num_classes={num_classes}"
-    expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
-    check_state_dict(expected, state, description=description, target=target)
+    # every check runs on the file's own shapes before a model is built (no allocation for a crafted file)
+    check_state_dict(expected_shapes(arch, num_classes), state, description=description, target=target)
+    check_weight_values(arch, state, description=description)
+    model = build_model(arch, num_classes)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:  # e.g. a missing num_batches_tracked that torch does not fill in
         raise CheckpointMismatchError(f"{description} does not fit arch {arch!r}: {exc}") from None
     return model.eval()
+
+
+def _num_classes(checkpoint: Mapping[str, Any], num_classes: int | None) -> int:
+    """``num_classes`` as given, else the file's ``num_classes`` entry (a positive int), else 100."""
+    if num_classes is not None:
+        if isinstance(num_classes, bool) or not isinstance(num_classes, Integral) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+        return int(num_classes)
+    stored = checkpoint.get("num_classes")
+    if stored is None:
+        return 100
+    if isinstance(stored, bool) or not isinstance(stored, Integral) or stored < 1:
+        raise ValueError(f"the checkpoint's 'num_classes' entry must be a positive int, got {stored!r}")
+    return int(stored)
 
 
 # --- writing ----------------------------------------------------------------------------------------------
@@ -440,6 +522,7 @@ def save_checkpoint(
         **extra,
     }
     path = Path(path)
-    with atomic_write(path, "wb") as handle:
-        torch.save(payload, handle)
+    buffer = io.BytesIO()  # serialised first: a full disk then surfaces as the OS's own error, the old file stays
+    torch.save(payload, buffer)
+    write_bytes_atomic(path, buffer.getbuffer())
     return path
