@@ -18,6 +18,7 @@ from wttm_core.viz.dynamics import (
     entropy_histogram_figure,
     epoch_curves_figure,
     group_summary_figure,
+    histogram_y_max,
     histograms_from_runs,
     label_colours,
     move_epoch_marker,
@@ -64,6 +65,9 @@ def test_palette_is_okabe_ito_and_methods_keep_their_colours() -> None:
     # two KD runs in one figure cannot share KD's colour: both get distinct palette colours
     two = label_colours(["KD (T=1)", "KD (T=4)", "CE"])
     assert len(set(two.values())) == 3
+    # the first KD keeps KD's colour; the second never borrows another method's (no KD in WTTM's purple)
+    assert two["KD (T=1)"] == COLORS["kd"] and two["KD (T=4)"] not in {COLORS["ttm"], COLORS["wttm"]}
+    assert label_colours(["CE", "label smoothing", "KD (T=4)", "KD (T=1)"])["KD (T=4)"] == COLORS["kd"]
 
 
 def test_entropy_histograms_are_fractions_with_the_mean_in_the_legend() -> None:
@@ -77,7 +81,12 @@ def test_entropy_histograms_are_fractions_with_the_mean_in_the_legend() -> None:
     ce, kd = figure.data
     assert list(ce.x) == [0.5, 1.5] and list(ce.y) == [0.25, 0.75] and ce.name == "CE (mean 1.25)"
     assert list(kd.y) == [1.0, 0.0] and kd.name == "KD T=4 (mean 0.50)"
-    assert figure.layout.barmode == "overlay"
+    # side by side, not overlaid see-through fills (issue 17: overlapping fills were hard to read)
+    assert figure.layout.barmode == "group"
+    fixed = entropy_histogram_figure(
+        hist, y_max=histogram_y_max([hist, {"CE": {"edges": [0, 1, 2], "counts": [0, 2]}}])
+    )
+    assert tuple(fixed.layout.yaxis.range) == pytest.approx((0.0, 1.05))  # one range for every epoch
     with pytest.raises(ValueError, match="edges"):
         entropy_histogram_figure({"x": {"edges": [0, 1], "counts": [1, 2]}})
 

@@ -351,3 +351,81 @@ def test_sample_teacher_logits_is_seeded_and_cifar_like():
 def test_sample_teacher_logits_bad_input(kwargs, error, match):
     with pytest.raises(error, match=match):
         th.sample_teacher_logits(**kwargs)
+
+
+# ------------------------------------------------------------------------------------------------ sharpness line
+
+
+def test_sharpness_profile_minimisers():
+    from wttm_core.theory.optimal import sharpness_profile
+
+    logits, labels = th.sample_teacher_logits(16, 10, num_superclasses=5, seed=0)
+    v = logits.double()
+    i = int((v.argmax(-1) == labels).nonzero()[0])
+    scales = torch.logspace(-2, 1, 61, dtype=torch.float64)
+    out = sharpness_profile(v[i], int(labels[i]), 4.0, 36.0, scales)
+    # KD's best student along the line is sharper than the teacher (s > 1); TTM's is near p^t_T (s close to 1/T)
+    assert out["kd_best"] > 1.0 and 0.25 <= out["ttm_best"] < 0.5
+    assert out["lam"] == pytest.approx(0.9)
+    for name in ("kd", "ttm"):  # curves are offsets from the minimum: never below it, and unimodal on the grid
+        curve = out[name]
+        assert float(curve.min()) >= -1e-9
+        k = int(curve.argmin())
+        assert bool((curve[:k].diff() <= 1e-12).all()) and bool((curve[k:].diff() >= -1e-12).all())
+    at_one = sharpness_profile(v[i], int(labels[i]), 1.0, 0.5, scales)
+    assert at_one["kd_best"] == pytest.approx(at_one["ttm_best"], rel=1e-6)  # T = 1: TTM is KD (Eq. 15)
+    with pytest.raises(ValueError, match="beta"):
+        sharpness_profile(v[i], int(labels[i]), 4.0, 0.0, scales)
+
+
+# ------------------------------------------------------------------------------------------------ shared student
+
+
+def test_shared_student_equal_mean_strength():
+    from wttm_core.theory import shared_student as ss
+
+    data = ss.shared_student_data(120, 60, 10, 4, seed=1)
+    assert data.train_features.shape == (120, 4) and data.test_teacher.shape == (60, 10)
+    gamma = 0.25
+    mean_u = float(W.wttm_weights(data.train_teacher, gamma).mean())
+    a = ss.train_shared_student(data, "wttm-mean", gamma, steps=40, lr=1.0, record_every=5)
+    b = ss.train_shared_student(data, "wttm", gamma, steps=40, lr=1.0 / mean_u, record_every=5)
+    # dividing the weights by their mean is the same as dividing the step size by it
+    assert torch.allclose(a.train, b.train, rtol=1e-10) and torch.allclose(a.test, b.test, rtol=1e-10)
+    assert a.steps.tolist() == [0, 5, 10, 15, 20, 25, 30, 35, 40]
+    assert bool((a.train.diff() < 0).all())  # a small step decreases the divergence
+    # trained to convergence, TTM reaches the lowest unweighted training divergence: it minimises exactly that
+    runs = {
+        w: ss.train_shared_student(data, w, gamma, steps=3000, lr=2.0, record_every=3000) for w in ("ttm", "wttm-mean")
+    }
+    assert float(runs["ttm"].train[-1]) < float(runs["wttm-mean"].train[-1])
+
+
+def test_shared_student_autograd_step():
+    """One step of the closed-form gradient (Eq. 20, weighted) equals autograd on the weighted mean loss."""
+    from wttm_core.theory import shared_student as ss
+
+    data = ss.shared_student_data(30, 10, 6, 3, seed=2)
+    gamma = 0.5
+    run = ss.train_shared_student(data, "wttm", gamma, steps=1, lr=0.7, record_every=1)
+    weight = torch.zeros(3, 6, dtype=torch.float64, requires_grad=True)
+    bias = torch.zeros(6, dtype=torch.float64, requires_grad=True)
+    z = data.train_features @ weight + bias
+    loss = W.wttm_weights(data.train_teacher, gamma) * W.ttm_loss(z, data.train_teacher, gamma, reduction="none")
+    loss.mean().backward()
+    with torch.no_grad():
+        z1 = data.train_features @ (weight - 0.7 * weight.grad) + (bias - 0.7 * bias.grad)
+        expected = W.ttm_loss(z1, data.train_teacher, gamma).item()
+    assert float(run.train[-1]) == pytest.approx(expected, rel=1e-10)
+
+
+def test_shared_student_bad_input():
+    from wttm_core.theory import shared_student as ss
+
+    data = ss.shared_student_data(10, 5, 4, 2)
+    with pytest.raises(ValueError, match="weighting"):
+        ss.train_shared_student(data, "dkd", 0.5)
+    with pytest.raises(ValueError, match="gamma"):
+        ss.train_shared_student(data, "ttm", 0.0)
+    with pytest.raises(ValueError, match="feature_dim"):
+        ss.shared_student_data(10, 5, 4, 0)

@@ -95,11 +95,11 @@ def test_distribution_bars():
 
 
 def test_power_transform_figure_values(teacher_probs):
-    fig = vd.power_transform_figure(teacher_probs, 4.0)
+    fig = vd.power_transform_spec(teacher_probs, 4.0).to_figure()
     assert len(fig.data) == 2
     assert np.allclose(fig.data[0].y, teacher_probs.numpy())
     assert np.allclose(fig.data[1].y, torch.softmax(teacher_probs.log() / 4.0, -1).numpy(), atol=1e-12)
-    assert "gamma = 1/T = 0.25" in _title(fig) and "T = 4" in _title(fig)
+    assert "γ = 1/T = 0.25" in _title(fig) and "T = 4" in _title(fig)
     assert _axis_titles(fig) == ("class", "probability") and tuple(fig.layout.yaxis.range) == (0.0, 1.0)
     readout = vd.power_transform_readout(teacher_probs, 4.0)
     assert f"{float(W.power_sum(teacher_probs, 0.25)):.4f}" in readout and f"{10**0.75:.4f}" in readout
@@ -107,7 +107,7 @@ def test_power_transform_figure_values(teacher_probs):
 
 def test_renyi_figure_values(teacher_probs):
     alphas = [0.1, 0.5, 1.0, 2.0, 10.0]
-    fig = vd.renyi_figure(teacher_probs, 2.0, alphas=alphas)
+    fig = vd.renyi_spec(teacher_probs, 2.0, alphas=alphas).to_figure()
     assert [t.type for t in fig.data] == ["scatter"] * 5
     assert np.allclose(fig.data[0].y, th.renyi_curve(teacher_probs, alphas).numpy())
     transformed = W.power_transform(teacher_probs, 0.5)
@@ -117,16 +117,16 @@ def test_renyi_figure_values(teacher_probs):
     assert fig.data[4].y[0] == pytest.approx(float(W.shannon_entropy(teacher_probs)))
     assert fig.layout.xaxis.type == "log" and "nats" in _axis_titles(fig)[1]
     with pytest.raises(ValueError, match="alphas"):
-        vd.renyi_figure(teacher_probs, 2.0, alphas=[0.0, 1.0])
+        vd.renyi_spec(teacher_probs, 2.0, alphas=[0.0, 1.0]).to_figure()
 
 
 def test_pointwise_map_figure():
-    fig = vd.pointwise_map_figure(0.3, reference_gammas=(0.5,))
+    fig = vd.pointwise_map_spec(0.3, reference_gammas=(0.5,)).to_figure()
     assert len(fig.data) == 3 and fig.data[0].name.startswith("identity")
     assert np.allclose(fig.data[-1].y, np.asarray(fig.data[-1].x) ** 0.3)
     assert _axis_titles(fig) == ("p (probability)", "f(p) (unnormalised weight)")
     with pytest.raises(ValueError, match="gamma"):
-        vd.pointwise_map_figure(0.0)
+        vd.pointwise_map_spec(0.0).to_figure()
 
 
 # ------------------------------------------------------------------------------------------------ decomposition
@@ -142,9 +142,11 @@ def batch_logits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 def test_eq15_waterfall_adds_up(batch_logits):
     z, v, _ = batch_logits
-    fig = vdec.eq15_waterfall_figure(z, v, 4.0)
+    fig = vdec.eq15_waterfall_spec(z, v, 4.0).to_figure()
     (trace,) = fig.data
-    assert trace.type == "waterfall" and list(trace.measure) == ["relative"] * 3 + ["total"]
+    assert trace.type == "bar" and len(trace.y) == 4  # one bar per term, coloured by role
+    assert list(trace.marker.color) == [COLORS["kd"], COLORS["renyi"], COLORS["bound"], COLORS["ttm"]]
+    assert "cancel" in fig.layout.annotations[0].text
     kd, minus_renyi, teacher, ttm = trace.y
     terms = W.kd_ttm_decomposition(z, v, 4.0)
     assert kd == pytest.approx(float((4 * terms["kd"]).mean()), abs=1e-12)
@@ -157,27 +159,29 @@ def test_eq15_waterfall_adds_up(batch_logits):
 def test_tradeoff_curves_and_marker(batch_logits):
     z, v, _ = batch_logits
     temps = [1.0, 2.0, 3.0, 6.0]
-    fig = vdec.tradeoff_figure(z, v, 3.0, temperatures=temps)
+    fig = vdec.tradeoff_spec(z, v, 3.0, temperatures=temps).to_figure()
     kd, renyi, teacher, ttm, marker = (np.asarray(t.y) for t in fig.data)
     assert np.allclose(kd - renyi + teacher, ttm, atol=1e-10)
     assert renyi[0] == 0 and list(fig.data[4].x) == [3.0] * 4
     assert marker == pytest.approx([kd[2], renyi[2], teacher[2], ttm[2]])
-    assert _axis_titles(fig) == ("temperature T", "batch mean (nats)")
+    assert _axis_titles(fig) == ("temperature T", "batch mean (nats)") and fig.layout.xaxis.type == "log"
+    note = fig.layout.annotations[0].text  # the note matches the curve
+    assert f"{kd[0]:.2f} at T = 1" in note and ("ends lower" in note) == (kd[-1] < kd[0])
 
 
 def test_optimal_students_figure_and_readout(batch_logits):
     _, v, y = batch_logits
-    fig = vdec.optimal_students_figure(v[0], int(y[0]), 4.0, 36.0)
+    fig = vdec.optimal_students_spec(v[0], int(y[0]), 4.0, 36.0).to_figure()
     assert len(fig.data) == 4
     q_ttm = th.optimal_student_ttm(v[:1], y[:1], 36.0, 0.25)[0]
     q_kd = th.optimal_student_kd(v[:1], y[:1], 0.9, 4.0)[0]
     assert np.allclose(fig.data[3].y, q_ttm.numpy()) and np.allclose(fig.data[2].y, q_kd.numpy(), atol=1e-10)
     assert f"H = {float(W.shannon_entropy(q_ttm)):.2f}" in fig.data[3].name
-    assert "lambda = 0.900" in _title(fig)
+    assert "λ = 0.900" in _title(fig)
     readout = vdec.optimal_students_readout(v[0], int(y[0]), 4.0, 36.0)
     assert "0.9000" in readout and f"{float(W.renyi_entropy(q_ttm, 0.25)):.4f}" in readout
     with pytest.raises(ValueError, match="label"):
-        vdec.optimal_students_figure(v[0], 10, 4.0, 36.0)
+        vdec.optimal_students_spec(v[0], 10, 4.0, 36.0).to_figure()
 
 
 # ------------------------------------------------------------------------------------------------ gradients
@@ -185,15 +189,18 @@ def test_optimal_students_figure_and_readout(batch_logits):
 
 def test_simplex_figure_geometry():
     v, z = [3.0, 1.0, -1.0], [0.0, 2.5, 0.0]
-    fig = vg.simplex_figure(v, 4.0, z, steps=300, lr=2.0)
+    fig = vg.simplex_spec(v, 4.0, z, steps=300, lr=2.0).to_figure()
     names = [t.name for t in fig.data]
-    assert len(fig.data) == 10 and names[-4] == "teacher p<sup>t</sup>"
+    assert len(fig.data) == 11 and names[-4] == "teacher p<sup>t</sup>"
     teacher_xy = th.simplex_xy(torch.softmax(torch.tensor(v, dtype=F64), -1))
     assert (fig.data[-4].x[0], fig.data[-4].y[0]) == pytest.approx(tuple(teacher_xy.tolist()))
     kd_flow, ttm_flow = fig.data[2], fig.data[3]
     assert (kd_flow.x[-1], kd_flow.y[-1]) == pytest.approx(tuple(teacher_xy.tolist()), abs=1e-6)
     transformed_xy = th.simplex_xy(torch.softmax(torch.tensor(v, dtype=F64) / 4.0, -1))
     assert (ttm_flow.x[-1], ttm_flow.y[-1]) == pytest.approx(tuple(transformed_xy.tolist()), abs=1e-6)
+    kd_tempered = fig.data[6]  # KD's q_T ends on the transformed teacher, where TTM's q ends
+    assert names[6].startswith("KD: path of q<sub>T</sub>")
+    assert (kd_tempered.x[-1], kd_tempered.y[-1]) == pytest.approx(tuple(transformed_xy.tolist()), abs=1e-6)
     # the TTM arrow points where q moves under one TTM step (Eq. 20)
     zt, vt = torch.tensor([z], dtype=F64), torch.tensor([v], dtype=F64)
     direction = th.simplex_xy(th.probability_velocity(zt, W.ttm_grad(zt, vt, 0.25)))[0]
@@ -201,25 +208,27 @@ def test_simplex_figure_geometry():
     assert np.allclose(arrow / np.linalg.norm(arrow), (direction / direction.norm()).numpy())
     assert fig.layout.xaxis.visible is False and _title(fig).startswith("KD and TTM")
     with pytest.raises(ValueError, match="3 logits"):
-        vg.simplex_figure([1.0, 2.0], 4.0, z)
+        vg.simplex_spec([1.0, 2.0], 4.0, z).to_figure()
 
 
-def test_flow_curves_figure():
+def test_flow_curves_spec():
     v = th.sample_teacher_logits(8, 10, num_superclasses=5, seed=0)[0].double()
     flows = {"KD": th.gradient_flow(v, "kd", 4.0, steps=6), "TTM": th.gradient_flow(v, "ttm", 4.0, steps=6)}
-    fig = vg.flow_curves_figure(
+    fig = vg.flow_curves_spec(
         flows, ("divergence", "tempered_divergence"), title="t", yaxis_title="nats", references={"ref": 1.0}
-    )
-    assert [t.name for t in fig.data] == ["KD: D(p_T‖q)", "KD: D(p_T‖q_T)", "TTM: D(p_T‖q)", "TTM: D(p_T‖q_T)", "ref"]
+    ).to_figure()
+    d_q, d_qt = vg.QUANTITY_LABELS["divergence"], vg.QUANTITY_LABELS["tempered_divergence"]
+    assert d_q == "D(p<sup>t</sup><sub>T</sub> ‖ q)"
+    assert [t.name for t in fig.data] == [f"KD: {d_q}", f"KD: {d_qt}", f"TTM: {d_q}", f"TTM: {d_qt}", "ref"]
     assert np.allclose(fig.data[2].y, flows["TTM"].divergence.mean(-1).numpy())
     assert fig.data[0].line.color == COLORS["kd"] and fig.data[2].line.color == COLORS["ttm"]
     assert fig.data[1].line.dash != fig.data[0].line.dash and list(fig.data[4].y) == [1.0, 1.0]
     assert _axis_titles(fig) == ("gradient step", "nats")
-    assert vg.flow_curves_figure(flows, title="t", yaxis_title="y", log_y=True).layout.yaxis.type == "log"
+    assert vg.flow_curves_spec(flows, title="t", yaxis_title="y", log_y=True).to_figure().layout.yaxis.type == "log"
     with pytest.raises(ValueError, match="quantities"):
-        vg.flow_curves_figure(flows, ("loss",), title="t", yaxis_title="y")
+        vg.flow_curves_spec(flows, ("loss",), title="t", yaxis_title="y").to_figure()
     with pytest.raises(TypeError, match="FlowResult"):
-        vg.flow_curves_figure({"x": 1}, title="t", yaxis_title="y")
+        vg.flow_curves_spec({"x": 1}, title="t", yaxis_title="y").to_figure()
 
 
 # ------------------------------------------------------------------------------------------------ weights
@@ -240,27 +249,30 @@ def test_weights_and_entropy(weights_batch):
 
 def test_power_sum_scatter(weights_batch):
     weights, entropy = weights_batch
-    fig = vw.power_sum_scatter_figure(weights, entropy, 0.25, 100)
+    fig = vw.power_sum_scatter_spec(weights, entropy, 0.25, 100).to_figure()
     assert np.allclose(fig.data[0].y, weights) and np.allclose(fig.data[0].x, entropy)
     assert fig.data[1].y[0] == pytest.approx(100**0.75) and list(fig.data[2].y) == [1.0, 1.0]
-    assert _axis_titles(fig) == ("teacher entropy H(p^t) (nats)", "weight U_gamma(p^t) (unitless)")
+    assert _axis_titles(fig) == (
+        "teacher entropy H(p<sup>t</sup>) (nats)",
+        "weight U<sub>γ</sub>(p<sup>t</sup>) (unitless)",
+    )
     with pytest.raises(ValueError, match="same length"):
-        vw.power_sum_scatter_figure(weights[:3], entropy, 0.25, 100)
+        vw.power_sum_scatter_spec(weights[:3], entropy, 0.25, 100).to_figure()
 
 
 def test_power_sum_histogram(weights_batch):
     weights, _ = weights_batch
-    fig = vw.power_sum_histogram_figure(weights, 0.25, 100, bins=20)
+    fig = vw.power_sum_histogram_spec(weights, 0.25, 100, bins=20).to_figure()
     assert sum(fig.data[0].y) == weights.size and len(fig.data[0].x) == 20
     assert fig.data[1].x[0] == pytest.approx(weights.mean())
     assert _axis_titles(fig)[1] == "number of samples"
     with pytest.raises(ValueError, match="bins"):
-        vw.power_sum_histogram_figure(weights, 0.25, 100, bins=0)
+        vw.power_sum_histogram_spec(weights, 0.25, 100, bins=0).to_figure()
 
 
 def test_weight_share(weights_batch):
     weights, entropy = weights_batch
-    fig = vw.weight_share_figure(weights, entropy, 0.25, groups=4)
+    fig = vw.weight_share_spec(weights, entropy, 0.25, groups=4).to_figure()
     ttm, wttm = (np.asarray(t.y) for t in fig.data)
     assert ttm == pytest.approx([0.25] * 4) and wttm.sum() == pytest.approx(1.0)
     assert bool(np.all(np.diff(wttm) > 0))  # smoother groups get more of WTTM's weight
@@ -441,3 +453,67 @@ def test_slider_updates_of_the_notebook_panels_take_well_under_50_ms():
         print(f"  {name:40s} {1000 * median:6.1f} ms / {1000 * worst:6.1f} ms")
     slow = [(name, round(1000 * median, 1)) for name, median, _ in report if median > UPDATE_BUDGET_S]
     assert not slow, f"median update over {1000 * UPDATE_BUDGET_S:.0f} ms: {slow}"
+
+
+# ------------------------------------------------------------------------------------------------ teaching views
+
+
+def test_side_by_side_panels_and_notice(teacher_probs):
+    from wttm_core.viz.panels import notice, side_by_side
+
+    fig = vd.power_transform_panels_spec(teacher_probs, 4.0).to_figure()
+    assert {t.xaxis for t in fig.data} == {"x", "x2", "x3"} and fig.layout.xaxis3.type is None
+    assert fig.layout.xaxis2.type == "log" and fig.layout.xaxis.domain[1] < fig.layout.xaxis2.domain[0]
+    assert "lifts the small probabilities" in fig.layout.annotations[0].text
+    assert "sharpens" in vd.power_transform_panels_spec(teacher_probs, 0.5).layout["annotations"][0]["text"]
+    assert notice("x")["text"].endswith("x")
+    with pytest.raises(ValueError, match="titles"):
+        side_by_side([vd.pointwise_map_spec(0.5)], title="t", titles=["a", "b"])
+
+
+def test_sharpness_view_marks_each_minimiser(batch_logits):
+    _, v, y = batch_logits
+    spec = vdec.sharpness_spec(v[0], int(y[0]), 4.0, 36.0)
+    fig = spec.to_figure()
+    kd_star, ttm_star = fig.data[1], fig.data[3]
+    assert kd_star.x[0] > 1.0 > ttm_star.x[0]  # KD's best student sharper than the teacher, TTM's smoother
+    assert fig.layout.xaxis.type == "log" and "KD's best student sits at" in fig.layout.annotations[0].text
+
+
+def test_shared_student_figure_styles_differ():
+    from wttm_core.theory import shared_student as ss
+
+    data = ss.shared_student_data(40, 20, 10, 4)
+    runs = {w: ss.train_shared_student(data, w, 0.25, steps=10, record_every=5) for w in ss.WEIGHTINGS}
+    fig = vw.shared_student_spec(runs, split="test").to_figure()
+    styles = {(t.line.color, t.line.dash) for t in fig.data}
+    assert len(styles) == 3 and np.allclose(fig.data[0].y, runs["ttm"].test.numpy())
+    with pytest.raises(ValueError, match="split"):
+        vw.shared_student_spec(runs, split="valid")
+    v = th.sample_teacher_logits(8, 10, num_superclasses=5, seed=0)[0].double()
+    flows = {
+        "WTTM": th.gradient_flow(v, "wttm", 4.0, steps=4),
+        "WTTM / mean U": th.gradient_flow(v, "wttm", 4.0, steps=4, normalize_weights=True),
+    }
+    fig = vg.flow_curves_spec(flows, title="t", yaxis_title="y", note="n").to_figure()
+    assert fig.data[0].line.dash != fig.data[1].line.dash and "n" in fig.layout.annotations[0].text
+
+
+def test_log_control_gives_a_log_slider():
+    control = Control("temperature", 4.0, 0.25, 10.0, 0.01, "T", log=True)
+    slider = control.slider()
+    assert type(slider).__name__ == "FloatLogSlider" and slider.value == pytest.approx(4.0)
+    assert slider.min == pytest.approx(math.log10(0.25)) and slider.max == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="log control"):
+        Control("t", 1.0, 0.0, 10.0, 0.01, log=True)
+
+
+def test_side_by_side_lists_each_name_once_and_wraps_notes():
+    from wttm_core.viz.panels import notice, side_by_side
+
+    spec = vd.pointwise_map_spec(0.5)
+    fig = side_by_side([spec, spec], title="t").to_figure()
+    shown = [t.name for t in fig.data if t.showlegend is not False]
+    assert len(shown) == len(set(shown)) == len(spec.traces)
+    wrapped = notice("word " * 60, width=50)["text"]
+    assert wrapped.count("<br>") >= 5 and all(len(line) <= 60 for line in wrapped.split("<br>"))

@@ -130,11 +130,17 @@ def check_dim(name: str, x: Tensor, dim: int) -> int:
     return dim
 
 
+def _float_along(name: str, x: object, dim: int) -> tuple[Tensor, bool]:
+    """``x`` checked as a float tensor with a non-empty ``dim``, and whether its values can be read."""
+    x = check_float_tensor(name, x)
+    check_dim(name, x, dim)
+    return x, _values_inspectable(x)
+
+
 def check_probabilities(name: str, p: object, dim: int) -> Tensor:
     """Check that ``p`` holds finite, non-negative probabilities that sum to one along ``dim``."""
-    p = check_float_tensor(name, p)
-    check_dim(name, p, dim)
-    if not _values_inspectable(p):
+    p, inspectable = _float_along(name, p, dim)
+    if not inspectable:
         return p
     check_finite(name, p)
     if bool((p < 0).any()):
@@ -157,9 +163,8 @@ def check_finite(name: str, x: Tensor) -> Tensor:
 
 def check_log_weights(name: str, log_p: object, dim: int) -> Tensor:
     """Check log-probabilities (or unnormalised log-weights): no NaN, no +Inf, not all -Inf along ``dim``."""
-    log_p = check_float_tensor(name, log_p)
-    check_dim(name, log_p, dim)
-    if not _values_inspectable(log_p):
+    log_p, inspectable = _float_along(name, log_p, dim)
+    if not inspectable:
         return log_p
     if bool(torch.isnan(log_p).any()) or bool((log_p == math.inf).any()):
         raise ValueError(f"{name} contains NaN or +Inf")

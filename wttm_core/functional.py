@@ -21,6 +21,7 @@ Teacher logits never receive a gradient: they are detached on entry.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -271,6 +272,26 @@ def _reduce_checked(per_sample: Tensor, reduction: str, student_logits: Tensor, 
     return result
 
 
+def _checked_term(
+    kernel: Callable[..., Tensor],
+    student_logits: Tensor,
+    teacher_logits: Tensor,
+    reduction: str,
+    two_classes: str = "",
+    **scalars: float,
+) -> Tensor:
+    """The public edge of a distillation term: check each positive hyper-parameter in ``scalars`` (by name, in
+    the kernel's order), the reduction and the logit pair (at least two classes, if ``two_classes`` says what
+    for), then reduce ``kernel(student_logits, teacher_logits, *scalars)``."""
+    values = [check_scalar(name, value) for name, value in scalars.items()]
+    reduction = check_reduction(reduction)
+    check_logit_pair(student_logits, teacher_logits)
+    if two_classes and student_logits.shape[1] < 2:
+        raise ValueError(f"student_logits must have at least two classes {two_classes}")
+    per_sample = kernel(student_logits, teacher_logits, *values)
+    return _reduce_checked(per_sample, reduction, student_logits, teacher_logits)
+
+
 def transformed_teacher_log_probs(teacher_logits: Tensor, gamma: float) -> Tensor:
     """``log p^t_T = log_softmax(gamma * v)``: the power-transformed teacher (Eqs. 7-9), detached."""
     gamma = check_scalar("gamma", gamma)
@@ -299,11 +320,7 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float, 
     returns the ``[N]`` per-sample values. The full KD objective of Eq. 1 is
     ``(1 - lambda) * cross_entropy + lambda * kd_loss``.
     """
-    temperature = check_scalar("temperature", temperature)
-    reduction = check_reduction(reduction)
-    check_logit_pair(student_logits, teacher_logits)
-    per_sample = _kd(student_logits, teacher_logits, temperature)
-    return _reduce_checked(per_sample, reduction, student_logits, teacher_logits)
+    return _checked_term(_kd, student_logits, teacher_logits, reduction, temperature=temperature)
 
 
 def ttm_loss(student_logits: Tensor, teacher_logits: Tensor, gamma: float, reduction: str = "mean") -> Tensor:
@@ -312,11 +329,7 @@ def ttm_loss(student_logits: Tensor, teacher_logits: Tensor, gamma: float, reduc
     No ``T^2`` factor (the reference convention). TTM = KD + a Renyi-entropy regulariser: see Eq. 15 and
     :func:`kd_ttm_decomposition`.
     """
-    gamma = check_scalar("gamma", gamma)
-    reduction = check_reduction(reduction)
-    check_logit_pair(student_logits, teacher_logits)
-    per_sample = _ttm(student_logits, teacher_logits, gamma)
-    return _reduce_checked(per_sample, reduction, student_logits, teacher_logits)
+    return _checked_term(_ttm, student_logits, teacher_logits, reduction, gamma=gamma)
 
 
 def wttm_loss(student_logits: Tensor, teacher_logits: Tensor, gamma: float, reduction: str = "mean") -> Tensor:
@@ -326,11 +339,7 @@ def wttm_loss(student_logits: Tensor, teacher_logits: Tensor, gamma: float, redu
     It is the row sum of ``(p^t)^gamma``, which serves directly as the weighted target ``U p^t_T``, so WTTM
     costs one row sum more than TTM.
     """
-    gamma = check_scalar("gamma", gamma)
-    reduction = check_reduction(reduction)
-    check_logit_pair(student_logits, teacher_logits)
-    per_sample = _wttm(student_logits, teacher_logits, gamma)
-    return _reduce_checked(per_sample, reduction, student_logits, teacher_logits)
+    return _checked_term(_wttm, student_logits, teacher_logits, reduction, gamma=gamma)
 
 
 def _kl_from_logs(log_target: Tensor, log_input: Tensor) -> Tensor:
@@ -472,10 +481,5 @@ def lskd_loss(
     range. The std uses Bessel's correction and ``1e-7`` guards a constant row, as in the authors' code (the
     paper writes the 1/K form: a factor ``sqrt(K / (K - 1))`` in the effective temperature, 1.005 at K = 100).
     """
-    temperature = check_scalar("temperature", temperature)
-    reduction = check_reduction(reduction)
-    check_logit_pair(student_logits, teacher_logits)
-    if student_logits.shape[1] < 2:
-        raise ValueError("student_logits must have at least two classes to be standardised")
-    per_sample = _lskd(student_logits, teacher_logits, temperature)
-    return _reduce_checked(per_sample, reduction, student_logits, teacher_logits)
+    two_classes = "to be standardised"
+    return _checked_term(_lskd, student_logits, teacher_logits, reduction, two_classes, temperature=temperature)

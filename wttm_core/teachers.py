@@ -44,8 +44,6 @@ from wttm_core.models import MODEL_NAMES, load_checkpoint
 
 #: The mdistiller release asset holding the CRD teachers (about 364 MB).
 DEFAULT_URL = "https://github.com/megvii-research/mdistiller/releases/download/checkpoints/cifar_teachers.tar"
-#: The original CRD host, ``<host><arch>_vanilla/ckpt_epoch_240.pth``; unreachable since 2022.
-ORIGINAL_HOST = "http://shape2prog.csail.mit.edu/repo/"
 ARCHIVE_NAME = "cifar_teachers.tar"
 ARCHIVE_ROOT = "cifar_teachers"
 CHECKPOINT_NAME = "ckpt_epoch_240.pth"

@@ -207,13 +207,14 @@ def _hide_left_sidebar(page: Any) -> None:
 
 def prompts(page: Any) -> list[str]:
     """The execution prompts ("[3]:", "[*]:", "[ ]:") of the current notebook's code cells that hold code
-    (JupyterLab gives an empty cell no execution count)."""
+    (JupyterLab gives an empty cell no execution count) and whose input is shown (a collapsed cell has no prompt)."""
     return page.evaluate(
         """() => {
           const panel = window.jupyterapp.shell.currentWidget;
           if (!panel || !panel.content || !panel.content.widgets) return [];
           return panel.content.widgets
             .filter(cell => cell.model.type === 'code' && cell.model.sharedModel.getSource().trim())
+            .filter(cell => !cell.inputHidden)  // a collapsed solution cell shows no prompt
             .map(cell => cell.node.querySelector('.jp-InputPrompt').innerText.trim());
         }"""
     )
@@ -489,3 +490,41 @@ def sliders_without_readout(page: Any) -> list[str]:
              return !r || r.offsetParent === null || !r.innerText.trim();
            }).map(s => (s.querySelector('.widget-label') || {}).innerText || '(no description)')"""
     )
+
+
+# ---------------------------------------------------------------------------------------------- exercises
+
+FIND_CELL_JS = """(match) => window.jupyterapp.shell.currentWidget.content.widgets.findIndex(
+  cell => cell.model.type === 'code' && cell.model.sharedModel.getSource().includes(match))"""
+
+RUN_CELL_JS = """([index, source]) => {
+  const app = window.jupyterapp;
+  const notebook = app.shell.currentWidget.content;
+  notebook.widgets[index].model.sharedModel.setSource(source);
+  notebook.activeCellIndex = index;
+  return app.commands.execute('notebook:run-cell');
+}"""
+
+CELL_OUTPUT_JS = """(index) => {
+  const cell = window.jupyterapp.shell.currentWidget.content.widgets[index];
+  const outputs = cell.model.outputs.toJSON();
+  return {count: cell.model.executionCount, text: outputs.map(o => [].concat(o.text || '',
+    o.data && o.data['text/plain'] || '', o.evalue || '').join('')).join('\\n')};
+}"""
+
+
+def run_cell_with_source(page: Any, server: Server, notebook: str, match: str, source: str) -> str:
+    """Give the first code cell whose source contains ``match`` the new ``source``, run it as a student would
+    (the cell's own Run command), and return the text of its outputs once the kernel is idle again."""
+    index = page.evaluate(FIND_CELL_JS, match)
+    if index < 0:
+        raise AssertionError(f"{notebook}: no code cell contains {match!r}")
+    before = page.evaluate(CELL_OUTPUT_JS, index)["count"]
+    page.evaluate(RUN_CELL_JS, [index, source])
+    wait_for(
+        lambda: page.evaluate(CELL_OUTPUT_JS, index)["count"] not in (None, before) and _status_bar_idle(page),
+        60.0,
+        f"{notebook}: the edited cell {index} to run",
+    )
+    wait_kernel_idle(page, server, notebook)
+    return page.evaluate(CELL_OUTPUT_JS, index)["text"]

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -144,3 +146,37 @@ def stage_timings(screenshots: Path) -> Iterator[StageTimings]:
         yield timings
     finally:
         timings.write()
+
+
+@dataclass(frozen=True)
+class ExercisePlan:
+    """What a student does to a notebook's exercises in the browser test: the first "implement it yourself" cell
+    (a code cell with ``# TODO`` followed by its collapsed ``solution`` cell) gets the worked solution typed in, and
+    the first checked numeric answer (a line ``answer_N = None  # a number``) gets a wrong number.
+
+    Found from the notebook itself, so a notebook joins the test by following the pattern of 00-04 (tags
+    ``exercise`` / ``solution``; see notebooks/TEACHING.md)."""
+
+    todo_match: str | None
+    solution_source: str | None
+    answer_match: str | None
+    wrong_answer_source: str | None
+
+
+def exercise_plan(path: Path) -> ExercisePlan:
+    cells = json.loads(Path(path).read_text())["cells"]
+    sources = ["".join(c["source"]) for c in cells]
+    todo = solution = answer = wrong = None
+    for i, cell in enumerate(cells[:-1]):
+        nxt = cells[i + 1]
+        if cell["cell_type"] == "code" and "# TODO" in sources[i] and "solution" in nxt["metadata"].get("tags", []):
+            todo, solution = sources[i], sources[i + 1]
+            break
+    for i, cell in enumerate(cells):
+        found = re.search(r"^(answer_\d+) = None  # a number.*$", sources[i], flags=re.M)
+        if cell["cell_type"] == "code" and "check_answer(" in sources[i] and found:
+            answer = found.group(0)
+            wrong = sources[i].replace(found.group(0), f"{found.group(1)} = -12345.0")
+            break
+    first_line = todo.splitlines()[0] if todo else None
+    return ExercisePlan(first_line, solution, answer, wrong)

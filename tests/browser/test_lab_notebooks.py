@@ -21,6 +21,7 @@ from browser_pages import (
     move_sliders_until_something_follows,
     open_notebook,
     run_all_cells,
+    run_cell_with_source,
     screenshot_at_first_slider,
     settle,
     slider_count,
@@ -33,7 +34,7 @@ from browser_pages import (
 )
 from browser_servers import Server
 from conftest import NOTEBOOKS as NOTEBOOK_DIR
-from conftest import LabPage, StageTimings, discovered_notebooks, tells_reader_about_sliders
+from conftest import LabPage, StageTimings, discovered_notebooks, exercise_plan, tells_reader_about_sliders
 
 from wttm_core.present import reads_interactive
 
@@ -105,11 +106,24 @@ def test_notebook_runs_and_its_slider_moves_a_figure(
         assert not unlabelled, f"{notebook}: figures need titles, axis titles and legends (issue 7): {unlabelled}"
 
         screenshot_at_first_slider(page, screenshots / f"{Path(notebook).stem}.png")
+        # last (running a cell scrolls the page), a student at work: the worked solution typed into the "implement it
+        # yourself" cell, a wrong number into a checked exercise (the checker hints, it does not reveal the answer)
+        plan = exercise_plan(source)
+        if plan.todo_match:
+            said = run_cell_with_source(page, jupyterlab, notebook, plan.todo_match, plan.solution_source)
+            assert "Well done" in said, f"{notebook}: the checker did not accept the worked solution: {said!r}"
+        if plan.answer_match:
+            said = run_cell_with_source(page, jupyterlab, notebook, plan.answer_match, plan.wrong_answer_source)
+            assert "Not quite" in said and "Hint:" in said, f"{notebook}: a wrong answer got no hint: {said!r}"
+            assert "The answer is" not in said, f"{notebook}: the answer was revealed on the first miss"
+        assert not error_outputs(page), f"{notebook}: error output after the exercises: {error_outputs(page)}"
+        exercised = time.monotonic()
         stage_timings.record(
             notebook,
             open_s=opened - started,
             run_all_s=executed - opened,
             slider_s=moved - executed,
+            exercises_s=exercised - moved,  # includes the label check and the screenshot
             total_s=time.monotonic() - started,
             run_all_attempts=attempts,
             sliders=slider_count(page),

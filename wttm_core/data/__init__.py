@@ -6,7 +6,15 @@ for either source; :class:`DeviceLoader` trains from it with on-device augmentat
 """
 
 from .cifar100 import DatasetNotFoundError, download_cifar100, load_cifar100
-from .dataset import DATASET_NAMES, SPLITS, ImageDataset, load_dataset, stratified_subsample_indices
+from .dataset import (
+    DATASET_NAMES,
+    SPLITS,
+    ImageDataset,
+    load_dataset,
+    stratified_subsample_indices,
+    validation_split,
+    with_label_noise,
+)
 from .loader import DeviceLoader, reference_loader, reference_transform
 from .names import (
     CIFAR100_CLASS_NAMES,
@@ -42,5 +50,7 @@ __all__ = [
     "reference_transform",
     "sample_crop_flip",
     "stratified_subsample_indices",
+    "validation_split",
+    "with_label_noise",
     "synthetic_prototypes",
 ]

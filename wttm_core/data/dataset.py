@@ -115,6 +115,42 @@ def stratified_subsample_indices(labels: torch.Tensor, size: int, seed: int) -> 
     return torch.sort(chosen).values
 
 
+def validation_split(dataset: ImageDataset, size: int, seed: int = 0) -> tuple[ImageDataset, ImageDataset]:
+    """``(train_part, validation)``: a class-balanced ``size``-image validation set carved out of ``dataset``.
+
+    Hyperparameters (e.g. each method's learning rate) are chosen on the validation part, never on the test
+    set; the chosen values are then used to train on the whole training set. The choice of images is
+    deterministic given ``seed`` (:func:`stratified_subsample_indices`); both parts keep ascending order.
+    """
+    if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size < len(dataset):
+        raise ValueError(
+            f"size must be an integer in [1, {len(dataset) - 1}] (images of the training set), got {size!r}"
+        )
+    chosen = stratified_subsample_indices(dataset.labels, size, seed)
+    keep = torch.ones(len(dataset), dtype=torch.bool)
+    keep[chosen] = False
+    return dataset.subset(keep.nonzero().squeeze(1)), dataset.subset(chosen)
+
+
+def with_label_noise(dataset: ImageDataset, fraction: float, seed: int = 0) -> ImageDataset:
+    """A copy of ``dataset`` in which a ``fraction`` of the labels is replaced by a uniformly drawn *other* class.
+
+    Symmetric label noise (e.g. ``fraction = 0.3``: 30 % of the training labels are wrong, every wrong class
+    equally likely): the images stay, only the one-hot targets lie. Exactly ``round(fraction * N)`` samples are
+    flipped, chosen from ``seed``; the test set should stay clean.
+    """
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must be a number in [0, 1], got {fraction!r}")
+    generator = torch.Generator().manual_seed(seed)
+    n, k = len(dataset), dataset.num_classes
+    flipped = torch.randperm(n, generator=generator)[: round(fraction * n)]
+    labels = dataset.labels.clone()
+    # an offset in 1 .. K-1 never maps a label onto itself
+    offsets = torch.randint(1, k, (len(flipped),), generator=generator)
+    labels[flipped] = (labels[flipped] + offsets) % k
+    return ImageDataset(dataset.images, labels, dataset.class_names, dataset.superclass_names, dataset.fine_to_coarse)
+
+
 def load_dataset(
     name: str,
     split: str,

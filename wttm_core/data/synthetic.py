@@ -40,6 +40,13 @@ trained network's mistakes and soft labels fall on the four siblings of the true
 its soft label splits between the two classes that were mixed - information a one-hot label does not carry.
 Position, flip and colour are nuisances, as in real photographs.
 
+``similarity`` (float in [0, 1), default 0) grades how alike superclasses are: the 20 superclasses fall into five
+families by meaning (:data:`SUPERCLASS_FAMILIES`: mammals and people; other animals; plants; household objects;
+outdoor scenes and vehicles), and each superclass pattern becomes ``sqrt(1 - s) S_s + sqrt(s) G_f`` (renormalised)
+with a component ``G_f`` shared by its family. Superclasses of one family then look alike (their patterns have a
+cosine similarity of about ``s``), so a classifier's superclass mistakes concentrate inside the family - graded
+dark knowledge one level above the siblings. The default 0 keeps every image bit for bit as before.
+
 ``difficulty`` (float >= 0, default 1.0) scales the blended fraction, the clutter and the sensor noise
 together. 0: no blends, no clutter, no noise (only position and colour vary); 1: the default, where about
 12.5% of the test images are beyond any classifier (it tops out near 87.5%) and short training leaves
@@ -88,6 +95,27 @@ BLEND_SHARE = (0.3, 0.7)  # the sibling's weight in a blended image
 
 _SPLIT_STREAM = {"train": 1, "test": 2}
 _PROTOTYPE_STREAM = 0
+_FAMILY_STREAM = 3  # its own stream: similarity = 0 leaves every other draw unchanged
+
+#: the five families of superclasses that share a pattern component when ``similarity > 0``
+SUPERCLASS_FAMILIES: dict[str, tuple[str, ...]] = {
+    "mammals and people": (
+        "aquatic_mammals", "large_carnivores", "large_omnivores_and_herbivores", "medium_mammals", "small_mammals",
+        "people",
+    ),
+    "other animals": ("fish", "insects", "non-insect_invertebrates", "reptiles"),
+    "plants": ("flowers", "fruit_and_vegetables", "trees"),
+    "household objects": ("food_containers", "household_electrical_devices", "household_furniture"),
+    "outdoor scenes and vehicles": (
+        "large_man-made_outdoor_things", "large_natural_outdoor_scenes", "vehicles_1", "vehicles_2",
+    ),
+}  # fmt: skip
+
+
+def superclass_family() -> torch.Tensor:
+    """int64 [20]: the family index (order of :data:`SUPERCLASS_FAMILIES`) of every superclass."""
+    family_of = {name: f for f, members in enumerate(SUPERCLASS_FAMILIES.values()) for name in members}
+    return torch.tensor([family_of[name] for name in CIFAR100_SUPERCLASS_NAMES], dtype=torch.int64)
 
 
 def _generator(*keys: int) -> torch.Generator:
@@ -111,15 +139,20 @@ def _wave_patterns(count: int, frequency: tuple[float, float], generator: torch.
     return patterns / patterns.square().mean(dim=(1, 2, 3), keepdim=True).sqrt()
 
 
-def synthetic_prototypes(seed: int = 0) -> dict[str, torch.Tensor]:
+def synthetic_prototypes(seed: int = 0, similarity: float = 0.0) -> dict[str, torch.Tensor]:
     """The class-level ingredients drawn from ``seed``: superclass colours and patterns, fine patterns.
 
-    Returns ``{"colour": [20, 3], "superclass": [20, 3, 40, 40], "fine": [100, 3, 40, 40]}`` (float32).
+    Returns ``{"colour": [20, 3], "superclass": [20, 3, 40, 40], "fine": [100, 3, 40, 40]}`` (float32). With
+    ``similarity > 0`` each superclass pattern mixes in its family's shared component (module docstring).
     """
     generator = _generator(seed, _PROTOTYPE_STREAM)
     colour = 0.5 + COLOUR_SPREAD * (2 * torch.rand(20, 3, generator=generator) - 1)
     superclass = _wave_patterns(20, SUPER_FREQUENCY, generator)
     fine = _wave_patterns(100, FINE_FREQUENCY, generator)
+    if similarity > 0:
+        shared = _wave_patterns(len(SUPERCLASS_FAMILIES), SUPER_FREQUENCY, _generator(seed, _FAMILY_STREAM))
+        mixed = math.sqrt(1.0 - similarity) * superclass + math.sqrt(similarity) * shared[superclass_family()]
+        superclass = mixed / mixed.square().mean(dim=(1, 2, 3), keepdim=True).sqrt()
     return {"colour": colour, "superclass": superclass, "fine": fine}
 
 
@@ -183,7 +216,12 @@ def _generate_chunk(
 
 
 def make_synthetic_with_latents(
-    split: str, *, size: int | None = None, seed: int = 0, difficulty: float = DEFAULT_DIFFICULTY
+    split: str,
+    *,
+    size: int | None = None,
+    seed: int = 0,
+    difficulty: float = DEFAULT_DIFFICULTY,
+    similarity: float = 0.0,
 ) -> tuple[ImageDataset, dict[str, torch.Tensor]]:
     """Generate a split together with the hidden variables behind every image.
 
@@ -208,8 +246,10 @@ def make_synthetic_with_latents(
         raise ValueError(f"difficulty must be a finite non-negative number, got {difficulty!r}")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(similarity, bool) or not isinstance(similarity, int | float) or not 0 <= similarity < 1:
+        raise ValueError(f"similarity must be a number in [0, 1), got {similarity!r}")
     fine_to_coarse = cifar100_fine_to_coarse()
-    parts = _class_parts(synthetic_prototypes(seed), fine_to_coarse)
+    parts = _class_parts(synthetic_prototypes(seed, float(similarity)), fine_to_coarse)
     pieces = []
     for chunk in range(-(-size // CHUNK)):
         # always draw a whole chunk so the first images never depend on how many are kept
@@ -226,7 +266,12 @@ def make_synthetic_with_latents(
 
 
 def make_synthetic(
-    split: str, *, size: int | None = None, seed: int = 0, difficulty: float = DEFAULT_DIFFICULTY
+    split: str,
+    *,
+    size: int | None = None,
+    seed: int = 0,
+    difficulty: float = DEFAULT_DIFFICULTY,
+    similarity: float = 0.0,
 ) -> ImageDataset:
     """Generate the synthetic data set's ``split`` (see the module docstring for the generative process).
 
@@ -236,5 +281,6 @@ def make_synthetic(
             set when smaller (any size may be generated).
         seed: selects the prototypes and the image streams.
         difficulty: scale of the sibling blends, clutter and sensor noise, >= 0 (default 1.0).
+        similarity: how much superclasses of one family share their pattern, in [0, 1) (default 0: none).
     """
-    return make_synthetic_with_latents(split, size=size, seed=seed, difficulty=difficulty)[0]
+    return make_synthetic_with_latents(split, size=size, seed=seed, difficulty=difficulty, similarity=similarity)[0]

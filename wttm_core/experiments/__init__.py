@@ -2,7 +2,7 @@
 
 Modules, one job each:
 
-* :mod:`~wttm_core.experiments.stats` - mean +- std, Welch's t-test, "within noise" verdicts;
+* :mod:`~wttm_core.experiments.stats` - mean +- std, paired t intervals, test-set error, Holm, power;
 * :mod:`~wttm_core.experiments.variants` - named variants: the paper's methods, alternative WTTM sample
   weights (Eqs. 22-23) rescaled to the same mean strength, KD + a decoupled Renyi regulariser (Eqs. 4, 15, 19);
 * :mod:`~wttm_core.experiments.diagnostics` - per-epoch entropy histograms (Fig. 3) and per-superclass

@@ -7,7 +7,10 @@ first 2,000 images, 2 seeds) for the three figures:
 * Fig. 1 - KD (T = 4, lambda = 0.9), TTM (gamma = 1/4, beta = 36, the beta of Eq. 19 for that KD) and WTTM
   (beta = 36 / mean U, mean U of Eq. 22 measured on the training set under the teacher);
 * Fig. 2 - TTM and WTTM *without* cross-entropy, the same average strength (beta = 9 and 9 / mean U);
-* Fig. 3 - CE, CE with label smoothing 0.5, KD with T = 1 (and the KD T = 4 run of Fig. 1).
+* Fig. 3 - CE, CE with label smoothing 0.5, KD with T = 1 (and the KD T = 4 run of Fig. 1);
+* ``step`` - where TTM's gain over KD comes from (Eq. 19: TTM with beta 36 is ten times KD + 10.8 Renyi):
+  KD at the recipe's rate, KD at ten times that rate (TTM's step), KD + 10.8 Renyi at ten times the rate, and
+  TTM (the Fig. 1 runs of KD and TTM).
 
 All students log their metrics at T = 4 (``metric_temperature``), so D(p^t_T || q) and the Renyi entropy mean the
 same thing in every run. Each run directory keeps ``config.json``, ``metrics.jsonl``, ``summary.json`` and
@@ -28,7 +31,8 @@ from typing import Any
 from wttm_core.engine import TrainConfig
 from wttm_core.engine.state import write_json
 from wttm_core.experiments.orchestrate import ensure_teacher, load_data, resolve_path, run_variants, teacher_logits
-from wttm_core.experiments.variants import Variant, weight_means
+from wttm_core.experiments.variants import Variant, eq19_renyi_weight, kd_renyi_variant, weight_means
+from wttm_core.presets import RECIPE, learning_rate
 from wttm_core.runs import Run, group_runs, read_runs
 
 __all__ = [
@@ -48,16 +52,19 @@ NOCE_BETA = 9.0  # without CE only the product beta * lr matters; 9 keeps the st
 FALLBACK_DIR = "build/example_runs"  # where a small set is made when the shipped one is missing (e.g. on Colab)
 
 
-def example_variants(mean_u: float) -> dict[str, list[Variant]]:
-    """The variants of each figure (``fig1``, ``fig2``, ``fig3``); Fig. 3 reuses Fig. 1's KD run."""
+def example_variants(mean_u: float, lr: float = 0.05) -> dict[str, list[Variant]]:
+    """The variants of each figure (``fig1``, ``fig2``, ``fig3``, ``step``); Fig. 3 and ``step`` reuse Fig. 1's
+    KD run (and ``step`` its TTM run). ``lr`` is the recipe's learning rate for the student."""
     if not mean_u > 0:
         raise ValueError(f"mean_u must be > 0, got {mean_u!r}")
     gamma = 1.0 / FIGURE_TEMPERATURE
     kd = Variant("KD (T=4)", "kd", {"temperature": FIGURE_TEMPERATURE})
+    ttm = Variant("TTM (beta=36)", "ttm", {"gamma": gamma, "beta": FIG1_BETA})
+    fast = round(lr / (1.0 - RECIPE.kd_weight), 12)  # TTM's step (Eq. 19: 1 / (1 - lambda)), 0.5 not 0.5000000000000001
     return {
         "fig1": [
             kd,
-            Variant("TTM (beta=36)", "ttm", {"gamma": gamma, "beta": FIG1_BETA}),
+            ttm,
             Variant("WTTM (beta=36/mean U)", "wttm", {"gamma": gamma, "beta": FIG1_BETA / mean_u}),
         ],
         "fig2": [
@@ -67,8 +74,14 @@ def example_variants(mean_u: float) -> dict[str, list[Variant]]:
         "fig3": [
             Variant("CE", "ce"),
             Variant("label smoothing 0.5", "ce", {"label_smoothing": 0.5}),
+            kd,  # first: it keeps KD's colour, as in Fig. 1
             Variant("KD (T=1)", "kd", {"temperature": 1.0}),
+        ],
+        "step": [
             kd,
+            Variant(f"KD (T=4) at lr {fast:g}", "kd", {"temperature": FIGURE_TEMPERATURE, "lr": fast}),
+            kd_renyi_variant(eq19_renyi_weight(), gamma, label=f"KD + 10.8 Renyi at lr {fast:g}").with_lr(fast),
+            ttm,
         ],
     }
 
@@ -83,7 +96,7 @@ def make_examples(
     test_size: int = 1000,
     teacher_epochs: int = 6,
     epochs: int = 6,
-    seeds: Sequence[int] = (0, 1),
+    seeds: Sequence[int] = (0, 1, 2),
     device: str = "cpu",
 ) -> dict[str, Any]:
     """Train the example runs into ``out`` and write ``manifest.json``; returns the manifest."""
@@ -100,11 +113,7 @@ def make_examples(
     mean_u = weight_means(teacher_logits(checkpoint, data[0], device=device), 1.0 / FIGURE_TEMPERATURE, ["power-sum"])[
         "power-sum"
     ]
-    figures = example_variants(mean_u)
-    unique: dict[str, Variant] = {}
-    for variants in figures.values():
-        for variant in variants:
-            unique.setdefault(variant.label, variant)
+    figures = example_variants(mean_u, learning_rate(student))
     base = TrainConfig(
         arch=student,
         teacher_checkpoint=str(checkpoint),
@@ -114,32 +123,99 @@ def make_examples(
         quiet=True,
         metric_temperature=FIGURE_TEMPERATURE,
     )
-    runs = run_variants(list(unique.values()), list(seeds), base=base, root=out, data=data)
+    runs = run_variants(_unique_variants(figures), list(seeds), base=base, root=out, data=data)
+    flags = {
+        "out": out,
+        "teacher": teacher_arch,
+        "student": student,
+        "teacher-train-size": teacher_train_size,
+        "train-size": train_size,
+        "test-size": test_size,
+        "teacher-epochs": teacher_epochs,
+        "epochs": epochs,
+        "seeds": list(seeds),
+        "device": device,
+    }
+    manifest = _manifest(flags, figures, mean_u, teacher_dir, runs, time.perf_counter() - start)
+    write_json(resolve_path(out) / "manifest.json", manifest)
+    return manifest
+
+
+def _unique_variants(figures: dict[str, list[Variant]]) -> list[Variant]:
+    """The variants of all figures, each label once (figures share runs, e.g. Fig. 1's KD in Fig. 3)."""
+    unique: dict[str, Variant] = {}
+    for variants in figures.values():
+        for variant in variants:
+            unique.setdefault(variant.label, variant)
+    return list(unique.values())
+
+
+def _flag(name: str, value: Any) -> str:
+    """``--name value`` on a command line (a list as its items separated by spaces)."""
+    return f"--{name} {' '.join(map(str, value)) if isinstance(value, list) else value}"
+
+
+def _manifest(
+    flags: dict[str, Any],
+    figures: dict[str, list[Variant]],
+    mean_u: float,
+    teacher_dir: Path,
+    runs: Sequence[Run],
+    seconds: float,
+) -> dict[str, Any]:
+    """``manifest.json``: the command that made the runs (``flags``: its command-line flags), which runs belong to
+    which figure, the mean U and the teacher's accuracy."""
     teacher_summary = json.loads((teacher_dir / "summary.json").read_text())
-    manifest = {
+    return {
         "description": "Example runs for notebooks/06_training_dynamics.ipynb (synthetic data, CPU)",
-        "command": (
-            f"python -m wttm_core.experiments.examples --out {out} --teacher {teacher_arch} "
-            f"--student {student} --teacher-train-size {teacher_train_size} --train-size {train_size} "
-            f"--test-size {test_size} "
-            f"--teacher-epochs {teacher_epochs} --epochs {epochs} --seeds {' '.join(map(str, seeds))} "
-            f"--device {device}"
-        ),
+        "command": "python -m wttm_core.experiments.examples " + " ".join(_flag(k, v) for k, v in flags.items()),
         "figures": {name: [v.label for v in variants] for name, variants in figures.items()},
         "mean_u": mean_u,
         "gamma": 1.0 / FIGURE_TEMPERATURE,
-        "teacher": {"arch": teacher_arch, "epochs": teacher_epochs, "test_acc": teacher_summary.get("last_test_acc")},
-        "student": student,
-        "teacher_train_size": teacher_train_size,
-        "train_size": train_size,
-        "test_size": test_size,
-        "epochs": epochs,
-        "seeds": list(seeds),
+        "teacher": {
+            "arch": flags["teacher"],
+            "epochs": flags["teacher-epochs"],
+            "test_acc": teacher_summary.get("last_test_acc"),
+        },
+        "student": flags["student"],
+        "teacher_train_size": flags["teacher-train-size"],
+        "train_size": flags["train-size"],
+        "test_size": flags["test-size"],
+        "epochs": flags["epochs"],
+        "seeds": flags["seeds"],
         "runs": [run.name for run in runs],
-        "seconds": round(time.perf_counter() - start, 1),
+        "seconds": round(seconds, 1),
+        "made": provenance(),
     }
-    write_json(resolve_path(out) / "manifest.json", manifest)
-    return manifest
+
+
+def provenance() -> dict[str, Any]:
+    """When, where and from which commit the example runs were made (notebook 07 compares against them)."""
+    import datetime
+    import os
+    import platform
+    import subprocess
+
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=Path(__file__).parent
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = None
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [
+            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
+        ]
+        model = names[0] if names else model
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": model,
+        "cpu_count": os.cpu_count(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "commit": commit,
+    }
 
 
 def load_examples(
@@ -204,23 +280,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--test-size", type=int, default=1000)
     parser.add_argument("--teacher-epochs", type=int, default=6)
     parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--device", default="cpu")
-    args = parser.parse_args(argv)
-    manifest = make_examples(
-        args.out,
-        teacher_arch=args.teacher,
-        student=args.student,
-        teacher_train_size=args.teacher_train_size,
-        train_size=args.train_size,
-        test_size=args.test_size,
-        teacher_epochs=args.teacher_epochs,
-        epochs=args.epochs,
-        seeds=args.seeds,
-        device=args.device,
-    )
+    settings = vars(parser.parse_args(argv))  # the flags' names are make_examples' keywords, but for --teacher
+    out = settings.pop("out")
+    settings["teacher_arch"] = settings.pop("teacher")
+    manifest = make_examples(out, **settings)
     print(
-        f"wrote {len(manifest['runs'])} runs to {args.out} in {manifest['seconds']:.0f} s "
+        f"wrote {len(manifest['runs'])} runs to {out} in {manifest['seconds']:.0f} s "
         f"(mean U = {manifest['mean_u']:.3f}, teacher {manifest['teacher']['test_acc']:.2f}%)"
     )
     return 0

@@ -1,34 +1,58 @@
-"""Honest comparisons of a handful of runs: mean +- std, Welch's t-test and a plain-words verdict.
+"""Honest comparisons of a handful of runs: paired intervals, test-set noise, Holm's correction and power.
 
 The paper reports CIFAR-100 accuracies as the mean of 3-5 runs +- their standard deviation and finds WTTM ahead
 of TTM "always by at most 0.35, about one run-to-run standard deviation". With so few runs a difference has to
-be judged against the noise, so every comparison here states
+be judged against the noise, and there are two kinds of it:
 
-* the two means, their sample standard deviations (``ddof = 1``) and run counts,
-* Welch's unequal-variance t statistic, its Welch-Satterthwaite degrees of freedom and two-sided p-value,
-* a verdict: ``"within noise"`` unless the difference is *both* larger than the combined standard deviation
-  ``sqrt(s_a^2 + s_b^2)`` (the spread of the difference of two single runs) *and* significant at ``alpha``.
+* **run-to-run noise** (the seed: initialisation, data order, augmentation). The engine draws a run's
+  initialisation and its data order from the seed alone, so two methods trained with the same seed see the same
+  images in the same order from the same starting weights: runs are *paired* by seed, and the per-seed
+  differences ``d_i = a_i - b_i`` are the natural unit. The paired t interval ``mean(d) +- t_{n-1} s_d / sqrt(n)``
+  removes the part of the noise both methods share. Unpaired samples fall back to Welch's interval.
+* **test-set noise**: an accuracy measured on ``N`` test images has the binomial standard error
+  ``sqrt(p (1 - p) / N)`` (about 1.1 points at 1,000 images and 60 %); no number of seeds removes it, because
+  every seed is scored on the same images. For a difference of two methods it is at most
+  ``sqrt(se_a^2 + se_b^2)`` (errors of the two models independent; correlated errors make it smaller).
+
+A comparison states both means, the difference with its ``1 - alpha`` confidence interval, the t statistic, its
+degrees of freedom and p-value (Holm-adjusted when several comparisons are made), and a verdict:
+``"<label> better"`` only when the interval excludes zero (at the Holm-adjusted level) *and* the difference
+exceeds twice the test set's standard error of the difference (when the test size is known); ``"within noise"``
+otherwise; ``"inconclusive"`` when the noise cannot be estimated at all - a single run, or repeats without any
+spread (CPU runs repeat exactly when nothing varies, so ``[10, 10]`` against ``[9.9, 9.9]`` says nothing).
 
 No SciPy: the Student-t tail probability is the regularised incomplete beta function ``I_x(df/2, 1/2)`` with
-``x = df / (df + t^2)``, evaluated by its continued fraction (modified Lentz method).
+``x = df / (df + t^2)``, evaluated by its continued fraction (modified Lentz method); quantiles invert it by
+bisection.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 __all__ = [
     "Estimate",
     "Comparison",
     "estimate",
     "welch_t_test",
+    "paired_t_test",
     "student_t_two_sided_p",
+    "student_t_quantile",
     "regularized_incomplete_beta",
+    "binomial_se",
+    "holm",
     "compare",
+    "compare_many",
+    "seeds_needed",
+    "power_sentence",
     "format_mean_std",
 ]
+
+PAPER_GAPS = (0.3, 1.0)  # points: the size of the paper's method-to-method differences on CIFAR-100
 
 
 @dataclass(frozen=True)
@@ -45,7 +69,15 @@ class Estimate:
 
 @dataclass(frozen=True)
 class Comparison:
-    """The comparison of measurements ``a`` (label ``label_a``) against ``b``; ``difference = mean_a - mean_b``."""
+    """The comparison of measurements ``a`` (label ``label_a``) against ``b``; ``difference = mean_a - mean_b``.
+
+    ``t``/``df``/``p_value`` come from the paired t-test when ``paired`` (per-seed differences) and from Welch's
+    test otherwise; ``ci`` is the ``1 - alpha`` interval of the difference at the same (Holm-adjusted) level as the
+    verdict; ``p_adjusted`` is Holm's p-value when the comparison is one of several (else ``p_value``);
+    ``test_se`` is the test set's binomial standard error of the difference (an upper bound; ``None`` when the
+    test size is unknown); ``diff_std`` is the spread a seed adds to the difference (``s_d`` for paired runs,
+    ``sqrt(s_a^2 + s_b^2)`` otherwise).
+    """
 
     label_a: str
     label_b: str
@@ -58,6 +90,12 @@ class Comparison:
     p_value: float | None
     alpha: float
     verdict: str
+    paired: bool = False
+    ci: tuple[float, float] | None = None
+    p_adjusted: float | None = None
+    test_se: float | None = None
+    diff_std: float | None = None
+    reason: str = ""
 
     @property
     def significant(self) -> bool:
@@ -65,20 +103,18 @@ class Comparison:
         return self.verdict not in ("within noise", "inconclusive")
 
     def sentence(self, unit: str = " points") -> str:
-        """One line for a notebook, e.g. ``WTTM - KD = +1.20 points (Welch t = 3.10, df = 3.8, p = 0.038): ...``."""
+        """One line for a notebook, e.g. ``WTTM - KD = +1.20 points, 95 % CI [+0.40, +2.00] (paired t = ...)``."""
         head = f"{self.label_a} - {self.label_b} = {self.difference:+.2f}{unit}"
-        if self.p_value is None:
-            return f"{head}: inconclusive (need at least 2 runs of each to estimate the noise)"
-        detail = f"Welch t = {self.t:.2f}, df = {self.df:.1f}, p = {self.p_value:.3g}"
-        noise = f"combined std {self.combined_std:.2f}"
-        return f"{head} ({detail}; {noise}): {self.verdict}"
-
-
-def format_mean_std(mean: float, std: float | None, digits: int = 2) -> str:
-    """``"76.17 +- 0.28"``, or just the mean when there is no spread estimate."""
-    if std is None or (isinstance(std, float) and math.isnan(std)):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} +- {std:.{digits}f}"
+        if self.p_value is None or self.ci is None:
+            return f"{head}: inconclusive ({self.reason})"
+        level = 100 * (1 - self.alpha)
+        interval = f"{level:g} % CI [{self.ci[0]:+.2f}, {self.ci[1]:+.2f}]"
+        test = "paired t" if self.paired else "Welch t"
+        detail = f"{test} = {self.t:.2f}, df = {self.df:.1f}, p = {self.p_value:.3g}"
+        if self.p_adjusted is not None and self.p_adjusted != self.p_value:
+            detail += f", Holm p = {self.p_adjusted:.3g}"
+        noise = f"; test-set s.e. of the difference <= {self.test_se:.2f}" if self.test_se is not None else ""
+        return f"{head}, {interval} ({detail}{noise}): {self.verdict}"
 
 
 def _values(name: str, values: Sequence[float]) -> list[float]:
@@ -94,6 +130,11 @@ def _values(name: str, values: Sequence[float]) -> list[float]:
     if not out:
         raise ValueError(f"{name} must not be empty")
     return out
+
+
+def _check_alpha(name: str, alpha: float) -> None:
+    if not (isinstance(alpha, float) and 0.0 < alpha < 1.0):
+        raise ValueError(f"{name} must be a float in (0, 1), got {alpha!r}")
 
 
 def estimate(values: Sequence[float]) -> Estimate:
@@ -150,14 +191,47 @@ def student_t_two_sided_p(t: float, df: float) -> float:
         raise ValueError(f"df must be > 0, got {df}")
     if math.isinf(t):
         return 0.0
-    return regularized_incomplete_beta(df / (df + t * t), df / 2.0, 0.5)
+    x, a, b = df / (df + t * t), df / 2.0, 0.5
+    if x < (a + 1.0) / (a + b + 2.0):
+        return regularized_incomplete_beta(x, a, b)
+    return 1.0 - regularized_incomplete_beta(t * t / (df + t * t), b, a)  # 1 - x without cancellation (large df)
+
+
+def student_t_quantile(probability: float, df: float) -> float:
+    """The ``probability`` quantile of Student's t with ``df`` degrees of freedom (``t_{0.975, 10} = 2.228``).
+
+    Inverts :func:`student_t_two_sided_p` by bisection on ``|t|`` (to about 1e-12 relative), using the symmetry
+    ``t_p = -t_{1-p}``.
+    """
+    if not (isinstance(probability, float) and 0.0 < probability < 1.0):
+        raise ValueError(f"probability must be a float in (0, 1), got {probability!r}")
+    if df <= 0 or math.isnan(df):
+        raise ValueError(f"df must be > 0, got {df}")
+    if probability == 0.5:
+        return 0.0
+    tail = 2.0 * min(probability, 1.0 - probability)  # two-sided tail mass beyond |t|
+    lo, hi = 0.0, 1.0
+    while student_t_two_sided_p(hi, df) > tail:
+        lo, hi = hi, hi * 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if student_t_two_sided_p(mid, df) > tail:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-12 * hi:
+            break
+    t = 0.5 * (lo + hi)
+    return t if probability > 0.5 else -t
 
 
 def welch_t_test(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
     """Welch's t-test of equal means: ``(t, df, two-sided p)``; needs at least 2 values in each sample.
 
     ``t = (mean_a - mean_b) / sqrt(s_a^2/n_a + s_b^2/n_b)`` with Welch-Satterthwaite degrees of freedom. Two
-    samples without any spread give ``t = +-inf, p = 0`` when their means differ and ``t = 0, p = 1`` otherwise.
+    samples without any spread give ``t = +-inf, p = 0`` when their means differ and ``t = 0, p = 1`` otherwise
+    (the mathematical limit; :func:`compare` gives no verdict in that case, since identical repeats carry no
+    information about the noise).
     """
     ea, eb = estimate(a), estimate(b)
     if ea.std is None or eb.std is None:
@@ -173,6 +247,73 @@ def welch_t_test(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, 
     return t, df, student_t_two_sided_p(t, df)
 
 
+def paired_t_test(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
+    """Paired t-test of ``a_i - b_i`` (same seed, same data order): ``(t, df = n - 1, two-sided p)``.
+
+    ``t = mean(d) / (s_d / sqrt(n))``. Needs at least 2 pairs; differences without any spread give
+    ``t = +-inf, p = 0`` (or ``t = 0, p = 1`` when they are all zero), as in :func:`welch_t_test`.
+    """
+    xa, xb = _values("a", a), _values("b", b)
+    if len(xa) != len(xb):
+        raise ValueError(f"paired samples need equal lengths, got {len(xa)} (a) and {len(xb)} (b)")
+    d = estimate([x - y for x, y in zip(xa, xb, strict=True)])
+    if d.std is None:
+        raise ValueError("paired_t_test needs at least 2 pairs")
+    df = float(d.n - 1)
+    if d.std == 0.0:
+        return (0.0, df, 1.0) if d.mean == 0.0 else (math.copysign(math.inf, d.mean), df, 0.0)
+    t = d.mean / (d.std / math.sqrt(d.n))
+    return t, df, student_t_two_sided_p(t, df)
+
+
+def binomial_se(accuracy: float, test_size: int) -> float:
+    """Standard error (points) of an accuracy in percent measured on ``test_size`` images: ``sqrt(p (1-p) / N)``."""
+    if isinstance(test_size, bool) or not isinstance(test_size, int) or test_size < 1:
+        raise ValueError(f"test_size must be a positive integer, got {test_size!r}")
+    if not 0.0 <= accuracy <= 100.0:
+        raise ValueError(f"accuracy must be a percentage in [0, 100], got {accuracy!r}")
+    p = accuracy / 100.0
+    return 100.0 * math.sqrt(p * (1.0 - p) / test_size)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (same order as given): ``max_{j <= i} min(1, (m - j + 1) p_(j))``.
+
+    Rejecting where the adjusted p is below ``alpha`` keeps the chance of any false "better" among the ``m``
+    comparisons at most ``alpha`` (family-wise error rate), without assuming the comparisons independent.
+    """
+    ps = _values("p_values", p_values)
+    if any(not 0.0 <= p <= 1.0 for p in ps):
+        raise ValueError(f"p_values must lie in [0, 1], got {ps}")
+    m = len(ps)
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, index in enumerate(sorted(range(m), key=ps.__getitem__)):
+        running = max(running, min(1.0, (m - rank) * ps[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+def _difference_se(mean_a: float, mean_b: float, test_size: int | None) -> float | None:
+    """Upper bound on the test set's binomial standard error of ``mean_a - mean_b`` (independent errors)."""
+    if test_size is None:
+        return None
+    se_a, se_b = (binomial_se(min(max(m, 0.0), 100.0), test_size) for m in (mean_a, mean_b))
+    return math.hypot(se_a, se_b)
+
+
+def _judged(c: Comparison, p: float) -> Comparison:
+    """``c`` with ``p_adjusted = p`` and the verdict that follows (see the module docstring)."""
+    z = NormalDist().inv_cdf(1.0 - c.alpha / 2.0)  # 1.96 at alpha = 0.05
+    if p >= c.alpha:
+        verdict, reason = "within noise", "the interval of the difference includes zero"
+    elif c.test_se is not None and abs(c.difference) <= z * c.test_se:
+        verdict, reason = "within noise", "beyond the seeds' noise but within the test set's sampling error"
+    else:
+        verdict, reason = (f"{c.label_a} better" if c.difference > 0 else f"{c.label_b} better"), ""
+    return dataclasses.replace(c, p_adjusted=p, verdict=verdict, reason=reason)
+
+
 def compare(
     a: Sequence[float],
     b: Sequence[float],
@@ -180,21 +321,129 @@ def compare(
     label_a: str = "A",
     label_b: str = "B",
     alpha: float = 0.05,
+    paired: bool = False,
+    test_size: int | None = None,
 ) -> Comparison:
     """Compare two sets of runs (e.g. test accuracies over seeds) and say whether the gap is beyond the noise.
 
-    The verdict is ``"<label_a> better"`` / ``"<label_b> better"`` only when ``|mean_a - mean_b|`` exceeds the
-    combined standard deviation *and* Welch's test rejects equal means at ``alpha``; ``"within noise"``
-    otherwise, and ``"inconclusive"`` when either side has a single run.
+    ``paired=True`` when ``a[i]`` and ``b[i]`` share seed ``i`` (the engine then gives both the same
+    initialisation and data order): paired t interval of the per-seed differences; Welch's otherwise.
+    ``test_size`` (images in the test set) adds the binomial test-set error to the verdict. The verdict is
+    ``"<label> better"`` only when the ``1 - alpha`` interval excludes zero and the difference exceeds
+    ``z_{1 - alpha/2}`` test-set standard errors of the difference; ``"within noise"`` otherwise;
+    ``"inconclusive"`` when either side has a single run or the runs repeat without any spread.
     """
-    if not (isinstance(alpha, float) and 0.0 < alpha < 1.0):
-        raise ValueError(f"alpha must be a float in (0, 1), got {alpha!r}")
-    ea, eb = estimate(_values("a", a)), estimate(_values("b", b))
-    diff = ea.mean - eb.mean
+    _check_alpha("alpha", alpha)
+    xa, xb = _values("a", a), _values("b", b)
+    if paired and len(xa) != len(xb):
+        raise ValueError(f"paired comparisons need one run of each per seed, got {len(xa)} (a) and {len(xb)} (b)")
+    ea, eb = estimate(xa), estimate(xb)
+    empty = Comparison(
+        label_a, label_b, ea, eb, ea.mean - eb.mean, None, None, None, None, alpha, "inconclusive", paired=paired,
+        test_se=_difference_se(ea.mean, eb.mean, test_size),
+    )  # fmt: skip
     if ea.std is None or eb.std is None:
-        return Comparison(label_a, label_b, ea, eb, diff, None, None, None, None, alpha, "inconclusive")
-    combined = math.sqrt(ea.std**2 + eb.std**2)
-    t, df, p = welch_t_test(a, b)
-    beyond = abs(diff) > combined and p < alpha
-    verdict = (f"{label_a} better" if diff > 0 else f"{label_b} better") if beyond else "within noise"
-    return Comparison(label_a, label_b, ea, eb, diff, combined, t, df, p, alpha, verdict)
+        return dataclasses.replace(empty, reason="need at least 2 runs of each to estimate the noise")
+    combined = math.hypot(ea.std, eb.std)
+    spread, se, (t, df, p) = _noise(xa, xb, paired)
+    if se == 0.0:
+        reason = "the repeats have no spread (identical runs), so the noise cannot be estimated; vary the seeds"
+        return dataclasses.replace(empty, combined_std=combined, diff_std=spread, reason=reason)
+    half = student_t_quantile(1.0 - alpha / 2.0, df) * se
+    ci = (empty.difference - half, empty.difference + half)
+    found = dataclasses.replace(empty, combined_std=combined, t=t, df=df, p_value=p, ci=ci, diff_std=spread)
+    return _judged(found, p)
+
+
+def _noise(xa: list[float], xb: list[float], paired: bool) -> tuple[float, float, tuple[float, float, float]]:
+    """The spread a seed adds to the difference, its standard error and the ``(t, df, p)`` of the test."""
+    if paired:
+        spread = estimate([x - y for x, y in zip(xa, xb, strict=True)]).std or 0.0
+        return spread, spread / math.sqrt(len(xa)), paired_t_test(xa, xb)
+    ea, eb = estimate(xa), estimate(xb)
+    sa, sb = ea.std or 0.0, eb.std or 0.0  # both have at least 2 values (checked by the caller)
+    return math.hypot(sa, sb), math.sqrt(sa**2 / ea.n + sb**2 / eb.n), welch_t_test(xa, xb)
+
+
+def compare_many(
+    values: dict[str, Sequence[float]],
+    pairs: Sequence[tuple[str, str]],
+    *,
+    alpha: float = 0.05,
+    paired: bool = False,
+    test_size: int | None = None,
+) -> list[Comparison]:
+    """:func:`compare` for every ``(label_a, label_b)`` in ``pairs``, verdicts at Holm-adjusted p-values.
+
+    ``values`` maps labels to per-seed measurements (in seed order when ``paired``). Inconclusive comparisons
+    take no part in the correction (they have no p-value).
+    """
+    for label_a, label_b in pairs:
+        for label in (label_a, label_b):
+            if label not in values:
+                raise ValueError(f"pairs: no values for {label!r} (have {list(values)})")
+    found = [
+        compare(values[x], values[y], label_a=x, label_b=y, alpha=alpha, paired=paired, test_size=test_size)
+        for x, y in pairs
+    ]
+    tested = [i for i, c in enumerate(found) if c.p_value is not None]
+    adjusted = holm([found[i].p_value for i in tested]) if tested else []  # type: ignore[misc]
+    for i, p in zip(tested, adjusted, strict=True):
+        found[i] = _judged(found[i], p)
+    return found
+
+
+def seeds_needed(
+    spread: float, difference: float, *, paired: bool = True, alpha: float = 0.05, power: float = 0.8
+) -> int:
+    """Seeds per method needed to detect ``difference`` with probability ``power`` at level ``alpha``.
+
+    ``spread`` is the standard deviation a seed adds to the difference: ``s_d`` of the per-seed differences for
+    paired runs, ``sqrt(s_a^2 + s_b^2)`` otherwise. The smallest ``n >= 2`` with
+    ``(t_{1-alpha/2, df} + t_{power, df}) spread / sqrt(n) <= |difference|``, ``df = n - 1`` (paired) or
+    ``2 (n - 1)`` (two independent samples): the usual t-based sample-size formula.
+    """
+    _check_alpha("alpha", alpha)
+    _check_alpha("power", power)
+    if not (math.isfinite(spread) and spread > 0) or not (math.isfinite(difference) and difference != 0):
+        raise ValueError(f"spread must be > 0 and difference non-zero, got {spread!r}, {difference!r}")
+    z = NormalDist().inv_cdf(1.0 - alpha / 2.0) + NormalDist().inv_cdf(power)
+    n = max(2, math.floor((z * spread / difference) ** 2))  # the normal approximation is a lower bound
+    while True:
+        df = float(n - 1 if paired else 2 * (n - 1))
+        reach = (student_t_quantile(1.0 - alpha / 2.0, df) + student_t_quantile(power, df)) * spread
+        if reach / math.sqrt(n) <= abs(difference):
+            return n
+        n += 1
+
+
+def power_sentence(c: Comparison, differences: Sequence[float] = PAPER_GAPS, *, power: float = 0.8) -> str:
+    """How many seeds this protocol would need to resolve differences of the paper's size, in words."""
+    if c.diff_std is None or c.diff_std == 0.0:
+        return (
+            f"{c.label_a} - {c.label_b}: the runs show no spread to extrapolate from, so no seed count follows; "
+            "runs that differ (more images or epochs) are needed first."
+        )
+    kind = "paired by seed" if c.paired else "unpaired"
+    needs = ", ".join(
+        f"{d:g} point{'s' if d != 1 else ''} about {seeds_needed(c.diff_std, d, paired=c.paired, alpha=c.alpha, power=power)}"  # noqa: E501
+        for d in differences
+    )
+    text = (
+        f"{c.label_a} - {c.label_b}: a seed moves this difference by {c.diff_std:.2f} points (s.d., {kind}); "
+        f"to detect a difference of the paper's size ({power:.0%} power, {c.alpha:g} level) this protocol needs "
+        f"seeds per method: {needs}."
+    )
+    if c.test_se is not None:
+        text += (
+            f" More seeds do not shrink the test set's own sampling error of the difference "
+            f"(up to {c.test_se:.2f} points s.e.): only more test images do."
+        )
+    return text
+
+
+def format_mean_std(mean: float, std: float | None, digits: int = 2) -> str:
+    """``"76.17 +- 0.28"``, or just the mean when there is no spread estimate."""
+    if std is None or (isinstance(std, float) and math.isnan(std)):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} +- {std:.{digits}f}"

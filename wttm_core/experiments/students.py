@@ -8,7 +8,9 @@ of best and last accuracy (mean +- std) next to the paper's numbers and Welch-te
 Profiles (sizes from :data:`wttm_core.presets.PROFILES`; the pair is this notebook's choice):
 
 * ``smoke`` - 256 / 128 synthetic images, 1 epoch, a resnet8 teacher trained for 1 epoch, 2 seeds (CI);
-* ``cpu-quick`` - 5,000 / 1,000 synthetic images, a resnet20 teacher (6 epochs) -> resnet8, 5 epochs, 3 seeds;
+* ``cpu-quick`` - 5,000 / 1,000 synthetic images, a resnet20 teacher (6 epochs) -> resnet8, 5 epochs, 3 seeds,
+  each method's learning rate chosen first by a short pilot (one seed, 2 epochs, 1,500 training images, scored
+  on 500 validation images carved from the training set; :mod:`~wttm_core.experiments.tuning`);
   resnet20 -> resnet8 has no Table 8 row, so gamma/beta are those of resnet56 -> resnet20 (same thin-ResNet
   family) and the paper's numbers shown are that pair's;
 * ``gpu-paper`` - the recipe: CIFAR-100, the standard resnet56 teacher -> resnet20, 240 epochs, 3 seeds.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -42,9 +45,10 @@ from wttm_core.experiments.orchestrate import (
 )
 from wttm_core.experiments.stats import Comparison
 from wttm_core.experiments.tables import accuracy_rows, comparisons, markdown_table
+from wttm_core.experiments.tuning import LR_GRID, Pilot, tune_learning_rates, with_learning_rates
 from wttm_core.experiments.variants import Variant
 from wttm_core.loss_terms import PRESET_METHODS
-from wttm_core.presets import get_profile, method_hyperparameters
+from wttm_core.presets import Profile, get_profile, method_hyperparameters
 from wttm_core.runs import Run, group_runs, read_run
 
 __all__ = [
@@ -70,10 +74,19 @@ PROFILE_PAIRS: dict[str, dict[str, Any]] = {
         "seeds": (0, 1),
         "train_size": 256,
         "test_size": 128,
+        "tune_lr": False,
     },
-    "cpu-quick": {"teacher": "train:resnet20", "student": "resnet8"},
-    "gpu-paper": {"teacher": "resnet56", "student": "resnet20"},
+    "cpu-quick": {"teacher": "train:resnet20", "student": "resnet8", "tune_lr": True},
+    "gpu-paper": {
+        "teacher": "resnet56",
+        "student": "resnet20",
+        "tune_lr": True,
+        "pilot": {"validation_size": 5000, "train_size": 45000, "epochs": 30},
+    },
 }
+# the learning-rate pilot: validation images carved from the training set, training images, epochs
+PILOT = {"validation_size": 500, "train_size": 1500, "epochs": 2}
+DEFAULT_METHODS = ("ce", "kd", "ttm", "wttm")
 # gamma/beta (and the paper's numbers) for a pair without a Table 8/9 row come from this Table 8 pair
 REFERENCE_PAIR = ("resnet56", "resnet20")
 _TUNED = PRESET_METHODS  # the methods whose gamma / beta come from Tables 8-9
@@ -102,6 +115,9 @@ class StudentSetup:
     out_dir: str = "build/runs/05_train_students"
     metric_temperature: float = 4.0
     quiet: bool = False
+    tune_lr: bool = False
+    lr_grid: list[float] = field(default_factory=lambda: list(LR_GRID))
+    pilot: dict[str, int] = field(default_factory=lambda: dict(PILOT))
 
     def describe(self) -> str:
         """A markdown summary of the setup (shown by the notebook before training)."""
@@ -116,7 +132,18 @@ class StudentSetup:
             lines.append(
                 f"- {method}: gamma {values['gamma']:g}, beta {values['beta']:g} ({self.hyper_source[method]})"
             )
-        lines.append(f"- paper numbers shown for: {self.paper_pair[0]} -> {self.paper_pair[1]}")
+        if self.tune_lr:
+            lines.append(
+                f"- learning rate: chosen per method from {self.lr_grid} on {self.pilot['validation_size']} "
+                f"validation images carved from the training set (pilot: one seed, {self.pilot['epochs']} epoch(s), "
+                f"{self.pilot['train_size']} training images)"
+            )
+        else:
+            lines.append("- learning rate: the recipe's, the same for every method (no pilot)")
+        lines.append(
+            f"- paper numbers shown for: {self.paper_pair[0]} -> {self.paper_pair[1]} (only next to runs at the "
+            "paper's loss settings)"
+        )
         return "\n".join(lines)
 
 
@@ -161,7 +188,7 @@ def setup_students(
     teacher: str | None = None,
     teacher_epochs: int | None = None,
     student: str | None = None,
-    methods: Sequence[str] = ("kd", "ttm", "wttm"),
+    methods: Sequence[str] = DEFAULT_METHODS,
     epochs: int | None = None,
     seeds: Sequence[int] | None = None,
     train_size: int | None = None,
@@ -170,31 +197,25 @@ def setup_students(
     beta: float | Mapping[str, float] | None = None,
     out_dir: str | None = None,
     quiet: bool = False,
+    tune_lr: bool | None = None,
+    lr_grid: Sequence[float] | None = None,
 ) -> StudentSetup:
     """Resolve notebook 05's parameters; ``None`` means "the profile's value" (gamma/beta: the presets).
 
-    ``gamma``/``beta`` are one number for every TTM-like method or a dict ``{method: value}``.
+    ``gamma``/``beta`` are one number for every TTM-like method or a dict ``{method: value}``. ``tune_lr``
+    chooses each method's learning rate from ``lr_grid`` (default :data:`~wttm_core.experiments.tuning.LR_GRID`)
+    on a validation split before the seeds run.
     """
     profile = "cpu-quick" if profile == "default" else profile  # `make notebooks` passes "default"
     prof = get_profile(profile)
     pair = PROFILE_PAIRS[profile]
-    if isinstance(methods, str) or not methods:
-        raise ValueError(f"methods must be a non-empty list of method names, got {methods!r}")
-    for method in methods:
-        parse_method(method)
+    _check_methods(methods)
     source = parse_teacher(teacher or pair["teacher"])
     teacher_arch = _teacher_arch(source)
-    student = student or pair["student"]
-    from wttm_core.models import MODEL_NAMES
-
-    if student not in MODEL_NAMES:
-        raise ValueError(f"student: unknown architecture {student!r} (choose from {MODEL_NAMES})")
+    student = _check_student(student or pair["student"])
     dataset = dataset or prof.dataset
-
-    def default_size(key: str) -> int | None:  # profile sizes apply to the profile's own data set only
-        return pair.get(key, getattr(prof, key)) if dataset == prof.dataset else None
-
-    seeds = list(seeds if seeds is not None else pair.get("seeds", prof.seeds))
+    train_size = _profile_size(train_size, "train_size", pair, prof, dataset)
+    test_size = _profile_size(test_size, "test_size", pair, prof, dataset)
     setup = StudentSetup(
         profile=profile,
         dataset=dataset,
@@ -206,21 +227,74 @@ def setup_students(
         student=student,
         methods=list(methods),
         epochs=int(epochs or prof.epochs),
-        train_size=train_size if train_size is not None else default_size("train_size"),
-        test_size=test_size if test_size is not None else default_size("test_size"),
-        seeds=seeds,
+        train_size=train_size,
+        test_size=test_size,
+        seeds=list(seeds if seeds is not None else pair.get("seeds", prof.seeds)),
+        paper_pair=_paper_pair(teacher_arch, student),
         out_dir=out_dir or f"build/runs/05_train_students/{profile}",  # profiles never overwrite each other
         quiet=quiet,
+        tune_lr=bool(pair["tune_lr"] if tune_lr is None else tune_lr),
+        lr_grid=list(LR_GRID) if lr_grid is None else _check_lr_grid(lr_grid),
+        pilot=_fit_pilot(dict(pair.get("pilot", PILOT)), train_size),
     )
+    _resolve_hyperparameters(setup, gamma, beta)
+    return setup
+
+
+def _profile_size(given: int | None, key: str, pair: Mapping[str, Any], prof: Profile, dataset: str) -> int | None:
+    """``given``, else the pair's or the profile's ``key`` - which apply to the profile's own data set only."""
+    if given is not None or dataset != prof.dataset:
+        return given
+    return pair.get(key, getattr(prof, key))
+
+
+def _fit_pilot(pilot: dict[str, int], train_size: int | None) -> dict[str, int]:
+    """The pilot's split, shrunk to fit inside a training set of ``train_size`` images (``None``: all)."""
+    if train_size is not None:
+        validation = max(1, min(pilot["validation_size"], train_size // 5))
+        pilot["validation_size"] = validation
+        pilot["train_size"] = min(pilot["train_size"], train_size - validation)
+    return pilot
+
+
+def _paper_pair(teacher_arch: str, student: str) -> tuple[str, str]:
+    """The pair whose paper numbers the tables show: this one if the paper has it, else the reference pair."""
     from wttm_core.paper import paper_results_for
 
-    if paper_results_for(teacher_arch, student):
-        setup.paper_pair = (teacher_arch, student)
+    return (teacher_arch, student) if paper_results_for(teacher_arch, student) else REFERENCE_PAIR
+
+
+def _check_methods(methods: Sequence[str]) -> None:
+    if isinstance(methods, str) or not methods:
+        raise ValueError(f"methods must be a non-empty list of method names, got {methods!r}")
     for method in methods:
+        parse_method(method)
+
+
+def _check_student(student: str) -> str:
+    from wttm_core.models import MODEL_NAMES
+
+    if student not in MODEL_NAMES:
+        raise ValueError(f"student: unknown architecture {student!r} (choose from {MODEL_NAMES})")
+    return student
+
+
+def _check_lr_grid(lr_grid: Sequence[float]) -> list[float]:
+    grid = sorted({float(lr) for lr in lr_grid})
+    if not grid or any(not 0 < lr < math.inf for lr in grid):
+        raise ValueError(f"lr_grid must hold positive learning rates, got {list(lr_grid)!r}")
+    return grid
+
+
+def _resolve_hyperparameters(
+    setup: StudentSetup, gamma: float | Mapping[str, float] | None, beta: float | Mapping[str, float] | None
+) -> None:
+    """Each TTM-like method's gamma and beta (given, else the presets) and the temperature the metrics use."""
+    for method in setup.methods:
         base = parse_method(method).base
         if base not in _TUNED:
             continue
-        values, origin = _hyperparameters(base, teacher_arch, student)
+        values, origin = _hyperparameters(base, setup.teacher_arch, setup.student)
         given = {"gamma": _per_method("gamma", gamma, method), "beta": _per_method("beta", beta, method)}
         overridden = [key for key, value in given.items() if value is not None]
         values.update({key: given[key] for key in overridden})
@@ -232,7 +306,6 @@ def setup_students(
         setup.hyper_source[method] = origin
     gammas = sorted({h["gamma"] for h in setup.hyper.values()})
     setup.metric_temperature = 1.0 / gammas[0] if gammas else 4.0
-    return setup
 
 
 @dataclass
@@ -247,14 +320,16 @@ class StudentResults:
     rows: list[dict[str, Any]]
     verdicts: list[Comparison]
     seconds: float
+    pilot: Pilot | None = None
 
     def table(self) -> str:
-        """Markdown: best and last accuracy (mean +- std over seeds) next to the paper's number."""
+        """Markdown: best and last accuracy (mean +- std over seeds), the learning rate, the paper's number."""
         paper_header = f"paper ({self.setup.paper_pair[0]} -> {self.setup.paper_pair[1]}, CIFAR-100)"
         return markdown_table(
             self.rows,
             [
                 ("label", "method"),
+                ("lr", "lr"),
                 ("runs", "seeds"),
                 ("best", "best acc. (%)"),
                 ("last", "last acc. (%)"),
@@ -346,34 +421,60 @@ def run_students(
     if context is None:
         context = prepare_students(setup, log=log)
     data, base = context.data, context.base
+    variants = _variants(setup)
+    pilot = None
+    if setup.tune_lr:
+        pilot = _pilot(setup, context, variants, log)
+        variants = with_learning_rates(variants, pilot.chosen)
     runs = run_variants(
-        _variants(setup), setup.seeds, base=base, root=setup.out_dir, data=data, on_epoch=on_epoch, reuse=reuse, log=log
+        variants, setup.seeds, base=base, root=setup.out_dir, data=data, on_epoch=on_epoch, reuse=reuse, log=log
     )
     groups = group_runs(runs)
     from wttm_core.paper import paper_results_for
 
-    rows = accuracy_rows(groups, paper=paper_results_for(*setup.paper_pair))
+    rows = accuracy_rows(groups, paper=paper_results_for(*setup.paper_pair), pair=setup.paper_pair)
     for row in rows:
         group = groups[row["label"]]
         per_epoch = [r.summary["train_seconds"] / max(r.summary["epochs_completed"], 1) for r in group if r.summary]
         row["seconds_per_epoch"] = round(sum(per_epoch) / len(per_epoch), 2) if per_epoch else None
-        row["method"] = group[0].config.get("method")
-        row["gamma"] = group[0].config.get("gamma")
-        row["beta"] = group[0].config.get("beta")
-    verdicts: list[Comparison] = []
-    if "KD" in groups and len(groups) > 1:
-        verdicts += comparisons(groups, "KD")
-    if {"TTM", "WTTM"} <= set(groups):
-        verdicts += comparisons({"WTTM": groups["WTTM"], "TTM": groups["TTM"]}, "TTM")
+        for key in ("method", "gamma", "beta", "lr"):
+            row[key] = group[0].config.get(key)
+    pairs = _verdict_pairs(list(groups))
+    verdicts = comparisons(groups, pairs=pairs) if pairs else []
+    seconds = time.perf_counter() - start
     return StudentResults(
-        setup,
-        context.teacher_dir,
-        context.teacher_checkpoint,
-        runs,
-        groups,
-        rows,
-        verdicts,
-        time.perf_counter() - start,
+        setup, context.teacher_dir, context.teacher_checkpoint, runs, groups, rows, verdicts, seconds, pilot
+    )
+
+
+def _verdict_pairs(labels: list[str]) -> list[tuple[str, str]]:
+    """One family of comparisons: every method against CE, every distiller against KD, WTTM against TTM."""
+    pairs = [(label, "CE") for label in labels if label != "CE"] if "CE" in labels else []
+    if "KD" in labels:
+        pairs += [(label, "KD") for label in labels if label not in ("CE", "KD")]
+    if {"TTM", "WTTM"} <= set(labels):
+        pairs.append(("WTTM", "TTM"))
+    return pairs
+
+
+def _pilot(setup: StudentSetup, context: StudentContext, variants: list[Variant], log: Callable[[str], None]) -> Pilot:
+    """Each method's learning rate from one grid, scored on a validation split of the training set."""
+    from wttm_core.data import validation_split
+
+    train = context.data[0]
+    size = min(setup.pilot["validation_size"], len(train) // 5)
+    train_part, validation = validation_split(train, max(size, 1), seed=0)  # never the test set
+    if setup.pilot["train_size"] < len(train_part):
+        train_part = train_part.subset(range(setup.pilot["train_size"]))
+    return tune_learning_rates(
+        variants,
+        base=context.base,
+        data=(train_part, validation),
+        root=Path(setup.out_dir) / "lr-pilot",
+        grid=setup.lr_grid,
+        epochs=setup.pilot["epochs"],
+        seed=setup.seeds[0],
+        log=log,
     )
 
 
@@ -408,6 +509,7 @@ def results_records(results: StudentResults) -> list[dict[str, Any]]:
     keep = (
         "label",
         "method",
+        "lr",
         "gamma",
         "beta",
         "runs",
@@ -421,8 +523,8 @@ def results_records(results: StudentResults) -> list[dict[str, Any]]:
     return [{key: row.get(key) for key in keep} for row in results.rows]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m wttm_core.experiments.students --profile gpu-paper --dataset synthetic --epochs 3 ...``."""
+def _parser() -> argparse.ArgumentParser:
+    """The command line of :func:`main`; its flags' names are :func:`setup_students`' keywords (``--out``: out_dir)."""
     parser = argparse.ArgumentParser(
         prog="python -m wttm_core.experiments.students",
         description="Notebook 05 without Jupyter: train KD/TTM/WTTM students.",
@@ -434,7 +536,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--teacher", help="train:<arch>, a checkpoint path or a standard teacher name")
     parser.add_argument("--teacher-epochs", type=int)
     parser.add_argument("--student")
-    parser.add_argument("--methods", nargs="+", default=["kd", "ttm", "wttm"])
+    parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS))
+    parser.add_argument(
+        "--tune-lr",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="choose each method's learning rate on a validation split first (profile default)",
+    )
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--seeds", type=int, nargs="+")
     parser.add_argument("--train-size", type=int)
@@ -442,24 +550,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", help="runs folder (default build/runs/05_train_students/<profile>)")
     parser.add_argument("--json", help="also write the table and timings to this JSON file")
     parser.add_argument("--quiet", action="store_true")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m wttm_core.experiments.students --profile gpu-paper --dataset synthetic --epochs 3 ...``."""
+    settings = vars(_parser().parse_args(argv))
+    json_path = settings.pop("json")
     try:
-        setup = setup_students(
-            args.profile,
-            dataset=args.dataset,
-            data_dir=args.data_dir,
-            device=args.device,
-            teacher=args.teacher,
-            teacher_epochs=args.teacher_epochs,
-            student=args.student,
-            methods=args.methods,
-            epochs=args.epochs,
-            seeds=args.seeds,
-            train_size=args.train_size,
-            test_size=args.test_size,
-            out_dir=args.out,
-            quiet=args.quiet,
-        )
+        setup = setup_students(settings.pop("profile"), out_dir=settings.pop("out"), **settings)
     except (ValueError, FileNotFoundError) as error:
         print(f"students: {error}", file=sys.stderr)
         return 2
@@ -469,7 +568,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if teacher_epochs:
         print(f"teacher: {len(teacher_epochs)} epoch(s), training seconds per epoch {teacher_epochs}")
     results = run_students(setup, context)
+    _print_results(results)
+    if json_path:
+        _write_results_json(Path(json_path), setup, context, results, teacher_epochs)
+    return 0
+
+
+def _print_results(results: StudentResults) -> None:
+    """The pilot (if any), the accuracy table, the verdicts and the time per epoch, as Markdown."""
     print()
+    if results.pilot is not None:
+        print(results.pilot.describe())
+        print(markdown_table(results.pilot.rows(), [(k, k) for k in results.pilot.rows()[0]]))
+        print()
     print(results.table())
     for verdict in results.verdicts:
         print("-", verdict.sentence())
@@ -487,25 +598,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     )
     print(f"\ntotal {results.seconds:.0f} s")
-    if args.json:
-        from wttm_core.engine.state import write_json
 
-        payload = {
-            "setup": {k: v for k, v in asdict(setup).items() if k != "teacher"} | {"teacher": setup.teacher.describe()},
-            "device": results.runs[0].config.get("environment", {}),
-            "rows": results.rows,
-            "timing": timing_rows(results),
-            "teacher_epoch_seconds": teacher_epochs,
-            "teacher_test_acc": context.teacher_accuracy,
-            "epochs": {
-                r.name: [
-                    {k: m.get(k) for k in ("epoch", "train_seconds", "images_per_s", "test_acc")} for m in r.metrics
-                ]
-                for r in results.runs
-            },
-        }
-        write_json(Path(args.json), json.loads(json.dumps(payload, default=str)))
-    return 0
+
+def _write_results_json(
+    path: Path, setup: StudentSetup, context: StudentContext, results: StudentResults, teacher_epochs: list[float]
+) -> None:
+    """The setup, the device, the table, the timings and every run's per-epoch numbers as JSON (``--json``)."""
+    from wttm_core.engine.state import write_json
+
+    payload = {
+        "setup": {k: v for k, v in asdict(setup).items() if k != "teacher"} | {"teacher": setup.teacher.describe()},
+        "device": results.runs[0].config.get("environment", {}),
+        "rows": results.rows,
+        "timing": timing_rows(results),
+        "teacher_epoch_seconds": teacher_epochs,
+        "teacher_test_acc": context.teacher_accuracy,
+        "epochs": {
+            r.name: [{k: m.get(k) for k in ("epoch", "train_seconds", "images_per_s", "test_acc")} for m in r.metrics]
+            for r in results.runs
+        },
+    }
+    write_json(path, json.loads(json.dumps(payload, default=str)))
 
 
 if __name__ == "__main__":

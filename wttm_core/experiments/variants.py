@@ -59,6 +59,7 @@ _CONFIG_FIELDS = frozenset(
         "weighting",
         "renyi_order",
         "metric_temperature",
+        "lr",
     }
 )
 
@@ -78,6 +79,10 @@ class Variant:
         unknown = sorted(set(self.options) - _CONFIG_FIELDS)
         if unknown:
             raise ValueError(f"options: unknown field(s) {unknown} (allowed: {sorted(_CONFIG_FIELDS)})")
+
+    def with_lr(self, lr: float) -> Variant:
+        """The same variant at learning rate ``lr`` (same label)."""
+        return Variant(self.label, self.method, {**self.options, "lr": float(lr)})
 
     def config_fields(self) -> dict[str, Any]:
         """The :class:`~wttm_core.engine.TrainConfig` fields of this variant (``method`` and the options)."""

@@ -41,8 +41,6 @@ INTERACTIVE = "interactive"
 #: The manifest of the files ``wttm present`` wrote into its output folder (name -> SHA-256).
 MANIFEST = ".wttm-present.json"
 _MANIFEST_FORMAT = "wttm-present/1"
-#: Host names a dashboard answers besides loopback addresses (the check itself is jupyter_server's).
-LOCAL_HOSTS = ("localhost",)
 
 __all__ = [
     "declares_interactive",

@@ -7,7 +7,6 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-import plotly.graph_objects as go
 import torch
 
 from wttm_core._checks import check_number
@@ -18,19 +17,19 @@ from wttm_core.theory import (
     lambda_from_beta,
     optimal_student_kd,
     optimal_student_ttm,
+    sharpness_profile,
 )
 from wttm_core.viz.distributions import distribution_bars_spec
+from wttm_core.viz.panels import NOTICE_MARGIN_TOP, SYM, notice
 from wttm_core.viz.style import COLORS, FigureSpec, as_array, base_layout
 from wttm_core.viz.widgets import readout_table
 
 __all__ = [
     "eq15_waterfall_spec",
-    "eq15_waterfall_figure",
     "tradeoff_spec",
-    "tradeoff_figure",
     "optimal_students_spec",
-    "optimal_students_figure",
     "optimal_students_readout",
+    "sharpness_spec",
 ]
 
 
@@ -43,8 +42,20 @@ def _logits(x: Any, name: str) -> torch.Tensor:
     return torch.from_numpy(arr)
 
 
+def _eq15_note(kd: float, renyi: float, teacher: float, ttm: float) -> str:
+    if renyi == 0.0 and teacher == 0.0:
+        return "at T = 1 the Rényi term and the constant vanish: TTM's divergence equals KD's."
+    both = teacher - renyi
+    how = "nearly cancel" if abs(both) < 0.2 * max(renyi, teacher) else "partly cancel"
+    return (
+        f"the Rényi and constant bars {how} ({-renyi:.2f} + {teacher:.2f} = {both:.2f}); with the KD term {kd:.2f} "
+        f"they add up to TTM's {ttm:.2f}."
+    )
+
+
 def eq15_waterfall_spec(student_logits: Any, teacher_logits: Any, temperature: float) -> FigureSpec:
-    """Eq. 15 as a waterfall of batch means: ``T D(p^t_T||q_T) - (T-1) H_{1/T}(q) + (T-1) H(p^t_T) = D(p^t_T||q)``."""
+    """Eq. 15 as bars of batch means, one colour per role: ``T D(p^t_T||q_T)`` (KD), ``-(T-1) H_{1/T}(q)`` (Renyi),
+    ``+(T-1) H(p^t_T)`` (constant in the student, grey) and their sum ``D(p^t_T||q)`` (TTM)."""
     t = float(temperature)
     terms = eq15_terms(_logits(student_logits, "student_logits"), _logits(teacher_logits, "teacher_logits"), t)
     kd = float((t * terms["kd"]).mean())
@@ -52,31 +63,30 @@ def eq15_waterfall_spec(student_logits: Any, teacher_logits: Any, temperature: f
     teacher = float(((t - 1.0) * terms["teacher_entropy"]).mean())
     ttm = float(terms["ttm"].mean())
     trace = {
-        "type": "waterfall",
+        "type": "bar",
         "name": "Eq. 15 (batch mean)",
-        "orientation": "v",
-        "measure": ["relative", "relative", "relative", "total"],
-        "x": ["T·D(p_T‖q_T)  (KD)", "−(T−1)·H_1/T(q)  (Renyi)", "+(T−1)·H(p_T)  (constant)", "D(p_T‖q)  (TTM)"],
+        "x": [
+            f"T·{SYM['D_kd']}<br>(KD term)",
+            f"−(T−1)·{SYM['H_1/T']}(q)<br>(Rényi term)",
+            f"+(T−1)·H({SYM['ptT']})<br>(constant)",
+            f"= {SYM['D_ttm']}<br>(TTM)",
+        ],
         "y": [kd, -renyi, teacher, ttm],
-        "text": [f"{kd:.3f}", f"{-renyi:.3f}", f"{teacher:.3f}", f"{ttm:.3f}"],
+        "text": [f"{kd:.3f}", f"{-renyi:.3f}", f"+{teacher:.3f}", f"{ttm:.3f}"],
         "textposition": "outside",
-        "increasing": {"marker": {"color": COLORS["kd"]}},
-        "decreasing": {"marker": {"color": COLORS["renyi"]}},
-        "totals": {"marker": {"color": COLORS["ttm"]}},
-        "connector": {"line": {"color": COLORS["bound"], "dash": "dot"}},
+        "marker": {"color": [COLORS["kd"], COLORS["renyi"], COLORS["bound"], COLORS["ttm"]]},
     }
+    low, high = min(0.0, -renyi), max(kd, teacher, ttm, 0.0)
     layout = base_layout(
-        f"TTM = KD − Renyi + constant (Eq. 15) at T = {t:.3g}",
+        f"TTM = KD − Rényi + constant (Eq. 15) at T = {t:.3g}",
         "term of Eq. 15",
         "batch mean (nats)",
         showlegend=False,
+        yaxis={"range": [1.2 * low - 0.1, 1.2 * high + 0.1]},
+        annotations=[notice(_eq15_note(kd, renyi, teacher, ttm))],
+        margin={"t": NOTICE_MARGIN_TOP},
     )
     return FigureSpec([trace], layout)
-
-
-def eq15_waterfall_figure(student_logits: Any, teacher_logits: Any, temperature: float) -> go.Figure:
-    """:func:`eq15_waterfall_spec` as a figure."""
-    return eq15_waterfall_spec(student_logits, teacher_logits, temperature).to_figure()
 
 
 @lru_cache(maxsize=16)
@@ -97,17 +107,17 @@ def tradeoff_spec(
     temperatures: Sequence[float] | None = None,
 ) -> FigureSpec:
     """The weighted terms of Eq. 15 (batch means) against T, with the current T marked."""
-    temps = as_array(np.linspace(1.0, 10.0, 37) if temperatures is None else temperatures, "temperatures", ndim=1)
+    temps = as_array(np.geomspace(1.0, 10.0, 37) if temperatures is None else temperatures, "temperatures", ndim=1)
     z = _logits(student_logits, "student_logits")
     v = _logits(teacher_logits, "teacher_logits")
     curves = _cached_curves(z.numpy().tobytes(), tuple(z.shape), v.numpy().tobytes(), tuple(v.shape), tuple(temps))
     t = float(temperature)
     here = decomposition_over_temperature(z, v, [t])
     styles = {
-        "kd": ("T·D(p_T‖q_T)  (KD term)", COLORS["kd"], "solid"),
-        "renyi": ("(T−1)·H_1/T(q)  (Renyi term, subtracted)", COLORS["renyi"], "solid"),
-        "teacher": ("(T−1)·H(p_T)  (constant in the student)", COLORS["bound"], "dash"),
-        "ttm": ("D(p_T‖q)  (TTM)", COLORS["ttm"], "solid"),
+        "kd": (f"T·{SYM['D_kd']}  (KD term)", COLORS["kd"], "solid"),
+        "renyi": (f"(T−1)·{SYM['H_1/T']}(q)  (Rényi term, subtracted)", COLORS["renyi"], "solid"),
+        "teacher": (f"(T−1)·H({SYM['ptT']})  (constant in the student)", COLORS["bound"], "dash"),
+        "ttm": (f"{SYM['D_ttm']}  (TTM)", COLORS["ttm"], "solid"),
     }
     traces: list[dict[str, Any]] = [
         {
@@ -130,19 +140,22 @@ def tradeoff_spec(
             "marker": {"color": [styles[k][1] for k in styles], "size": 12, "line": {"color": "black", "width": 1}},
         }
     )
+    kd_curve = curves["kd"].numpy()
     layout = base_layout(
-        "How the KD and Renyi terms trade off as T grows",
+        "How the terms of Eq. 15 change with T",
         "temperature T",
         "batch mean (nats)",
+        xaxis={"type": "log"},
+        margin={"t": NOTICE_MARGIN_TOP},
+        annotations=[
+            notice(
+                f"the KD term ends {'lower' if kd_curve[-1] < kd_curve[0] else 'higher'} ({kd_curve[0]:.2f} at "
+                f"T = {temps[0]:.3g}, {kd_curve[-1]:.2f} at T = {temps[-1]:.3g}) while the Rényi term and the "
+                "constant grow with T − 1."
+            )
+        ],
     )
     return FigureSpec(traces, layout)
-
-
-def tradeoff_figure(
-    student_logits: Any, teacher_logits: Any, temperature: float, *, temperatures: Sequence[float] | None = None
-) -> go.Figure:
-    """:func:`tradeoff_spec` as a figure."""
-    return tradeoff_spec(student_logits, teacher_logits, temperature, temperatures=temperatures).to_figure()
 
 
 @lru_cache(maxsize=64)
@@ -185,27 +198,29 @@ def optimal_students_spec(
     spec = distribution_bars_spec(
         {
             named("teacher p<sup>t</sup>", p): p,
-            named("p<sup>t</sup><sub>T</sub>", p_t): p_t,
+            named("transformed teacher p<sup>t</sup><sub>T</sub>", p_t): p_t,
             named("optimal student, KD", q_kd): q_kd,
             named("optimal student, TTM", q_ttm): q_ttm,
         },
         title=(
-            f"Optimal students at T = {float(temperature):.3g}, beta = {float(beta):.3g} "
-            f"(KD lambda = {lam:.3f}); label = class {int(label)}"
+            f"Optimal students at T = {float(temperature):.3g}, β = {float(beta):.3g} "
+            f"(KD λ = {lam:.3f}); label = class {int(label)}"
         ),
         class_names=class_names,
         colors=[COLORS["teacher"], COLORS["transformed"], COLORS["kd"], COLORS["ttm"]],
     )
     spec.layout["yaxis"] = {**spec.layout["yaxis"], "range": [0.0, 1.0]}
     spec.layout["legend"] = {**spec.layout["legend"], "title": {"text": "entropy H in nats"}}
+    kd_y, teacher_y = float(q_kd[label]), float(p[label])
+    compared = "more than" if kd_y > teacher_y + 0.005 else "less than" if kd_y < teacher_y - 0.005 else "about"
+    spec.layout["margin"] = {**spec.layout["margin"], "t": NOTICE_MARGIN_TOP}
+    spec.layout["annotations"] = [
+        notice(
+            f"on the label class KD's best student gives {kd_y:.2f}, {compared} the teacher's {teacher_y:.2f}; "
+            f"TTM's gives {float(q_ttm[label]):.2f} and follows {SYM['ptT']} on the other classes."
+        )
+    ]
     return spec
-
-
-def optimal_students_figure(
-    teacher_logits: Any, label: int, temperature: float, beta: float, *, class_names: Sequence[str] | None = None
-) -> go.Figure:
-    """:func:`optimal_students_spec` as a figure."""
-    return optimal_students_spec(teacher_logits, label, temperature, beta, class_names=class_names).to_figure()
 
 
 def optimal_students_readout(teacher_logits: Any, label: int, temperature: float, beta: float) -> str:
@@ -213,7 +228,7 @@ def optimal_students_readout(teacher_logits: Any, label: int, temperature: float
     _, _, q_ttm, q_kd, lam = _solve(teacher_logits, label, temperature, beta)
     gamma = 1.0 / float(temperature)
     rows = [
-        ("T / beta / KD lambda (Eq. 19)", f"{float(temperature):.3g} / {float(beta):.3g} / {lam:.4f}"),
+        ("T / β / KD λ (Eq. 19)", f"{float(temperature):.3g} / {float(beta):.3g} / {lam:.4f}"),
         ("H(q*) KD / TTM, nats", f"{float(shannon_entropy(q_kd)):.4f} / {float(shannon_entropy(q_ttm)):.4f}"),
         (
             "H_1/T(q*) KD / TTM, nats",
@@ -221,3 +236,74 @@ def optimal_students_readout(teacher_logits: Any, label: int, temperature: float
         ),
     ]
     return readout_table(rows)
+
+
+def _sharpness_note(kd_best: float, ttm_best: float, t: float) -> str:
+    def relation(s: float) -> str:
+        return "sharper than the teacher" if s > 1.005 else "smoother than the teacher" if s < 0.995 else "the teacher"
+
+    return (
+        f"KD's best student sits at s = {kd_best:.2f} ({relation(kd_best)}), TTM's at s = {ttm_best:.2f} "
+        f"({relation(ttm_best)}; 1/T = {1 / t:.2f})."
+    )
+
+
+def sharpness_spec(teacher_logits: Any, label: int, temperature: float, beta: float) -> FigureSpec:
+    """KD's and TTM's objectives along the student sharpness ``s`` (student logits ``s v``) at fixed T, each minus its
+    minimum, with each objective's minimiser marked and the teacher (``s = 1``) and ``p^t_T`` (``s = 1/T``) as
+    reference lines (see :func:`wttm_core.theory.sharpness_profile`)."""
+    v = torch.from_numpy(as_array(teacher_logits, "teacher_logits", ndim=1))
+    t = float(temperature)
+    scales = np.geomspace(0.02, 20.0, 121)
+    prof = sharpness_profile(v, int(label), t, float(beta), torch.from_numpy(scales))
+    top = float(max(prof["kd"].max(), prof["ttm"].max()))
+    span = min(top, 3.0)
+    traces: list[dict[str, Any]] = []
+    for key, name in (("kd", f"KD objective ÷ (1 − λ), λ = {prof['lam']:.3f}"), ("ttm", "TTM objective (CE + β TTM)")):
+        best = float(prof[f"{key}_best"])
+        traces.append(
+            {
+                "type": "scatter",
+                "x": scales,
+                "y": prof[key].numpy(),
+                "mode": "lines",
+                "name": name,
+                "line": {"color": COLORS[key], "width": 3},
+            }
+        )
+        traces.append(
+            {
+                "type": "scatter",
+                "x": [best],
+                "y": [0.0],
+                "mode": "markers+text",
+                "name": f"{key.upper()}'s best student: s = {best:.2f}",
+                "text": [f"s = {best:.2f}"],
+                "textposition": "top center",
+                "marker": {"color": COLORS[key], "size": 14, "symbol": "star"},
+            }
+        )
+    for x, name, color in (
+        (1.0, "s = 1: the teacher's own sharpness", COLORS["teacher"]),
+        (1.0 / t, f"s = 1/T: q = {SYM['ptT']}", COLORS["transformed"]),
+    ):
+        traces.append(
+            {
+                "type": "scatter",
+                "x": [x, x],
+                "y": [0.0, span],
+                "mode": "lines",
+                "name": name,
+                "line": {"color": color, "dash": "dot", "width": 2},
+            }
+        )
+    layout = base_layout(
+        f"Student sharpness: logits s·v at T = {t:.3g}, β = {float(beta):.3g}",
+        "student sharpness s (log scale; s·v are the student's logits)",
+        "objective minus its minimum (nats)",
+        xaxis={"type": "log"},
+        yaxis={"range": [-0.05 * span, span]},
+        annotations=[notice(_sharpness_note(float(prof["kd_best"]), float(prof["ttm_best"]), t))],
+        margin={"t": NOTICE_MARGIN_TOP},
+    )
+    return FigureSpec(traces, layout)

@@ -1,7 +1,7 @@
 """Figures of single distributions: the power transform (Eqs. 7-9), Renyi entropies (Eq. 4), point-wise maps (Fig. 4).
 
 Each ``*_spec`` function returns a :class:`~wttm_core.viz.style.FigureSpec` (cheap, used by slider callbacks);
-the matching ``*_figure`` returns the ``go.Figure``.
+``spec.to_figure()`` gives the ``go.Figure``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import torch
 
 from wttm_core.functional import power_sum, power_transform, renyi_entropy, shannon_entropy
 from wttm_core.theory import renyi_curve
+from wttm_core.viz.panels import SYM, side_by_side
 from wttm_core.viz.style import COLORS, OKABE_ITO, FigureSpec, as_array, base_layout
 from wttm_core.viz.widgets import readout_table
 
@@ -23,12 +24,10 @@ __all__ = [
     "distribution_bars",
     "distribution_bars_spec",
     "power_transform_spec",
-    "power_transform_figure",
     "power_transform_readout",
+    "power_transform_panels_spec",
     "renyi_spec",
-    "renyi_figure",
     "pointwise_map_spec",
-    "pointwise_map_figure",
 ]
 
 _CYCLE = [COLORS["teacher"], COLORS["transformed"], COLORS["student"], COLORS["ttm"], COLORS["kd"], COLORS["wttm"]]
@@ -95,20 +94,13 @@ def power_transform_spec(
     spec = distribution_bars_spec(
         {
             "teacher p<sup>t</sup>": p,
-            f"transformed p<sup>t</sup><sub>T</sub> (gamma = {gamma:.3g})": transformed,
+            f"transformed p<sup>t</sup><sub>T</sub> (γ = {gamma:.3g})": transformed,
         },
-        title=f"Power transform with gamma = 1/T = {gamma:.3g} (T = {float(temperature):.3g})",
+        title=f"Power transform with γ = 1/T = {gamma:.3g} (T = {float(temperature):.3g})",
         class_names=class_names,
     )
     spec.layout["yaxis"] = {**spec.layout["yaxis"], "range": [0.0, 1.0]}
     return spec
-
-
-def power_transform_figure(
-    teacher_probs: Any, temperature: float, *, class_names: Sequence[str] | None = None
-) -> go.Figure:
-    """:func:`power_transform_spec` as a figure."""
-    return power_transform_spec(teacher_probs, temperature, class_names=class_names).to_figure()
 
 
 def power_transform_readout(teacher_probs: Any, temperature: float) -> str:
@@ -118,17 +110,26 @@ def power_transform_readout(teacher_probs: Any, temperature: float) -> str:
     transformed = power_transform(p, gamma)
     k = p.numel()
     rows = [
-        ("T / gamma", f"{float(temperature):.3g} / {gamma:.3g}"),
-        ("H(p^t)  Shannon, nats", f"{float(shannon_entropy(p)):.4f}"),
-        ("H(p^t_T)  Shannon, nats", f"{float(shannon_entropy(transformed)):.4f}"),
-        ("H_gamma(p^t)  Renyi, nats", f"{float(renyi_entropy(p, gamma)):.4f}"),
-        ("U_gamma(p^t)  in [1, K^(1-gamma)]", f"{float(power_sum(p, gamma)):.4f}  in [1, {k ** (1 - gamma):.4f}]"),
+        ("T / γ", f"{float(temperature):.3g} / {gamma:.3g}"),
+        ("H(pᵗ)  Shannon, nats", f"{float(shannon_entropy(p)):.4f}"),
+        ("H(pᵗ_T)  Shannon, nats", f"{float(shannon_entropy(transformed)):.4f}"),
+        ("H_γ(pᵗ)  Rényi, nats", f"{float(renyi_entropy(p, gamma)):.4f}"),
+        ("top probability pᵗ / pᵗ_T", f"{float(p.max()):.4f} / {float(transformed.max()):.4f}"),
+        (
+            "U_γ(pᵗ)  (bounds hold for γ < 1)",
+            f"{float(power_sum(p, gamma)):.4f}  between 1 and K^(1-γ) = {k ** (1 - gamma):.4f}",
+        ),
     ]
     return readout_table(rows)
 
 
 def _default_alphas() -> np.ndarray:
     return np.geomspace(0.01, 100.0, 41)
+
+
+def _line(x: Any, y: Any, name: str, **line: Any) -> dict[str, Any]:
+    """A scatter trace drawn as a line; ``line`` holds its style (colour, width, dash)."""
+    return {"type": "scatter", "x": x, "y": y, "mode": "lines", "name": name, "line": line}
 
 
 def renyi_spec(teacher_probs: Any, temperature: float, *, alphas: Sequence[float] | None = None) -> FigureSpec:
@@ -146,60 +147,33 @@ def renyi_spec(teacher_probs: Any, temperature: float, *, alphas: Sequence[float
     log_k = math.log(p.numel())
     curves = renyi_curve(torch.stack([p, transformed]), alpha_grid).numpy()
     traces = [
-        {
-            "type": "scatter",
-            "x": alpha_grid,
-            "y": curves[0],
-            "mode": "lines",
-            "name": "teacher p<sup>t</sup>",
-            "line": {"color": COLORS["teacher"], "width": 3},
-        },
-        {
-            "type": "scatter",
-            "x": alpha_grid,
-            "y": curves[1],
-            "mode": "lines",
-            "name": "transformed p<sup>t</sup><sub>T</sub>",
-            "line": {"color": COLORS["transformed"], "width": 3},
-        },
-        {
-            "type": "scatter",
-            "x": [gamma, gamma],
-            "y": [0.0, log_k],
-            "mode": "lines",
-            "name": f"alpha = gamma = {gamma:.3g} (Eq. 15)",
-            "line": {"color": COLORS["renyi"], "dash": "dot"},
-        },
-        {
-            "type": "scatter",
-            "x": [float(alpha_grid.min()), float(alpha_grid.max())],
-            "y": [log_k, log_k],
-            "mode": "lines",
-            "name": f"log K = {log_k:.3g} (alpha -> 0)",
-            "line": {"color": COLORS["bound"], "dash": "dot"},
-        },
+        _line(alpha_grid, curves[0], "teacher p<sup>t</sup>", color=COLORS["teacher"], width=3),
+        _line(alpha_grid, curves[1], "transformed p<sup>t</sup><sub>T</sub>", color=COLORS["transformed"], width=3),
+        _line([gamma, gamma], [0.0, log_k], f"α = γ = {gamma:.3g} (Eq. 15)", color=COLORS["renyi"], dash="dot"),
+        _line(
+            [float(alpha_grid.min()), float(alpha_grid.max())],
+            [log_k, log_k],
+            f"log K = {log_k:.3g} (α → 0)",
+            color=COLORS["bound"],
+            dash="dot",
+        ),
         {
             "type": "scatter",
             "x": [1.0, 1.0],
             "y": [float(shannon_entropy(p)), float(shannon_entropy(transformed))],
             "mode": "markers",
-            "name": "alpha = 1: Shannon entropy",
+            "name": "α = 1: Shannon entropy",
             "marker": {"color": OKABE_ITO["bluish_green"], "size": 10, "symbol": "diamond"},
         },
     ]
     layout = base_layout(
-        f"Renyi entropy against its order (T = {float(temperature):.3g})",
-        "order alpha (log scale)",
-        "Renyi entropy H<sub>alpha</sub> (nats)",
+        f"Rényi entropy against its order (T = {float(temperature):.3g})",
+        "order α (log scale)",
+        "Rényi entropy H<sub>α</sub> (nats)",
         xaxis={"type": "log"},
         yaxis={"range": [0.0, 1.05 * log_k]},
     )
     return FigureSpec(traces, layout)
-
-
-def renyi_figure(teacher_probs: Any, temperature: float, *, alphas: Sequence[float] | None = None) -> go.Figure:
-    """:func:`renyi_spec` as a figure."""
-    return renyi_spec(teacher_probs, temperature, alphas=alphas).to_figure()
 
 
 def pointwise_map_spec(
@@ -231,7 +205,7 @@ def pointwise_map_spec(
                 "x": grid,
                 "y": grid ** float(ref),
                 "mode": "lines",
-                "name": f"p^{float(ref):g}",
+                "name": f"p<sup>{float(ref):g}</sup>",
                 "line": {"color": COLORS["renyi"], "dash": dashes[i % len(dashes)], "width": 1.5},
             }
         )
@@ -241,12 +215,12 @@ def pointwise_map_spec(
             "x": grid,
             "y": grid**gamma,
             "mode": "lines",
-            "name": f"f(p) = p^gamma, gamma = {gamma:.3g}",
+            "name": f"f(p) = p<sup>γ</sup>, γ = {gamma:.3g}",
             "line": {"color": COLORS["transformed"], "width": 4},
         }
     )
     layout = base_layout(
-        f"Point-wise map f(p) = p^{gamma:.3g} before renormalisation",
+        f"Point-wise map f(p) = p<sup>{gamma:.3g}</sup> before renormalisation",
         "p (probability)",
         "f(p) (unnormalised weight)",
         xaxis={"range": [0.0, 1.0]},
@@ -255,6 +229,31 @@ def pointwise_map_spec(
     return FigureSpec(traces, layout)
 
 
-def pointwise_map_figure(gamma: float, *, reference_gammas: Sequence[float] = (0.25, 0.5)) -> go.Figure:
-    """:func:`pointwise_map_spec` as a figure."""
-    return pointwise_map_spec(gamma, reference_gammas=reference_gammas).to_figure()
+def power_transform_panels_spec(teacher_probs: Any, temperature: float) -> FigureSpec:
+    """The three views of notebook 01 side by side: the transform's bars (Eqs. 7-9), the Renyi curves (Eq. 4) and
+    the point-wise map ``p^gamma`` (Fig. 4), with a note saying what to notice."""
+    gamma = 1.0 / float(temperature)
+    if gamma < 1:
+        note = (
+            f"γ = {gamma:.2g} < 1 lifts the small probabilities (the map lies above the diagonal), so "
+            f"{SYM['ptT']} is flatter and every Rényi entropy grows."
+        )
+    elif gamma > 1:
+        note = f"γ = {gamma:.2g} > 1 sharpens: the map lies below the diagonal and {SYM['ptT']} is more peaked."
+    else:
+        note = "at T = 1 the transform does nothing: the map is the diagonal."
+    return side_by_side(
+        [
+            power_transform_spec(teacher_probs, temperature),
+            renyi_spec(teacher_probs, temperature),
+            pointwise_map_spec(gamma),
+        ],
+        title=f"The power transform at T = {float(temperature):.3g} (γ = {gamma:.3g})",
+        note=note,
+        titles=[
+            "teacher and transformed teacher",
+            "Rényi entropy against its order α",
+            "point-wise map f(p) = p<sup>γ</sup>",
+        ],
+        height=470,
+    )

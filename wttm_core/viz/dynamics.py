@@ -26,7 +26,8 @@ from typing import Any
 import plotly.graph_objects as go
 
 from wttm_core.runs import Run, Series, aggregate_series, group_runs
-from wttm_core.viz.style import COLORS, OKABE_ITO, base_layout
+from wttm_core.viz.style import COLORS, OKABE_ITO, FigureSpec, base_layout
+from wttm_core.viz.widgets import _copy_spec_into
 
 __all__ = [
     "METRIC_LABELS",
@@ -36,6 +37,7 @@ __all__ = [
     "epoch_curves_figure",
     "curves_from_runs",
     "entropy_histogram_figure",
+    "histogram_y_max",
     "histograms_from_runs",
     "superclass_figure",
     "superclass_from_runs",
@@ -85,15 +87,15 @@ def _role(label: str) -> str | None:
 
 def label_colours(labels: Sequence[str]) -> dict[str, str]:
     """A colour per label: the method's own colour from :data:`wttm_core.viz.style.COLORS` (KD vermillion, TTM
-    blue, WTTM purple, as in every notebook) when exactly one label names that method, else the next free colour
-    of :data:`PALETTE`."""
-    roles = [_role(label) for label in labels]
-    out = {
-        label: COLORS[role]
-        for label, role in zip(labels, roles, strict=True)
-        if role is not None and roles.count(role) == 1
-    }
-    free = [c for c in PALETTE if c not in set(out.values())]
+    blue, WTTM purple, as in every notebook) for the first label naming that method, else the next free colour
+    of :data:`PALETTE` - never another method's colour (a second KD run must not wear WTTM's purple)."""
+    out: dict[str, str] = {}
+    for label in labels:
+        role = _role(label)
+        if role is not None and COLORS[role] not in out.values():
+            out[label] = COLORS[role]
+    reserved = {COLORS[role] for _, role in _ROLE_PREFIXES}
+    free = [c for c in PALETTE if c not in reserved and c not in set(out.values())]
     for index, label in enumerate(label for label in labels if label not in out):
         out[label] = free[index % len(free)]
     return out
@@ -198,15 +200,18 @@ def _histogram_data(histograms: Mapping[str, Mapping[str, Sequence[float]]]) -> 
         total = sum(counts) or 1
         centres = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:], strict=True)]
         mean = sum(c * n for c, n in zip(centres, counts, strict=True)) / total
-        data.append(
-            {
-                "x": centres,
-                "y": [n / total for n in counts],
-                "width": [b - a for a, b in zip(edges[:-1], edges[1:], strict=True)],
-                "name": f"{label} (mean {mean:.2f})",
-            }
-        )
+        data.append({"x": centres, "y": [n / total for n in counts], "name": f"{label} (mean {mean:.2f})"})
     return data
+
+
+def histogram_y_max(histograms: Sequence[Mapping[str, Mapping[str, Sequence[float]]]]) -> float:
+    """The largest fraction of images in any bin of any of ``histograms`` (e.g. every epoch's), with 5 % room:
+    a fixed y range, so that moving the epoch slider moves the curves, not the axis."""
+    top = max(
+        (max(h["counts"]) / (sum(h["counts"]) or 1) for hists in histograms for h in hists.values() if h["counts"]),
+        default=1.0,
+    )
+    return 1.05 * top
 
 
 def entropy_histogram_figure(
@@ -214,23 +219,27 @@ def entropy_histogram_figure(
     *,
     title: str = "Student output entropy on the test set",
     epoch: int | None = None,
+    y_max: float | None = None,
 ) -> go.Figure:
-    """Overlaid histograms ``{label: {"edges": [...], "counts": [...]}}`` as fractions of the test images (Fig. 3).
+    """Histograms ``{label: {"edges": [...], "counts": [...]}}`` as fractions of the test images (Fig. 3).
 
-    Counts of several seeds can be summed before calling; the y axis is normalised per label. A slider moves it to
-    another epoch with :func:`update_entropy_histograms` (data only, no rebuild).
+    The labels' bars stand side by side within each bin (no overlapping, see-through fills); ``y_max`` fixes the
+    y range (:func:`histogram_y_max` over all epochs) so that a slider moving to another epoch
+    (:func:`update_entropy_histograms`, data only) keeps the axis. Counts of several seeds can be summed first.
     """
     figure = go.Figure()
     colours = label_colours(list(histograms))
     for label, data in zip(histograms, _histogram_data(histograms), strict=True):
-        figure.add_trace(go.Bar(**data, marker={"color": colours[label], "line": {"width": 0}}, opacity=0.55))
+        figure.add_trace(go.Bar(**data, marker={"color": colours[label], "line": {"width": 0}}))
     _layout(
         figure,
         title=_titled(title, epoch),
         x_title="student output entropy H(q) (nats)",
         y_title="fraction of test images",
     )
-    figure.update_layout(barmode="overlay", bargap=0)
+    figure.update_layout(barmode="group", bargap=0.1, bargroupgap=0.0)
+    if y_max is not None:
+        figure.update_yaxes(range=[0.0, float(y_max)])
     return figure
 
 
@@ -484,20 +493,14 @@ def _number(value: Any) -> float | None:
 
 
 def update_figure(target: go.Figure, source: go.Figure) -> None:
-    """Copy ``source``'s trace data and title into ``target`` in place (a ``FigureWidget`` driven by a slider).
+    """Copy ``source`` into ``target`` in place (a ``FigureWidget`` driven by a slider).
 
-    Both must have the same number and kinds of traces (they come from the same builder).
+    The one way a live figure is updated: ``source`` goes through the same in-place copy as a
+    :class:`~wttm_core.viz.widgets.LivePanel`'s figures (inside ``batch_update``). Both must have the same number and
+    kinds of traces (they come from the same builder).
     """
-    if len(target.data) != len(source.data):
-        raise ValueError(f"target has {len(target.data)} traces, source {len(source.data)}: not the same builder")
-    context = target.batch_update() if hasattr(target, "batch_update") else contextlib.nullcontext()
-    with context:
-        for old, new in zip(target.data, source.data, strict=True):
-            for key in ("x", "y", "name", "text"):
-                if key in new and new[key] is not None:
-                    old[key] = new[key]
-        target.layout.title.text = source.layout.title.text
-        target.layout.shapes = source.layout.shapes
+    spec = FigureSpec([trace.to_plotly_json() for trace in source.data], source.layout.to_plotly_json())
+    _copy_spec_into(target, spec)
 
 
 class LiveCurves:

@@ -1,12 +1,16 @@
-"""Small text helpers for notebooks: Markdown tables of numbers and the "try this" answer check."""
+"""Small text helpers for notebooks: Markdown tables of numbers and the "try this" answer check.
+
+:func:`markdown_table` is the one table writer; :func:`markdown_records` feeds it rows given as mappings (the
+experiments' result rows).
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from numbers import Real
 
-__all__ = ["markdown_table", "check_answer"]
+__all__ = ["markdown_table", "markdown_records", "check_answer"]
 
 
 def _cell(value: object, float_format: str) -> str:
@@ -30,8 +34,22 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]], *, f
     return "\n".join(lines)
 
 
+def markdown_records(
+    rows: Sequence[Mapping[str, object]], columns: Sequence[tuple[str, str]], *, float_format: str = ".2f"
+) -> str:
+    """:func:`markdown_table` of mapping rows, ``columns`` as ``(key, header)`` pairs; a missing key or ``None``
+    is an empty cell."""
+    if not columns:
+        raise ValueError("columns must not be empty")
+    cells = [["" if row.get(key) is None else row.get(key) for key, _ in columns] for row in rows]
+    return markdown_table([header for _, header in columns], cells, float_format=float_format)
+
+
 def check_answer(answer: object, expected: float, *, rel_tol: float = 0.02, abs_tol: float = 0.0) -> bool | None:
     """Check a reader's numeric ``answer`` against ``expected``; print the verdict.
+
+    Kept for existing callers; teaching notebooks use :func:`wttm_core.exercises.check_answer`, which gives a hint
+    on the first miss, reveals only after two tries and never raises.
 
     Returns ``None`` (and a hint) while ``answer`` is ``None`` - so a notebook run in CI, where nobody answers,
     still passes - ``True`` when it is within ``rel_tol`` (relative) or ``abs_tol`` (absolute), else ``False``.

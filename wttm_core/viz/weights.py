@@ -5,23 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import plotly.graph_objects as go
 import torch
 
 from wttm_core._checks import check_number
 from wttm_core.functional import shannon_entropy, wttm_weights
+from wttm_core.viz.panels import NOTICE_MARGIN_TOP, SYM, notice
 from wttm_core.viz.style import COLORS, FigureSpec, as_array, base_layout
 from wttm_core.viz.widgets import readout_table
 
 __all__ = [
     "weights_and_entropy",
     "power_sum_scatter_spec",
-    "power_sum_scatter_figure",
     "power_sum_histogram_spec",
-    "power_sum_histogram_figure",
     "weight_share_spec",
-    "weight_share_figure",
     "weights_readout",
+    "shared_student_spec",
 ]
 
 
@@ -78,7 +76,7 @@ def power_sum_scatter_spec(weights: Any, entropy: Any, gamma: float, num_classes
             "x": [0.0, h_max],
             "y": [upper, upper],
             "mode": "lines",
-            "name": f"max K^(1-gamma) = {upper:.3g} (uniform)",
+            "name": f"max K<sup>1−γ</sup> = {upper:.3g} (uniform)",
             "line": {"color": COLORS["bound"], "dash": "dash"},
         },
         {
@@ -91,17 +89,16 @@ def power_sum_scatter_spec(weights: Any, entropy: Any, gamma: float, num_classes
         },
     ]
     layout = base_layout(
-        f"WTTM weight U_gamma(p^t) grows with the teacher's entropy (gamma = {float(gamma):.3g})",
-        "teacher entropy H(p^t) (nats)",
-        "weight U_gamma(p^t) (unitless)",
+        f"WTTM's weight {SYM['U']} grows with the teacher's entropy (γ = {float(gamma):.3g})",
+        f"teacher entropy H({SYM['pt']}) (nats)",
+        f"weight {SYM['U']} (unitless)",
         yaxis={"range": [0.0, 1.05 * upper]},
+        annotations=[
+            notice("sharp (low-entropy) teacher outputs get weights near 1, smooth ones up to K<sup>1−γ</sup>.")
+        ],
+        margin={"l": 70, "r": 30, "t": NOTICE_MARGIN_TOP, "b": 60},
     )
     return FigureSpec(traces, layout)
-
-
-def power_sum_scatter_figure(weights: Any, entropy: Any, gamma: float, num_classes: int) -> go.Figure:
-    """:func:`power_sum_scatter_spec` as a figure."""
-    return power_sum_scatter_spec(weights, entropy, gamma, num_classes).to_figure()
 
 
 def power_sum_histogram_spec(weights: Any, gamma: float, num_classes: int, *, bins: int = 30) -> FigureSpec:
@@ -134,17 +131,12 @@ def power_sum_histogram_spec(weights: Any, gamma: float, num_classes: int, *, bi
         },
     ]
     layout = base_layout(
-        f"Distribution of U_gamma(p^t) over {weights.size} teacher outputs (gamma = {float(gamma):.3g})",
-        "weight U_gamma(p^t) (unitless)",
+        f"Distribution of {SYM['U']} over {weights.size} teacher outputs (γ = {float(gamma):.3g})",
+        f"weight {SYM['U']} (unitless)",
         "number of samples",
         xaxis={"range": [0.0, upper * 1.02 + 0.5]},
     )
     return FigureSpec(traces, layout)
-
-
-def power_sum_histogram_figure(weights: Any, gamma: float, num_classes: int, *, bins: int = 30) -> go.Figure:
-    """:func:`power_sum_histogram_spec` as a figure."""
-    return power_sum_histogram_spec(weights, gamma, num_classes, bins=bins).to_figure()
 
 
 def _groups(entropy: np.ndarray, groups: int) -> list[np.ndarray]:
@@ -174,12 +166,12 @@ def weight_share_spec(weights: Any, entropy: Any, gamma: float, *, groups: int =
             "type": "bar",
             "x": labels,
             "y": wttm_share,
-            "name": "WTTM (weight U_gamma(p^t))",
+            "name": f"WTTM (weight {SYM['U']})",
             "marker": {"color": COLORS["wttm"]},
         },
     ]
     layout = base_layout(
-        f"WTTM moves weight to smooth teacher outputs (gamma = {float(gamma):.3g})",
+        f"WTTM moves weight to smooth teacher outputs (γ = {float(gamma):.3g})",
         "teacher-entropy group, sharpest to smoothest (nats)",
         "share of the total weight",
         barmode="group",
@@ -188,18 +180,52 @@ def weight_share_spec(weights: Any, entropy: Any, gamma: float, *, groups: int =
     return FigureSpec(traces, layout)
 
 
-def weight_share_figure(weights: Any, entropy: Any, gamma: float, *, groups: int = 5) -> go.Figure:
-    """:func:`weight_share_spec` as a figure."""
-    return weight_share_spec(weights, entropy, gamma, groups=groups).to_figure()
-
-
 def weights_readout(weights: Any, gamma: float, num_classes: int) -> str:
     """HTML readout: gamma, T, the range and mean of U over the batch and its theoretical bounds (Eq. 22)."""
     weights = as_array(weights, "weights", ndim=1)
     k = _num_classes(num_classes)
     rows = [
-        ("gamma / T", f"{float(gamma):.3g} / {1.0 / float(gamma):.3g}"),
+        ("γ / T", f"{float(gamma):.3g} / {1.0 / float(gamma):.3g}"),
         ("U over the batch: min / mean / max", f"{weights.min():.3f} / {weights.mean():.3f} / {weights.max():.3f}"),
-        ("bounds [1, K^(1-gamma)]", f"[1, {k ** (1.0 - float(gamma)):.3f}]"),
+        ("bounds [1, K^(1-γ)]", f"[1, {k ** (1.0 - float(gamma)):.3f}]"),
     ]
     return readout_table(rows)
+
+
+_RUN_STYLE = {
+    "ttm": ("TTM (every weight 1)", COLORS["ttm"], "solid"),
+    "wttm": (f"WTTM (weights {SYM['U']}, the paper's loss)", COLORS["wttm"], "solid"),
+    "wttm-mean": (f"WTTM at equal mean strength ({SYM['U']} / mean U)", COLORS["wttm"], "dash"),
+}
+
+
+def shared_student_spec(runs: dict[str, Any], *, split: str = "train", title: str = "", note: str = "") -> FigureSpec:
+    """Mean ``D(p^t_T || q)`` against the step for the runs of :func:`wttm_core.theory.train_shared_student`
+    (weighting -> run), on the training (``split="train"``) or held-out samples (``"test"``); log y axis."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    traces = []
+    for weighting, run in runs.items():
+        name, color, dash = _RUN_STYLE[weighting]
+        traces.append(
+            {
+                "type": "scatter",
+                "x": run.steps.numpy(),
+                "y": getattr(run, split).numpy(),
+                "mode": "lines",
+                "name": name,
+                "line": {"color": color, "dash": dash, "width": 3},
+            }
+        )
+    where = "training samples" if split == "train" else "held-out samples"
+    extra: dict[str, Any] = {"yaxis": {"type": "log"}}
+    if note:
+        extra["annotations"] = [notice(note)]
+        extra["margin"] = {"l": 70, "r": 30, "t": NOTICE_MARGIN_TOP, "b": 60}
+    layout = base_layout(
+        title or f"Linear student, shared weights: mean {SYM['D_ttm']} on the {where}",
+        "gradient step",
+        f"mean {SYM['D_ttm']} (nats, log scale)",
+        **extra,
+    )
+    return FigureSpec(traces, layout)

@@ -31,7 +31,11 @@ Build = Callable[..., FigureSpec | Sequence[FigureSpec]]
 
 @dataclass(frozen=True)
 class Control:
-    """One slider: its keyword ``name`` in ``build``, start ``value``, range, ``step`` and label."""
+    """One slider: its keyword ``name`` in ``build``, start ``value``, range, ``step`` and label.
+
+    ``log=True`` gives a logarithmic slider (for T or gamma, whose interesting range is small): ``min``, ``max`` and
+    ``value`` are still the values themselves, ``step`` is the step of ``log10(value)``.
+    """
 
     name: str
     value: float
@@ -39,6 +43,7 @@ class Control:
     max: float
     step: float
     description: str = ""
+    log: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -51,6 +56,8 @@ class Control:
             raise ValueError(f"value of control {self.name!r} must lie in [{self.min}, {self.max}], got {self.value}")
         if self.step <= 0:
             raise ValueError(f"step of control {self.name!r} must be > 0, got {self.step}")
+        if self.log and self.min <= 0:
+            raise ValueError(f"min of the log control {self.name!r} must be > 0, got {self.min}")
 
     @property
     def is_int(self) -> bool:
@@ -72,8 +79,13 @@ class Control:
             "style": {"description_width": "initial"},
             "layout": widgets.Layout(width="420px"),
         }
-        if self.is_int:
+        if self.is_int and not self.log:
             return widgets.IntSlider(**common)
+        if self.log:
+            import math
+
+            exponents = {"min": math.log10(self.min), "max": math.log10(self.max)}
+            return widgets.FloatLogSlider(base=10, readout_format=".3g", **{**common, **exponents})
         decimals = max(0, min(4, len(f"{self.step:g}".partition(".")[2])))
         return widgets.FloatSlider(readout_format=f".{decimals}f", **common)
 

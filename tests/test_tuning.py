@@ -1,0 +1,75 @@
+"""A fair step size: the validation split never touches the test set, label noise flips exactly the asked share,
+and the learning-rate pilot trains every method at every rate of one grid, picks by validation accuracy and is
+cached."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from wttm_core.data import load_dataset, validation_split, with_label_noise
+from wttm_core.engine import TrainConfig
+from wttm_core.experiments.tuning import _best, tune_learning_rates, with_learning_rates
+from wttm_core.experiments.variants import Variant
+
+
+def test_validation_split_is_carved_from_training_images_only() -> None:
+    train = load_dataset("synthetic", "train", size=500)
+    rest, validation = validation_split(train, 100, seed=3)
+    assert len(rest) == 400 and len(validation) == 100
+    # disjoint, and together exactly the training set (images compared as whole rows)
+    rows = {bytes(img.numpy()) for img in train.images}
+    assert {bytes(img.numpy()) for img in rest.images} | {bytes(img.numpy()) for img in validation.images} == rows
+    assert not {bytes(img.numpy()) for img in rest.images} & {bytes(img.numpy()) for img in validation.images}
+    assert torch.bincount(validation.labels, minlength=100).max() <= 1 + torch.bincount(validation.labels).min()
+    again = validation_split(train, 100, seed=3)[1]
+    assert torch.equal(again.labels, validation.labels) and torch.equal(again.images, validation.images)
+    with pytest.raises(ValueError, match="size"):
+        validation_split(train, 500)
+
+
+def test_symmetric_label_noise_flips_exactly_the_share_to_other_classes() -> None:
+    train = load_dataset("synthetic", "train", size=1000)
+    noisy = with_label_noise(train, 0.3, seed=1)
+    changed = noisy.labels != train.labels
+    assert int(changed.sum()) == 300  # every flipped label lands on another class
+    assert torch.equal(noisy.images, train.images) and noisy.labels.max() < 100
+    assert torch.equal(with_label_noise(train, 0.3, seed=1).labels, noisy.labels)
+    assert torch.equal(with_label_noise(train, 0.0).labels, train.labels)
+    with pytest.raises(ValueError, match="fraction"):
+        with_label_noise(train, 1.5)
+
+
+def test_best_rate_ignores_diverged_runs_and_prefers_the_smaller_rate_on_ties() -> None:
+    assert _best({0.05: 10.0, 0.5: 12.0, 1.0: None}) == 0.5
+    assert _best({0.05: 12.0, 0.5: 12.0}) == 0.05
+    with pytest.raises(ValueError, match="diverged"):
+        _best({0.5: None})
+
+
+@pytest.mark.slow
+def test_pilot_trains_the_grid_on_validation_data_and_is_cached(tmp_path: Path, teacher_file: Path) -> None:
+    train = load_dataset("synthetic", "train", size=160)
+    split = validation_split(train, 60)
+    base = TrainConfig(arch="resnet8", teacher_checkpoint=str(teacher_file), device="cpu", quiet=True)
+    variants = [Variant("CE", "ce"), Variant("KD", "kd")]
+    messages: list[str] = []
+    pilot = tune_learning_rates(
+        variants, base=base, data=split, root=tmp_path / "pilot", grid=(0.5, 0.05), epochs=1, log=messages.append
+    )
+    assert pilot.grid == [0.05, 0.5] and set(pilot.scores) == {"CE", "KD"} and not pilot.reused
+    assert all(set(by_lr) == {0.05, 0.5} for by_lr in pilot.scores.values())
+    assert (pilot.train_images, pilot.validation_images) == (100, 60)
+    for label, by_lr in pilot.scores.items():
+        assert by_lr[pilot.chosen[label]] == max(s for s in by_lr.values() if s is not None)
+    assert (tmp_path / "pilot" / "pilot.json").is_file() and "validation" in pilot.describe()
+    again = tune_learning_rates(
+        variants, base=base, data=split, root=tmp_path / "pilot", grid=(0.05, 0.5), epochs=1, log=messages.append
+    )
+    assert again.reused and again.chosen == pilot.chosen and again.scores == pilot.scores
+    tuned = with_learning_rates(variants, pilot.chosen)
+    assert [v.options["lr"] for v in tuned] == [pilot.chosen["CE"], pilot.chosen["KD"]]
+    with pytest.raises(ValueError, match="no learning rate"):
+        with_learning_rates([Variant("TTM", "ttm")], pilot.chosen)
