@@ -119,6 +119,22 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--weight-decay", type=float, default=None, help="weight decay (5e-4)")
     g.add_argument("--milestones", type=int, nargs="+", default=None, help="lr x0.1 epochs (150 180 210 scaled)")
     g.add_argument("--label-smoothing", type=float, default=None, help="label smoothing of the CE term (0)")
+    _add_execution_arguments(p)
+    g = p.add_argument_group("output")
+    g.add_argument("--out", type=_path, required=True, help="run directory (config.json, metrics.jsonl, checkpoints)")
+    g.add_argument("--resume", action="store_true", help="continue the run saved in --out (from its state.pth)")
+    g.add_argument(
+        "--resume-from-checkpoint",
+        dest="resume",
+        action="store_const",
+        const="checkpoint",
+        help="continue the run in --out from its last checkpoint.pth (when state.pth is lost; not bit-identical)",
+    )
+    g.add_argument("--force", action="store_true", help="replace the run in --out (only its own files)")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_execution_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("execution")
     g.add_argument(
         "--seed",
@@ -161,18 +177,6 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         default=True,
         help="under torchrun: BatchNorm statistics over the global batch (default on)",
     )
-    g = p.add_argument_group("output")
-    g.add_argument("--out", type=_path, required=True, help="run directory (config.json, metrics.jsonl, checkpoints)")
-    g.add_argument("--resume", action="store_true", help="continue the run saved in --out (from its state.pth)")
-    g.add_argument(
-        "--resume-from-checkpoint",
-        dest="resume",
-        action="store_const",
-        const="checkpoint",
-        help="continue the run in --out from its last checkpoint.pth (when state.pth is lost; not bit-identical)",
-    )
-    g.add_argument("--force", action="store_true", help="replace the run in --out (only its own files)")
-    g.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -192,11 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", default=None, help="teacher architecture or standard teacher name")
     p.add_argument("--teacher-checkpoint", default=None, help="teacher weights (default: the standard file)")
     p.add_argument("--teacher-dir", default="data", help="where standard teachers are looked up (data)")
-    p.add_argument(
-        "--method",
-        default="wttm",
-        help=f"{', '.join(BASE_METHODS)} or a sum like wttm+0.8*kd; a comma-separated list trains a cohort",
-    )
+    methods = f"{', '.join(BASE_METHODS)} or a sum like wttm+0.8*kd; a comma-separated list trains a cohort"
+    p.add_argument("--method", default="wttm", help=methods)
     p.add_argument("--gamma", type=float, default=None, help="power / 1/T of TTM and WTTM (Table 8/9 preset)")
     p.add_argument("--beta", type=float, default=None, help="weight of the TTM / WTTM term (Table 8/9 preset)")
     p.add_argument("--temperature", type=float, default=None, help="KD temperature (4)")

@@ -340,31 +340,46 @@ def run_variants(
     with contextlib.ExitStack() as locks:
         for out in sorted(set(outs)):
             locks.enter_context(_exclusive(out))
-        pending: list[tuple[Path, TrainConfig, bool, Callable[[dict[str, Any]], None] | None]] = []
-        for index, (spec, out) in enumerate(zip(specs, outs, strict=True), start=1):
-            config = _with_data(
-                dataclasses.replace(
-                    base,
-                    **spec.variant.config_fields(),
-                    seed=spec.seed,
-                    out=str(out),
-                    extra={**base.extra, "label": spec.variant.label},
-                ),
-                data,
-            )
-            state = _run_state(out, config) if reuse else None
-            hook = (lambda record, spec=spec: on_epoch(spec, record)) if on_epoch is not None else None
-            if hook is not None and state in ("finished", "resumable"):
-                for record in read_jsonl(out / "metrics.jsonl"):  # live plots show the epochs done before
-                    hook(record)
-            if state == "finished":
-                log(f"[{index}/{len(specs)}] {spec.name}: finished before, reusing {out}")
-            else:
-                log(f"[{index}/{len(specs)}] {spec.name}: " + ("resuming" if state == "resumable" else "training"))
-                pending.append((out, config, state == "resumable", hook))
+        pending = _runs_to_train(specs, outs, base, data, reuse, on_epoch, log)
         if pending:  # the runs still to train share the teacher: one cohort (halved while it does not fit)
             _train_cohort(pending, data, diagnostics, keep_checkpoints, log)
         return [read_run(out) for out in outs]
+
+
+def _runs_to_train(
+    specs: list[RunSpec],
+    outs: list[Path],
+    base: TrainConfig,
+    data: tuple[Any, Any] | None,
+    reuse: bool,
+    on_epoch: EpochHook | None,
+    log: Callable[[str], None],
+) -> list[tuple[Path, TrainConfig, bool, Callable[[dict[str, Any]], None] | None]]:
+    """``(out, config, resume, hook)`` of the runs still to train; finished ones are reused (their epochs replayed
+    into ``on_epoch``)."""
+    pending: list[tuple[Path, TrainConfig, bool, Callable[[dict[str, Any]], None] | None]] = []
+    for index, (spec, out) in enumerate(zip(specs, outs, strict=True), start=1):
+        config = _with_data(
+            dataclasses.replace(
+                base,
+                **spec.variant.config_fields(),
+                seed=spec.seed,
+                out=str(out),
+                extra={**base.extra, "label": spec.variant.label},
+            ),
+            data,
+        )
+        state = _run_state(out, config) if reuse else None
+        hook = (lambda record, spec=spec: on_epoch(spec, record)) if on_epoch is not None else None
+        if hook is not None and state in ("finished", "resumable"):
+            for record in read_jsonl(out / "metrics.jsonl"):  # live plots show the epochs done before
+                hook(record)
+        if state == "finished":
+            log(f"[{index}/{len(specs)}] {spec.name}: finished before, reusing {out}")
+        else:
+            log(f"[{index}/{len(specs)}] {spec.name}: " + ("resuming" if state == "resumable" else "training"))
+            pending.append((out, config, state == "resumable", hook))
+    return pending
 
 
 def _train_cohort(
