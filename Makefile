@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PROFILE ?= default
+MAX_MINUTES ?= 240
 SWEEP  ?= sweeps/example.yaml
 
 .PHONY: install test lint notebooks lab present sweep bench acceptance clean
@@ -27,9 +28,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check wttm_core tests benchmarks
 
-## notebooks: the main job - execute every notebook with papermill (offline profile) into build/notebooks/
+## notebooks: the main job - execute every notebook with papermill (offline profile) into build/notebooks/, with
+## build/notebooks/index.html (HTML renderings, status, time, memory). No per-cell limit; MAX_MINUTES guards the run.
 notebooks: $(STAMP)
-	$(BIN)/python -m wttm_core.notebook_runner --out build/notebooks --profile $(PROFILE) --timeout 900
+	$(BIN)/python -m wttm_core.notebook_runner --out build/notebooks --profile $(PROFILE) --index --max-minutes $(MAX_MINUTES)
 
 ## lab: JupyterLab on the notebooks, for interactive use
 lab: $(STAMP)

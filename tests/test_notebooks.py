@@ -17,6 +17,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from notebook_files import write_notebook
 
 from wttm_core import notebook_runner as runner
 
@@ -216,16 +217,7 @@ def test_notebook_executes(name: str, interactive: bool, tmp_path: Path):
 # ------------------------------------------------------------------------------------------------ the runner
 
 
-def _write(path: Path, cells: list[tuple[str, list[str]]]) -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    for source, tags in cells:
-        cell = nbformat.v4.new_code_cell(source)
-        if tags:
-            cell.metadata["tags"] = tags
-        nb.cells.append(cell)
-    nbformat.write(nb, str(path))
-    return path
+_write = write_notebook
 
 
 @pytest.fixture(scope="module")

@@ -236,6 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     present.add_arguments(p)
     p = sub.add_parser("sweep", help="re-execute a notebook over a parameter grid (papermill)")
     sweep.add_arguments(p)
+    # parsed by wttm_core.lab.runner (see main); listed here for --help
+    sub.add_parser("notebooks", help="execute every notebook into build/notebooks/ with an index page (the main job)")
     return parser
 
 
@@ -523,6 +525,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     environment error (disk full, permission: one line with the real cause; nothing half-written) or a failed
     run, 130 Ctrl-C (the state is saved).
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["notebooks"]:  # its own parser; the index page is on unless --no-index
+        from wttm_core.lab.runner import main as run_notebooks
+
+        return run_notebooks(["--index", *argv[1:]])
     parser = build_parser()
     args = parser.parse_args(argv)
     return _run_command(f"wttm {args.command}", args)

@@ -37,6 +37,7 @@ from wttm_core.loss_terms import (
     TERMS,
     TTM_CE_WEIGHT,
 )
+from wttm_core.resources import shipped
 
 __all__ = [
     "Recipe",
@@ -238,7 +239,8 @@ def get_profile(name: str) -> Profile:
 
 
 # ------------------------------------------------------------------------------------------------ reported accuracies
-PAPER_RESULTS_PATH = Path(__file__).resolve().parent.parent / "data" / "paper_results.csv"
+# the checkout's data/ or the copy an installed wheel carries (wttm_core.resources)
+PAPER_RESULTS_PATH = shipped("data/paper_results.csv")
 _COLUMNS = ("dataset", "table", "pair", "teacher", "student", "method", "accuracy", "std", "runs")
 
 

@@ -21,6 +21,7 @@ and the teacher's accuracy.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -33,6 +34,7 @@ from wttm_core.engine.state import write_json
 from wttm_core.experiments.orchestrate import ensure_teacher, load_data, resolve_path, run_variants, teacher_logits
 from wttm_core.experiments.variants import Variant, eq19_renyi_weight, kd_renyi_variant, weight_means
 from wttm_core.presets import RECIPE, learning_rate
+from wttm_core.resources import shipped
 from wttm_core.runs import Run, group_runs, read_runs
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
 FIGURE_TEMPERATURE = 4.0
 FIG1_BETA = 36.0  # Eq. 19 with T = 4, lambda = 0.9 (the paper's Fig. 1 setting)
 NOCE_BETA = 9.0  # without CE only the product beta * lr matters; 9 keeps the step size of a KD run's order
+SHIPPED_DIR = "data/example_runs"  # shipped with the package (wttm_core.resources)
 FALLBACK_DIR = "build/example_runs"  # where a small set is made when the shipped one is missing (e.g. on Colab)
 
 
@@ -230,6 +233,9 @@ def load_examples(
     other folder without runs is an error that says so (a mistyped path must not silently show other runs).
     """
     root = resolve_path(runs_dir)
+    if not root.is_dir() and Path(runs_dir) == Path(SHIPPED_DIR):  # not in the working folder: the shipped copy
+        with contextlib.suppress(FileNotFoundError):
+            root = shipped(SHIPPED_DIR)
     has_runs = root.is_dir() and any(root.rglob("metrics.jsonl"))
     if not has_runs:
         if not make_if_missing or Path(runs_dir) != Path("data/example_runs"):

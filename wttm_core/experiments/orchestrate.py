@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -34,10 +35,12 @@ from wttm_core.engine import TrainConfig, config_to_dict, prepare, read_jsonl, r
 from wttm_core.engine.config import identity
 from wttm_core.experiments.diagnostics import DiagnosticsRecorder
 from wttm_core.experiments.variants import Variant
+from wttm_core.lab.progress import Progress
 from wttm_core.runs import Run, read_run
 
 __all__ = [
     "SNAPSHOT_ALL_UP_TO",
+    "WORK_DIR_ENV",
     "RunSpec",
     "TeacherSource",
     "project_root",
@@ -53,13 +56,25 @@ __all__ = [
 _CHECKPOINTS = ("checkpoint.pth", "best.pth", "state.pth")
 SNAPSHOT_ALL_UP_TO = 20
 LOCK_DIR = "build/locks"
+WORK_DIR_ENV = "WTTM_WORK_DIR"
 EpochHook = Callable[["RunSpec", dict[str, Any]], None]
 
 
 def project_root() -> Path:
-    """The repository root when running from a checkout (it holds ``notebooks/``), else the current directory."""
-    root = Path(__file__).resolve().parents[2]
-    return root if (root / "notebooks").is_dir() and (root / "wttm_core").is_dir() else Path.cwd()
+    """The working folder: where runs, caches (``build/``) and relative data paths live - never the package.
+
+    In order: the folder named by ``$WTTM_WORK_DIR`` (the notebook runner sets it to the folder it was started
+    in, since its kernels run elsewhere); the parent of the current directory when that is the ``notebooks/``
+    folder of a wttm checkout (JupyterLab's kernels run there, and a checkout keeps its ``build/`` at the top);
+    else the current directory.
+    """
+    given = os.environ.get(WORK_DIR_ENV)
+    if given:
+        return Path(given).expanduser().resolve()
+    cwd = Path.cwd()
+    if cwd.name == "notebooks" and (cwd.parent / "wttm_core").is_dir() and (cwd.parent / "pyproject.toml").is_file():
+        return cwd.parent
+    return cwd
 
 
 def resolve_path(path: str | Path) -> Path:
@@ -225,19 +240,21 @@ def ensure_teacher(
     snapshot_epochs: Iterable[int] | None = None,
     quiet: bool = False,
     log: Callable[[str], None] = print,
+    use_shipped: bool = True,
 ) -> Path:
     """Train a ``ce`` teacher of ``arch`` unless an identical finished one exists; return its run directory.
 
     The run directory ``<root>/<dataset>-<arch>-n<train>-e<epochs>-s<seed>`` holds ``checkpoint.pth`` (the
     teacher after ``epochs``) and, for every ``e`` in ``snapshot_epochs``, ``checkpoint_epoch<e>.pth`` (the same
-    teacher after ``e`` epochs: weaker teachers from one training run). ``None`` keeps a snapshot of every epoch
-    for short runs (at most :data:`SNAPSHOT_ALL_UP_TO` epochs) and none for longer ones.
+    teacher after ``e`` epochs: weaker teachers from one training run). ``None`` asks for no particular snapshot
+    and, when a teacher is trained here, keeps one of every epoch for short runs (at most
+    :data:`SNAPSHOT_ALL_UP_TO` epochs) and none for longer ones. With ``use_shipped``, a teacher shipped in
+    ``data/teachers/`` that fits (:mod:`wttm_core.lab.shipped_teacher`) is installed instead of training one.
     """
-    if snapshot_epochs is None:
-        snapshot_epochs = range(1, epochs + 1) if epochs <= SNAPSHOT_ALL_UP_TO else ()
-    snapshots = sorted({int(e) for e in snapshot_epochs})
-    if any(e < 1 or e > epochs for e in snapshots):
-        raise ValueError(f"snapshot_epochs must lie in 1..{epochs}, got {snapshots}")
+    needed = None if snapshot_epochs is None else sorted({int(e) for e in snapshot_epochs})
+    every = list(range(1, epochs + 1)) if epochs <= SNAPSHOT_ALL_UP_TO else []
+    if any(e < 1 or e > epochs for e in needed or []):
+        raise ValueError(f"snapshot_epochs must lie in 1..{epochs}, got {needed}")
     size = len(data[0]) if data is not None else train_size
     out = resolve_path(root) / f"{dataset}-{arch}-n{size or 'all'}-e{epochs}-s{seed}"
     config = _with_data(
@@ -257,21 +274,37 @@ def ensure_teacher(
         data,
     )
     with _exclusive(out):
-        _train_teacher(out, config, snapshots, data, log)
+        if use_shipped and _run_state(out, config) != "finished":
+            from wttm_core.lab.shipped_teacher import find_shipped_teacher, install_shipped_teacher
+
+            found = find_shipped_teacher(config, data, needed)
+            if found is not None:
+                install_shipped_teacher(*found, out, config, log)
+        _train_teacher(out, config, needed or [], sorted(set(needed or []) | set(every)), data, log)
     return out
 
 
 def _train_teacher(
-    out: Path, config: TrainConfig, snapshots: list[int], data: tuple[Any, Any] | None, log: Callable[[str], None]
+    out: Path,
+    config: TrainConfig,
+    needed: list[int],
+    snapshots: list[int],
+    data: tuple[Any, Any] | None,
+    log: Callable[[str], None],
 ) -> None:
+    """Reuse the finished teacher in ``out`` when it has the ``needed`` snapshots, else train it (resuming when
+    possible), keeping the ``snapshots``."""
     state = _run_state(out, config)
-    if state == "finished" and all((out / f"checkpoint_epoch{e}.pth").is_file() for e in snapshots):
+    if state == "finished" and all((out / f"checkpoint_epoch{e}.pth").is_file() for e in needed):
         log(f"teacher: reusing {out}")
         return
     done = len(_epochs_done(out)) if state == "resumable" else 0
     resume = state == "resumable" and all((out / f"checkpoint_epoch{e}.pth").is_file() for e in snapshots if e <= done)
 
+    progress = Progress("teacher", config.epochs - done if resume else config.epochs)
+
     def snapshot(record: dict[str, Any]) -> None:
+        progress.advance(f"teacher {config.arch} epoch {record['epoch']}/{config.epochs}")
         if record["epoch"] in snapshots:
             with atomic_write(out / f"checkpoint_epoch{record['epoch']}.pth", "wb") as handle:
                 handle.write((out / "checkpoint.pth").read_bytes())
@@ -301,6 +334,26 @@ def teacher_logits(checkpoint: str | Path, dataset: Any, *, device: str = "auto"
     loader = DeviceLoader(dataset, batch_size, train=False, device=device, memory_format=fmt)
     logits, _ = predict_logits(model, loader, device=device, amp=amp, channels_last=channels_last)
     return logits.float().cpu()
+
+
+def _run_config(base: TrainConfig, spec: RunSpec, out: Path, data: tuple[Any, Any] | None) -> TrainConfig:
+    """The configuration of one run of :func:`run_variants`: ``base`` with the variant, the seed and ``out``."""
+    fields = spec.variant.config_fields()
+    extra = {**base.extra, "label": spec.variant.label}
+    return _with_data(dataclasses.replace(base, **fields, seed=spec.seed, out=str(out), extra=extra), data)
+
+
+def _epochs_left(out: Path, config: TrainConfig, reuse: bool) -> int:
+    """Epochs still to train for ``config`` in ``out`` (none for a finished run, fewer for a resumable one)."""
+    state = _run_state(out, config) if reuse else None
+    if state == "finished":
+        return 0
+    return config.epochs - (len(_epochs_done(out)) if state == "resumable" else 0)
+
+
+def _progress_callback(progress: Progress, name: str, epochs: int) -> Callable[[dict[str, Any]], None]:
+    """An epoch callback that reports each finished epoch of run ``name`` to ``progress``."""
+    return lambda record: progress.advance(f"{name} epoch {record['epoch']}/{epochs}")
 
 
 def run_variants(
@@ -337,38 +390,34 @@ def run_variants(
     root = resolve_path(root)
     specs = [RunSpec(variant, seed) for variant in variants for seed in seeds]
     outs = [root / spec.name for spec in specs]
+    configs = [_run_config(base, spec, out, data) for spec, out in zip(specs, outs, strict=True)]
+    left = [_epochs_left(out, config, reuse) for out, config in zip(outs, configs, strict=True)]
+    progress = Progress("training", sum(left))
     with contextlib.ExitStack() as locks:
         for out in sorted(set(outs)):
             locks.enter_context(_exclusive(out))
-        pending = _runs_to_train(specs, outs, base, data, reuse, on_epoch, log)
+        pending = _runs_to_train(specs, outs, configs, reuse, on_epoch, progress, log)
         if pending:  # the runs still to train share the teacher: one cohort (halved while it does not fit)
             _train_cohort(pending, data, diagnostics, keep_checkpoints, log)
         return [read_run(out) for out in outs]
 
 
+Pending = tuple[Path, TrainConfig, bool, list[Callable[[dict[str, Any]], None]]]  # out, config, resume, callbacks
+
+
 def _runs_to_train(
     specs: list[RunSpec],
     outs: list[Path],
-    base: TrainConfig,
-    data: tuple[Any, Any] | None,
+    configs: list[TrainConfig],
     reuse: bool,
     on_epoch: EpochHook | None,
+    progress: Progress,
     log: Callable[[str], None],
-) -> list[tuple[Path, TrainConfig, bool, Callable[[dict[str, Any]], None] | None]]:
-    """``(out, config, resume, hook)`` of the runs still to train; finished ones are reused (their epochs replayed
-    into ``on_epoch``)."""
-    pending: list[tuple[Path, TrainConfig, bool, Callable[[dict[str, Any]], None] | None]] = []
-    for index, (spec, out) in enumerate(zip(specs, outs, strict=True), start=1):
-        config = _with_data(
-            dataclasses.replace(
-                base,
-                **spec.variant.config_fields(),
-                seed=spec.seed,
-                out=str(out),
-                extra={**base.extra, "label": spec.variant.label},
-            ),
-            data,
-        )
+) -> list[Pending]:
+    """The runs still to train with their epoch callbacks; finished ones are reused (their epochs replayed into
+    ``on_epoch``)."""
+    pending: list[Pending] = []
+    for index, (spec, out, config) in enumerate(zip(specs, outs, configs, strict=True), start=1):
         state = _run_state(out, config) if reuse else None
         hook = (lambda record, spec=spec: on_epoch(spec, record)) if on_epoch is not None else None
         if hook is not None and state in ("finished", "resumable"):
@@ -376,21 +425,22 @@ def _runs_to_train(
                 hook(record)
         if state == "finished":
             log(f"[{index}/{len(specs)}] {spec.name}: finished before, reusing {out}")
-        else:
-            log(f"[{index}/{len(specs)}] {spec.name}: " + ("resuming" if state == "resumable" else "training"))
-            pending.append((out, config, state == "resumable", hook))
+            continue
+        log(f"[{index}/{len(specs)}] {spec.name}: " + ("resuming" if state == "resumable" else "training"))
+        tick = _progress_callback(progress, f"[{index}/{len(specs)}] {spec.name}", config.epochs)
+        pending.append((out, config, state == "resumable", [c for c in (hook, tick) if c is not None]))
     return pending
 
 
 def _train_cohort(
-    pending: list[tuple[Path, TrainConfig, bool, Callable[[dict[str, Any]], None] | None]],
+    pending: list[Pending],
     data: tuple[Any, Any] | None,
     diagnostics: bool,
     keep_checkpoints: bool,
     log: Callable[[str], None],
 ) -> None:
-    """Train ``(out, config, resume, hook)`` runs as one cohort (one teacher pass per batch for all of them); a
-    cohort too large for the machine's memory is split in halves."""
+    """Train the pending runs as one cohort (one teacher pass per batch for all of them); a cohort too large for
+    the machine's memory is split in halves."""
     from wttm_core.engine import CohortTooLarge, prepare_cohort
 
     try:
@@ -404,11 +454,11 @@ def _train_cohort(
             _train_cohort(part, data, diagnostics, keep_checkpoints, log)
         return
     listeners: list[list[Callable[[dict[str, Any]], None]]] = []
-    for member, (out, _, resume, hook) in zip(cohort.members, pending, strict=True):
+    for member, (out, _, resume, callbacks) in zip(cohort.members, pending, strict=True):
         out.mkdir(parents=True, exist_ok=True)
         if not resume:
             (out / "diagnostics.jsonl").unlink(missing_ok=True)
-        listeners.append(([DiagnosticsRecorder(member)] if diagnostics else []) + ([hook] if hook else []))
+        listeners.append(([DiagnosticsRecorder(member)] if diagnostics else []) + callbacks)
     resumes = [resume for _, _, resume, _ in pending]
     summaries = cohort.fit(
         callbacks=[lambda index, record: [listener(record) for listener in listeners[index]]],

@@ -333,12 +333,10 @@ class _Teachers:
         s = self.setup
         if s.teacher.kind != "train":
             return self.locate(s.teacher)
-        # every epoch is kept for short runs (and then shared with notebook 05's cache); else only the snapshots
+        # the strengths must exist (a shipped teacher has only some epochs); a teacher trained here keeps every
+        # epoch of a short run (shared with notebook 05's cache)
         epochs = [int(e) for e in s.strengths if isinstance(e, int)]
-        return str(
-            self.train(s.teacher.value, None if s.teacher_epochs <= orchestrate.SNAPSHOT_ALL_UP_TO else epochs)
-            / "checkpoint.pth"
-        )
+        return str(self.train(s.teacher.value, epochs) / "checkpoint.pth")
 
     def locate(self, source: orchestrate.TeacherSource) -> str:
         from wttm_core.teachers import find_teacher_checkpoint

@@ -482,7 +482,7 @@ def _teacher_epoch_seconds(context: StudentContext) -> list[float]:
     """Training seconds of each epoch of a teacher trained here (``[]`` for a given checkpoint)."""
     if context.teacher_dir is None:
         return []
-    return [round(row["train_seconds"], 2) for row in read_run(context.teacher_dir).metrics]
+    return [round(row["train_seconds"], 2) for row in read_run(context.teacher_dir).metrics if row.get("train_seconds")]
 
 
 def timing_rows(results: StudentResults) -> list[dict[str, Any]]:

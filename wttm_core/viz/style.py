@@ -18,6 +18,8 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
+from wttm_core.viz import export as _export
+
 __all__ = [
     "OKABE_ITO",
     "COLORS",
@@ -122,3 +124,7 @@ class FigureSpec:
     def to_figure(self) -> go.Figure:
         """The validated plotly figure."""
         return go.Figure(data=self.traces, layout=self.layout)
+
+
+# Executed by the notebook runner: every figure also carries a static image (see wttm_core.viz.export).
+_export.enable_from_environment()

@@ -1,0 +1,88 @@
+"""Static images of the figures, saved next to the interactive ones so an executed notebook reads anywhere.
+
+A static plotly figure in a notebook output carries only plotly's JSON mime type, which JupyterLab draws and
+nothing else does: ``jupyter nbconvert --to html``, nbviewer and GitHub show an empty output. With
+:func:`enable_figure_images` every figure a cell shows also carries a PNG (or SVG) of itself in the same output,
+so JupyterLab still shows the interactive figure and every other viewer shows the image. The notebook runner
+turns it on for its kernels through the environment variable :data:`FIGURE_IMAGES_ENV` (``png`` or ``svg``),
+read when :mod:`wttm_core.viz` is imported.
+
+The image is made by ``kaleido`` (plotly's exporter; version 1 drives a Chrome or Chromium already on the
+machine - Debian's ``chromium`` package works offline - through one browser kept open for the whole kernel,
+about 0.3 s a figure after a 3-4 s start). When the export fails (no kaleido, no browser), one line on stderr
+says so and the figures stay interactive only: a notebook never fails for lack of an image.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import sys
+from typing import Any
+
+__all__ = ["FIGURE_IMAGES_ENV", "IMAGE_FORMATS", "enable_figure_images", "enable_from_environment", "figure_image"]
+
+FIGURE_IMAGES_ENV = "WTTM_FIGURE_IMAGES"
+IMAGE_FORMATS = ("png", "svg")
+RENDERER = "wttm_image"
+_MIME = {"png": "image/png", "svg": "image/svg+xml"}
+_state: dict[str, Any] = {"server": False, "failed": None}
+
+
+def _warn_once(reason: str) -> None:
+    if _state["failed"] is None:
+        _state["failed"] = reason
+        print(f"figure images: export failed ({reason}); figures stay interactive only", file=sys.stderr, flush=True)
+
+
+def figure_image(figure: Any, fmt: str = "png") -> bytes | None:
+    """``figure`` (a plotly figure or its dict) as PNG or SVG bytes, at its layout's size (default 700 x 450);
+    ``None`` (after one line on stderr the first time) when it cannot be exported here."""
+    if fmt not in IMAGE_FORMATS:
+        raise ValueError(f"fmt must be one of {IMAGE_FORMATS}, got {fmt!r}")
+    if _state["failed"] is not None:
+        return None
+    try:
+        import kaleido
+        from plotly.io._utils import validate_coerce_fig_to_dict
+
+        if not _state["server"]:  # one browser for the whole process, closed at exit by kaleido itself
+            kaleido.start_sync_server(mathjax=False, silence_warnings=True)
+            _state["server"] = True
+        fig = validate_coerce_fig_to_dict(figure, True)
+        layout = fig.get("layout", {})
+        opts = {"format": fmt, "width": layout.get("width") or 700, "height": layout.get("height") or 450, "scale": 1}
+        return kaleido.calc_fig_sync(fig, opts=opts)
+    except Exception as error:  # any failure: no image, one line, the notebook goes on
+        _warn_once(f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}")
+        return None
+
+
+def enable_figure_images(fmt: str = "png") -> None:
+    """Make every plotly figure shown from now on carry a static ``fmt`` image next to its JSON."""
+    import plotly.io as pio
+    from plotly.io._base_renderers import MimetypeRenderer
+
+    if fmt not in IMAGE_FORMATS:
+        raise ValueError(f"fmt must be one of {IMAGE_FORMATS}, got {fmt!r}")
+
+    class ImageRenderer(MimetypeRenderer):
+        def to_mimebundle(self, fig_dict: dict[str, Any]) -> dict[str, Any]:
+            image = figure_image(fig_dict, fmt)
+            if image is None:
+                return {}
+            return {_MIME[fmt]: base64.b64encode(image).decode() if fmt == "png" else image.decode()}
+
+    pio.renderers[RENDERER] = ImageRenderer()
+    pio.renderers.default = f"plotly_mimetype+{RENDERER}"
+
+
+def enable_from_environment() -> None:
+    """:func:`enable_figure_images` with the format named by :data:`FIGURE_IMAGES_ENV`, when it is set."""
+    fmt = os.environ.get(FIGURE_IMAGES_ENV, "").strip().lower()
+    if not fmt:
+        return
+    if fmt not in IMAGE_FORMATS:
+        print(f"{FIGURE_IMAGES_ENV}: expected one of {IMAGE_FORMATS}, got {fmt!r}; no figure images", file=sys.stderr)
+        return
+    enable_figure_images(fmt)
