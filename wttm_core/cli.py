@@ -5,13 +5,17 @@ Sub-commands::
     wttm train-teacher --arch resnet20 --epochs 2 --out runs/t ...
     wttm distill --teacher resnet20 --teacher-checkpoint runs/t/checkpoint.pth --student resnet8 \\
         --method wttm --gamma 0.3 --beta 1.5 --out runs/s [--resume] ...
+    wttm distill ... --method kd,ttm,wttm --seed 0,1,2 --lr 0.05,0.1 --out runs/cohort   # one cohort
     wttm eval --arch resnet20 --checkpoint runs/t/checkpoint.pth [--dataset synthetic ...]
     wttm presets [--json]
     wttm teachers [--root DIR] [--fetch DEST]
     wttm present [--notebooks DIR] [--out DIR] [--port N] [--allow-host NAME] [--dry-run]
     wttm sweep SWEEP.yaml [--out DIR] [--force] [--list]
 
-Every sub-command builds the same :class:`~wttm_core.engine.TrainConfig` the notebooks use. Bad input prints
+Every sub-command builds the same :class:`~wttm_core.engine.TrainConfig` the notebooks use. Comma-separated
+``--method``, ``--seed`` and ``--lr`` lists train their product as one cohort (one teacher pass per batch for
+all students, :func:`~wttm_core.engine.train_cohort`): one run directory per student under ``--out`` and
+``cohort.json`` listing them; a single value trains one run in ``--out`` itself. Bad input prints
 one line (``wttm <command>: error: ...``) and exits with code 2 before anything is written; an environment
 error (disk full, permission refused) is one line with the real cause and exit code 1, with nothing half-written;
 Ctrl-C during training saves the state and exits with code 130.
@@ -72,6 +76,23 @@ def _url(text: str) -> str:
     return text
 
 
+def _list_of(kind: type, what: str) -> Any:
+    def parse(text: str) -> list[Any]:
+        try:
+            values = [kind(piece) for piece in text.split(",")]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what} separated by commas, got {text!r}") from None
+        if len(set(values)) != len(values):
+            raise argparse.ArgumentTypeError(f"repeated value in {text!r}")
+        return values
+
+    return parse
+
+
+_seed_list = _list_of(_seed, "seeds")
+_float_list = _list_of(float, "numbers")
+
+
 def _add_data_arguments(p: argparse.ArgumentParser, *, train: bool = True) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--dataset", default="synthetic", help="synthetic (offline, default) or cifar100")
@@ -88,13 +109,39 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--epochs", type=int, default=None, help="epochs (240); lr milestones scale with it")
     g.add_argument("--batch-size", type=int, default=None, help="global batch size (64)")
     g.add_argument("--test-batch-size", type=int, default=None, help="evaluation batch size (256)")
-    g.add_argument("--lr", type=float, default=None, help="initial lr (0.05; 0.01 for MobileNetV2/ShuffleV1/V2)")
+    g.add_argument(
+        "--lr",
+        type=_float_list,
+        default=None,
+        help="initial lr (0.05; 0.01 for MobileNetV2/ShuffleV1/V2); a comma-separated list trains a cohort",
+    )
     g.add_argument("--momentum", type=float, default=None, help="SGD momentum (0.9)")
     g.add_argument("--weight-decay", type=float, default=None, help="weight decay (5e-4)")
     g.add_argument("--milestones", type=int, nargs="+", default=None, help="lr x0.1 epochs (150 180 210 scaled)")
     g.add_argument("--label-smoothing", type=float, default=None, help="label smoothing of the CE term (0)")
+    _add_execution_arguments(p)
+    g = p.add_argument_group("output")
+    g.add_argument("--out", type=_path, required=True, help="run directory (config.json, metrics.jsonl, checkpoints)")
+    g.add_argument("--resume", action="store_true", help="continue the run saved in --out (from its state.pth)")
+    g.add_argument(
+        "--resume-from-checkpoint",
+        dest="resume",
+        action="store_const",
+        const="checkpoint",
+        help="continue the run in --out from its last checkpoint.pth (when state.pth is lost; not bit-identical)",
+    )
+    g.add_argument("--force", action="store_true", help="replace the run in --out (only its own files)")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_execution_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("execution")
-    g.add_argument("--seed", type=_seed, default=0, help="seed of the model init and the data order (0)")
+    g.add_argument(
+        "--seed",
+        type=_seed_list,
+        default=[0],
+        help="seed of the model init and the data order (0); a comma-separated list trains a cohort",
+    )
     g.add_argument("--deterministic", action="store_true", help="deterministic kernels (exact resume)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (auto)")
     g.add_argument(
@@ -116,6 +163,12 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="replay each training step as one CUDA graph (auto: on for one CUDA process without fp16/compile)",
     )
+    g.add_argument(
+        "--eval-precision",
+        default=None,
+        choices=("fp32", "amp"),
+        help="test-set evaluation in float32 (fp32, default) or under the training autocast (amp)",
+    )
     g.add_argument("--loader", default="device", help="device (GPU-resident, default) or reference (DataLoader)")
     g.add_argument("--num-workers", type=int, default=0, help="DataLoader workers of --loader reference (0)")
     g.add_argument(
@@ -124,18 +177,6 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         default=True,
         help="under torchrun: BatchNorm statistics over the global batch (default on)",
     )
-    g = p.add_argument_group("output")
-    g.add_argument("--out", type=_path, required=True, help="run directory (config.json, metrics.jsonl, checkpoints)")
-    g.add_argument("--resume", action="store_true", help="continue the run saved in --out (from its state.pth)")
-    g.add_argument(
-        "--resume-from-checkpoint",
-        dest="resume",
-        action="store_const",
-        const="checkpoint",
-        help="continue the run in --out from its last checkpoint.pth (when state.pth is lost; not bit-identical)",
-    )
-    g.add_argument("--force", action="store_true", help="replace the run in --out (only its own files)")
-    g.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,7 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", default=None, help="teacher architecture or standard teacher name")
     p.add_argument("--teacher-checkpoint", default=None, help="teacher weights (default: the standard file)")
     p.add_argument("--teacher-dir", default="data", help="where standard teachers are looked up (data)")
-    p.add_argument("--method", default="wttm", help=f"{', '.join(BASE_METHODS)} or a sum like wttm+0.8*kd")
+    methods = f"{', '.join(BASE_METHODS)} or a sum like wttm+0.8*kd; a comma-separated list trains a cohort"
+    p.add_argument("--method", default="wttm", help=methods)
     p.add_argument("--gamma", type=float, default=None, help="power / 1/T of TTM and WTTM (Table 8/9 preset)")
     p.add_argument("--beta", type=float, default=None, help="weight of the TTM / WTTM term (Table 8/9 preset)")
     p.add_argument("--temperature", type=float, default=None, help="KD temperature (4)")
@@ -208,14 +250,15 @@ def _check_data_dir(args: argparse.Namespace) -> str:
     return str(args.data_dir)
 
 
-def _config_from_args(args: argparse.Namespace) -> Any:
+def _config_from_args(args: argparse.Namespace, method: str, seed: int, lr: float | None, out: str) -> Any:
+    """The configuration of one student (``method``, ``seed``, ``lr`` and ``out`` picked from the lists)."""
     from wttm_core.engine import TrainConfig
 
     given = {
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "test_batch_size": args.test_batch_size,
-        "lr": args.lr,
+        "lr": lr,
         "momentum": args.momentum,
         "weight_decay": args.weight_decay,
         "milestones": tuple(args.milestones) if args.milestones else None,
@@ -223,7 +266,7 @@ def _config_from_args(args: argparse.Namespace) -> Any:
     }
     if args.command == "distill":
         given.update(
-            method=args.method,
+            method=method,
             teacher=args.teacher,
             teacher_checkpoint=args.teacher_checkpoint,
             teacher_dir=args.teacher_dir,
@@ -251,7 +294,7 @@ def _config_from_args(args: argparse.Namespace) -> Any:
         test_size=args.test_size,
         data_seed=args.data_seed,
         download=args.download,
-        seed=args.seed,
+        seed=seed,
         deterministic=args.deterministic,
         device=args.device,
         amp=args.amp,
@@ -261,29 +304,62 @@ def _config_from_args(args: argparse.Namespace) -> Any:
         loader=args.loader,
         num_workers=args.num_workers,
         sync_bn=args.sync_bn,
-        out=args.out,
+        eval_precision=args.eval_precision,
+        out=out,
         quiet=args.quiet,
         **fields,
     )
 
 
+def _students(args: argparse.Namespace) -> list[tuple[str, int, float | None, str]]:
+    """``(method, seed, lr, out)`` of every student: the product of the lists; with several, each student's run
+    directory under ``--out`` is named after the values that vary (``kd-lr0.1-s2``)."""
+    import itertools
+    import re
+
+    methods = [m.strip() for m in args.method.split(",")] if args.command == "distill" else ["ce"]
+    if len(set(methods)) != len(methods) or not all(methods):
+        raise ValueError(f"--method: expected distinct methods separated by commas, got {args.method!r}")
+    lrs: list[float | None] = list(args.lr) if args.lr else [None]
+    grid = list(itertools.product(methods, lrs, args.seed))
+    if len(grid) == 1:
+        method, lr, seed = grid[0]
+        return [(method, seed, lr, args.out)]
+    students = []
+    for method, lr, seed in grid:
+        parts = [re.sub(r"[^a-z0-9.]+", "-", method.lower()).strip("-")] if len(methods) > 1 else []
+        parts += [f"lr{lr:g}"] if len(lrs) > 1 else []
+        parts += [f"s{seed}"] if len(args.seed) > 1 else []
+        students.append((method, seed, lr, str(Path(args.out) / "-".join(parts))))
+    if len({out for *_, out in students}) != len(students):
+        raise ValueError(f"--method: {args.method!r} names two methods the same folder")
+    return students
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
-    from wttm_core.engine import train
+    from wttm_core.engine import train, train_cohort
 
     if args.resume and args.force:
         raise ValueError(
             "--resume and --force contradict each other: --resume continues the run in --out, "
             "--force replaces it; pass only one"
         )
-    config = _config_from_args(args)
-    summary = train(config, resume=args.resume, force=args.force)
-    if not args.quiet:
-        best, last = summary["best_test_acc"], summary["last_test_acc"]
-        print(
-            f"{summary['method']} {summary['arch']}: best test acc {best:.2f}% (epoch {summary['best_epoch']}), "
-            f"last {last:.2f}% (epoch {summary['last_epoch']}); files in {args.out}"
-        )
-    return 0
+    configs = [_config_from_args(args, *student) for student in _students(args)]
+    if len(configs) == 1:
+        summaries = [train(configs[0], resume=args.resume, force=args.force)]
+    else:
+        manifest = Path(args.out) / "cohort.json"
+        summaries = train_cohort(configs, resume=args.resume, force=args.force, manifest=manifest)
+    for summary, config in zip(summaries, configs, strict=True):
+        if "diverged" in summary:
+            print(f"{summary['method']} {summary['arch']} in {config.out} stopped: {summary['diverged']}")
+        elif not args.quiet:
+            best, last = summary["best_test_acc"], summary["last_test_acc"]
+            print(
+                f"{summary['method']} {summary['arch']}: best test acc {best:.2f}% (epoch {summary['best_epoch']}), "
+                f"last {last:.2f}% (epoch {summary['last_epoch']}); files in {config.out}"
+            )
+    return 1 if any("diverged" in summary for summary in summaries) else 0
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:

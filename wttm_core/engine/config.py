@@ -12,6 +12,7 @@ import dataclasses
 import platform
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,13 +37,19 @@ __all__ = [
     "LOADERS",
     "resolve_config",
     "config_to_dict",
-    "config_from_dict",
     "identity",
     "environment_info",
+    "git_commit",
+    "EVAL_PRECISIONS",
+    "LEGACY_VALUES",
 ]
 
 DATASETS = ("synthetic", "cifar100")
 LOADERS = ("device", "reference")
+EVAL_PRECISIONS = ("fp32", "amp")
+# Fields added after runs were first written: the value a run directory without the field was made with, so that
+# such a run resumes as it started (unless the caller sets the field).
+LEGACY_VALUES: dict[str, Any] = {"eval_precision": "amp"}
 # The configuration fields that set loss-term hyper-parameters (the table's ``field`` names).
 METHOD_FIELDS = tuple(dict.fromkeys(p.field for term in TERMS.values() for p in term.params if p.field is not None))
 # Fields that do not change what is computed: two configs differing only here describe the same run.
@@ -100,6 +107,7 @@ class TrainConfig:
     channels_last: bool | None = None
     compile: bool = False
     cuda_graphs: bool | None = None
+    eval_precision: str | None = None  # test-set evaluation: "fp32" (default) or "amp" (the training autocast)
     sync_bn: bool = True
     world_size: int = 1
     out: str | None = None
@@ -137,6 +145,8 @@ def _validate(cfg: TrainConfig, model_names: tuple[str, ...]) -> None:
     _check_choice("loader", cfg.loader, LOADERS)
     _check_choice("amp", cfg.amp, ("auto", *AMP_MODES))
     _check_choice("weighting", cfg.weighting, WEIGHTINGS)
+    if cfg.eval_precision is not None:
+        _check_choice("eval_precision", cfg.eval_precision, EVAL_PRECISIONS)
     for name in ("epochs", "batch_size"):
         _check_int(name, getattr(cfg, name), 1)
     for name in ("train_size", "test_size", "test_batch_size"):
@@ -212,6 +222,7 @@ def resolve_config(config: TrainConfig, *, world_size: int = 1, local_rank: int 
     if cfg.channels_last is None:
         cfg.channels_last = default_channels_last(cfg.device, cfg.amp)
     cfg.cuda_graphs = _resolve_cuda_graphs(cfg)
+    cfg.eval_precision = cfg.eval_precision or "fp32"  # published accuracies are float32 evaluations
     return cfg
 
 
@@ -268,29 +279,55 @@ def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
     return out
 
 
-def config_from_dict(data: dict[str, Any]) -> TrainConfig:
-    """The inverse of :func:`config_to_dict`; unknown keys (``environment``, ``data``) are ignored."""
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    kwargs = {k: v for k, v in data.items() if k in names}
-    if kwargs.get("milestones") is not None:
-        kwargs["milestones"] = tuple(kwargs["milestones"])
-    return TrainConfig(**kwargs)
-
-
 def identity(data: dict[str, Any]) -> dict[str, Any]:
-    """The part of a config dict that decides what is computed (used to recognise the same run on disk)."""
+    """The part of a config dict that decides what is computed (used to recognise the same run on disk); a field
+    added since the dict was written counts with the value it was made with (:data:`LEGACY_VALUES`)."""
     names = {f.name for f in dataclasses.fields(TrainConfig)}
-    return {k: v for k, v in data.items() if k in names and k not in _NOT_IDENTITY}
+    found = {k: v for k, v in data.items() if k in names and k not in _NOT_IDENTITY}
+    return {**LEGACY_VALUES, **found}
 
 
-def environment_info(device: str) -> dict[str, Any]:
-    """Versions and hardware, recorded in ``config.json`` next to the configuration."""
+def git_commit(folder: str | Path | None = None) -> str | None:
+    """The commit checked out where this package lives (``None`` outside a git checkout, or unreadable).
+
+    Reads ``.git`` directly (a worktree's ``gitdir:`` file, loose and packed refs): no ``git`` program needed.
+    """
+    start = Path(folder) if folder is not None else Path(__file__).resolve().parents[2]
+    try:
+        dot_git = start / ".git"
+        if dot_git.is_file():  # a worktree or submodule: "gitdir: <path>"
+            dot_git = (start / dot_git.read_text().split(":", 1)[1].strip()).resolve()
+        head = (dot_git / "HEAD").read_text().strip()
+        if not head.startswith("ref:"):
+            return head or None
+        ref = head.split(":", 1)[1].strip()
+        common = dot_git / "commondir"
+        roots = [dot_git] + ([(dot_git / common.read_text().strip()).resolve()] if common.is_file() else [])
+        for root in roots:
+            if (root / ref).is_file():
+                return (root / ref).read_text().strip()
+            packed = root / "packed-refs"
+            if packed.is_file():
+                for line in packed.read_text().splitlines():
+                    if line.endswith(" " + ref):
+                        return line.split()[0]
+    except (OSError, IndexError, UnicodeDecodeError):
+        return None
+    return None
+
+
+def environment_info(device: str, eval_precision: str | None = None) -> dict[str, Any]:
+    """Provenance recorded in ``config.json`` next to the configuration: the package version and git commit,
+    versions, hardware, thread count, device and evaluation precision."""
     import torchvision
 
     import wttm_core
 
     info: dict[str, Any] = {
         "wttm": getattr(wttm_core, "__version__", "unknown"),
+        "git_commit": git_commit(),
+        "device": device,
+        "eval_precision": eval_precision,
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
