@@ -54,14 +54,14 @@ __all__ = [
 # y-axis titles (with units) of the metrics the engine writes to metrics.jsonl
 METRIC_LABELS: dict[str, str] = {
     "student_entropy": "mean student entropy H(q) on the test set (nats)",
-    "kl_transformed_teacher": "mean D(p^t_T || q) on the test set (nats)",
-    "kd_divergence": "mean D(p^t_T || q_T) on the test set (nats)",
-    "renyi_entropy": "mean Renyi entropy H_1/T(q) on the test set (nats)",
+    "kl_transformed_teacher": "mean D(p<sup>t</sup><sub>T</sub> ‖ q) on the test set (nats)",
+    "kd_divergence": "mean D(p<sup>t</sup><sub>T</sub> ‖ q<sub>T</sub>) on the test set (nats)",
+    "renyi_entropy": "mean Rényi entropy H<sub>1/T</sub>(q) on the test set (nats)",
     "test_acc": "test accuracy (%)",
     "train_acc": "training accuracy (%)",
     "test_loss": "test cross-entropy (nats)",
     "train_loss": "training loss",
-    "weight_mean": "mean WTTM weight U_gamma(p^t) (dimensionless)",
+    "weight_mean": "mean WTTM weight U<sub>γ</sub>(p<sup>t</sup>) (dimensionless)",
     "teacher_agreement": "agreement with the teacher's top-1 (%)",
     "lr": "learning rate",
 }
@@ -314,7 +314,7 @@ def superclass_figure(
     values: Mapping[str, Sequence[float]],
     *,
     title: str = "Teacher-student divergence per superclass",
-    x_title: str = "mean D(p^t_T || q) on the test images of the superclass (nats)",
+    x_title: str = "mean D(p<sup>t</sup><sub>T</sub> ‖ q) on the test images of the superclass (nats)",
     epoch: int | None = None,
     order: Sequence[int] | None = None,
 ) -> go.Figure:
