@@ -60,8 +60,8 @@ def figure_image(figure: Any, fmt: str = "png") -> bytes | None:
             _state["server"] = True
         fig = validate_coerce_fig_to_dict(figure, True)
         layout = fig.get("layout", {})
-        opts = {"format": fmt, "width": layout.get("width") or _default_width(layout), "height": layout.get("height") or 450}
-        opts["scale"] = 1
+        width = layout.get("width") or _default_width(layout)
+        opts = {"format": fmt, "width": width, "height": layout.get("height") or 450, "scale": 1}
         return kaleido.calc_fig_sync(fig, opts=opts)
     except Exception as error:  # any failure: no image, one line, the notebook goes on
         _warn_once(f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}")
