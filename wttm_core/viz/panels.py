@@ -15,7 +15,7 @@ from typing import Any
 
 from wttm_core.viz.style import FigureSpec
 
-__all__ = ["NOTICE_MARGIN_TOP", "SYM", "notice", "side_by_side"]
+__all__ = ["NOTICE_MARGIN_TOP", "SYM", "add_notice", "notice", "side_by_side"]
 
 SYM: dict[str, str] = {
     "gamma": "γ",
@@ -69,6 +69,14 @@ def notice(text: str, *, y: float = 1.0, width: int = 105) -> dict[str, Any]:
         "align": "left",
         "font": {"size": 12, "color": "#444444"},
     }
+
+
+def add_notice(figure: Any, text: str) -> Any:
+    """Add a :func:`notice` to a plotly figure (or ``FigureWidget``) that is already built, with room above the
+    plot for it; slider updates that only move data or the title keep it. Returns ``figure``."""
+    figure.add_annotation(notice(text))
+    figure.update_layout(margin={"t": NOTICE_MARGIN_TOP})
+    return figure
 
 
 def _axis_key(kind: str, index: int) -> str:
