@@ -209,7 +209,7 @@ def test_side_by_side_panels_export_wide(monkeypatch):
         pytest.skip("no chromium: figure images cannot be exported here")
     monkeypatch.setattr(export, "_state", {"server": False, "failed": None})
     single = FigureSpec([{"type": "scatter", "y": [1, 2]}], base_layout("a", "x", "y"))
-    pair = side_by_side([single, single], title="two panels")
+    pair = side_by_side([single, single], title="two panels", width=None)  # no width of its own
     widths = []
     for spec in (single, pair):
         png = export.figure_image(spec.to_figure(), "png")
