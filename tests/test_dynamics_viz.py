@@ -15,6 +15,7 @@ from wttm_core.viz.dynamics import (
     LiveCurves,
     colour_for,
     curves_from_runs,
+    curves_note,
     entropy_histogram_figure,
     epoch_curves_figure,
     group_summary_figure,
@@ -30,6 +31,7 @@ from wttm_core.viz.dynamics import (
     update_figure,
     update_superclass,
 )
+from wttm_core.viz.panels import NOTICE_MARGIN_TOP, add_notice
 from wttm_core.viz.style import COLORS, OKABE_ITO
 
 
@@ -209,3 +211,18 @@ def test_slider_updates_move_data_without_rebuilding() -> None:
     assert curves.layout.shapes[0].x0 == 3 and curves.layout.shapes[0].x1 == 3
     with pytest.raises(ValueError, match="marker"):
         move_epoch_marker(go.Figure(), 2)
+
+
+def test_curves_note_counts_epochs_from_the_whole_curves_and_stays_through_marker_moves() -> None:
+    curves = {
+        "KD": Series([1, 2, 3], [0.5, 0.6, 0.7], None, 1),
+        "TTM": Series([1, 2, 3], [0.4, 0.9, 1.2], None, 1),
+    }
+    note = curves_note(curves, "entropy")
+    assert note == "TTM is above KD in entropy at 2 of 3 epochs; last epoch: KD 0.700, TTM 1.200 nats."
+    assert curves_note({"KD": curves["KD"]}, "entropy", unit="") == "entropy at the last epoch: KD 0.700."
+    figure = add_notice(epoch_curves_figure(curves, metric="student_entropy", title="Fig. 1", epoch=1), note)
+    move_epoch_marker(figure, 3)
+    assert "Notice:" in figure.layout.annotations[-1].text and figure.layout.margin.t == NOTICE_MARGIN_TOP
+    with pytest.raises(ValueError, match="curves"):
+        curves_note({}, "entropy")

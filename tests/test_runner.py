@@ -195,3 +195,24 @@ def test_wttm_notebooks_is_the_runner_with_the_index(tmp_path, capsys, monkeypat
     monkeypatch.undo()
     assert cli.main(["notebooks", "--notebooks", str(tmp_path), "--max-minutes", "0"]) == 2
     assert "max_minutes must be > 0" in capsys.readouterr().err
+
+
+def test_side_by_side_panels_export_wide(monkeypatch):
+    """Related panels side by side get a JupyterLab-wide image (1100 px); a single panel keeps 700 px."""
+    import shutil
+    import struct
+
+    from wttm_core.viz.panels import side_by_side
+    from wttm_core.viz.style import FigureSpec, base_layout
+
+    if shutil.which("chromium") is None:
+        pytest.skip("no chromium: figure images cannot be exported here")
+    monkeypatch.setattr(export, "_state", {"server": False, "failed": None})
+    single = FigureSpec([{"type": "scatter", "y": [1, 2]}], base_layout("a", "x", "y"))
+    pair = side_by_side([single, single], title="two panels", width=None)  # no width of its own
+    widths = []
+    for spec in (single, pair):
+        png = export.figure_image(spec.to_figure(), "png")
+        assert png is not None and png.startswith(b"\x89PNG")
+        widths.append(struct.unpack(">I", png[16:20])[0])  # IHDR: width in pixels
+    assert widths == [export.SINGLE_WIDTH, export.PANELS_WIDTH] == [700, 1100]

@@ -509,11 +509,13 @@ def test_log_control_gives_a_log_slider():
 
 
 def test_side_by_side_lists_each_name_once_and_wraps_notes():
-    from wttm_core.viz.panels import notice, side_by_side
+    from wttm_core.viz.panels import PANELS_WIDTH, notice, side_by_side
 
     spec = vd.pointwise_map_spec(0.5)
     fig = side_by_side([spec, spec], title="t").to_figure()
     shown = [t.name for t in fig.data if t.showlegend is not False]
     assert len(shown) == len(set(shown)) == len(spec.traces)
+    assert fig.layout.width == PANELS_WIDTH == 1100  # a FigureWidget stays 700 px wide unless told
+    assert side_by_side([spec, spec], title="t", width=None).to_figure().layout.width is None
     wrapped = notice("word " * 60, width=50)["text"]
     assert wrapped.count("<br>") >= 5 and all(len(line) <= 60 for line in wrapped.split("<br>"))

@@ -117,7 +117,7 @@ def power_transform_readout(teacher_probs: Any, temperature: float) -> str:
         ("top probability pᵗ / pᵗ_T", f"{float(p.max()):.4f} / {float(transformed.max()):.4f}"),
         (
             "U_γ(pᵗ)  (bounds hold for γ < 1)",
-            f"{float(power_sum(p, gamma)):.4f}  between 1 and K^(1-γ) = {k ** (1 - gamma):.4f}",
+            f"{float(power_sum(p, gamma)):.4f}  between 1 and K¹⁻ᵞ = {k ** (1 - gamma):.4f}",
         ),
     ]
     return readout_table(rows)

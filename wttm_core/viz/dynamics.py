@@ -36,6 +36,7 @@ __all__ = [
     "label_colours",
     "epoch_curves_figure",
     "curves_from_runs",
+    "curves_note",
     "entropy_histogram_figure",
     "histogram_y_max",
     "histograms_from_runs",
@@ -54,14 +55,14 @@ __all__ = [
 # y-axis titles (with units) of the metrics the engine writes to metrics.jsonl
 METRIC_LABELS: dict[str, str] = {
     "student_entropy": "mean student entropy H(q) on the test set (nats)",
-    "kl_transformed_teacher": "mean D(p^t_T || q) on the test set (nats)",
-    "kd_divergence": "mean D(p^t_T || q_T) on the test set (nats)",
-    "renyi_entropy": "mean Renyi entropy H_1/T(q) on the test set (nats)",
+    "kl_transformed_teacher": "mean D(p<sup>t</sup><sub>T</sub> ‖ q) on the test set (nats)",
+    "kd_divergence": "mean D(p<sup>t</sup><sub>T</sub> ‖ q<sub>T</sub>) on the test set (nats)",
+    "renyi_entropy": "mean Rényi entropy H<sub>1/T</sub>(q) on the test set (nats)",
     "test_acc": "test accuracy (%)",
     "train_acc": "training accuracy (%)",
     "test_loss": "test cross-entropy (nats)",
     "train_loss": "training loss",
-    "weight_mean": "mean WTTM weight U_gamma(p^t) (dimensionless)",
+    "weight_mean": "mean WTTM weight U<sub>γ</sub>(p<sup>t</sup>) (dimensionless)",
     "teacher_agreement": "agreement with the teacher's top-1 (%)",
     "lr": "learning rate",
 }
@@ -182,6 +183,22 @@ def epoch_curves_figure(
 def curves_from_runs(runs: Sequence[Run], metric: str, *, by: str = "label") -> dict[str, Series]:
     """``{label: Series}`` of ``metric`` averaged over the seeds of each group (see :func:`group_runs`)."""
     return {str(label): aggregate_series(group, metric) for label, group in group_runs(runs, by).items()}
+
+
+def curves_note(curves: Mapping[str, Series], quantity: str, unit: str = "nats") -> str:
+    """A "what to notice" line for :func:`epoch_curves_figure` computed from the whole curves (so it holds at every
+    position of the epoch marker): at how many shared epochs the second curve lies above the first, and every
+    curve's value at its last epoch (two lines at most for three curves). ``quantity`` names the metric
+    ("H(q)"), ``unit`` its unit."""
+    _check_curves(curves)
+    labels = list(curves)
+    ends = ", ".join(f"{label} {curves[label].mean[-1]:.3f}" for label in labels) + (f" {unit}" if unit else "")
+    if len(labels) < 2:
+        return f"{quantity} at the last epoch: {ends}."
+    first, second = (dict(zip(curves[label].epochs, curves[label].mean, strict=True)) for label in labels[:2])
+    shared = sorted(set(first) & set(second))
+    above = sum(second[e] > first[e] for e in shared)
+    return f"{labels[1]} is above {labels[0]} in {quantity} at {above} of {len(shared)} epochs; last epoch: {ends}."
 
 
 def _titled(title: str, epoch: int | None) -> str:
@@ -314,7 +331,7 @@ def superclass_figure(
     values: Mapping[str, Sequence[float]],
     *,
     title: str = "Teacher-student divergence per superclass",
-    x_title: str = "mean D(p^t_T || q) on the test images of the superclass (nats)",
+    x_title: str = "mean D(p<sup>t</sup><sub>T</sub> ‖ q) on the test images of the superclass (nats)",
     epoch: int | None = None,
     order: Sequence[int] | None = None,
 ) -> go.Figure:

@@ -35,6 +35,15 @@ def _warn_once(reason: str) -> None:
         print(f"figure images: export failed ({reason}); figures stay interactive only", file=sys.stderr, flush=True)
 
 
+SINGLE_WIDTH, PANELS_WIDTH = 700, 1100  # px: one panel; side-by-side panels (about a JupyterLab main area)
+
+
+def _default_width(layout: dict[str, Any]) -> int:
+    """The image width for a layout without one: wide enough that side-by-side panels (a second x axis, as
+    :func:`wttm_core.viz.panels.side_by_side` makes) stay as readable as a single panel."""
+    return PANELS_WIDTH if "xaxis2" in layout else SINGLE_WIDTH
+
+
 def figure_image(figure: Any, fmt: str = "png") -> bytes | None:
     """``figure`` (a plotly figure or its dict) as PNG or SVG bytes, at its layout's size (default 700 x 450);
     ``None`` (after one line on stderr the first time) when it cannot be exported here."""
@@ -51,7 +60,8 @@ def figure_image(figure: Any, fmt: str = "png") -> bytes | None:
             _state["server"] = True
         fig = validate_coerce_fig_to_dict(figure, True)
         layout = fig.get("layout", {})
-        opts = {"format": fmt, "width": layout.get("width") or 700, "height": layout.get("height") or 450, "scale": 1}
+        width = layout.get("width") or _default_width(layout)
+        opts = {"format": fmt, "width": width, "height": layout.get("height") or 450, "scale": 1}
         return kaleido.calc_fig_sync(fig, opts=opts)
     except Exception as error:  # any failure: no image, one line, the notebook goes on
         _warn_once(f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}")

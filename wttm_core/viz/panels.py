@@ -15,7 +15,7 @@ from typing import Any
 
 from wttm_core.viz.style import FigureSpec
 
-__all__ = ["NOTICE_MARGIN_TOP", "SYM", "notice", "side_by_side"]
+__all__ = ["NOTICE_MARGIN_TOP", "PANELS_WIDTH", "SYM", "add_notice", "notice", "side_by_side"]
 
 SYM: dict[str, str] = {
     "gamma": "γ",
@@ -35,6 +35,7 @@ SYM: dict[str, str] = {
 }
 
 
+PANELS_WIDTH = 1100  # px: side-by-side panels, about the width of a JupyterLab main area at 1400 px
 NOTICE_MARGIN_TOP = 105  # room above the plot for the title and a notice of up to two lines
 
 
@@ -71,6 +72,14 @@ def notice(text: str, *, y: float = 1.0, width: int = 105) -> dict[str, Any]:
     }
 
 
+def add_notice(figure: Any, text: str) -> Any:
+    """Add a :func:`notice` to a plotly figure (or ``FigureWidget``) that is already built, with room above the
+    plot for it; slider updates that only move data or the title keep it. Returns ``figure``."""
+    figure.add_annotation(notice(text))
+    figure.update_layout(margin={"t": NOTICE_MARGIN_TOP})
+    return figure
+
+
 def _axis_key(kind: str, index: int) -> str:
     return kind if index == 1 else f"{kind}{index}"
 
@@ -97,13 +106,16 @@ def side_by_side(
     note: str = "",
     titles: Sequence[str] | None = None,
     height: int = 430,
+    width: int | None = PANELS_WIDTH,
     gap: float = 0.07,
 ) -> FigureSpec:
     """Place ``specs`` next to each other as panels of one figure (equal widths, one shared legend below).
 
     Each panel keeps its axes (titles, ranges, log types) and shows its own title (or ``titles[i]``) above it;
     the traces keep their names, and the legend lists each name once. ``note`` becomes a :func:`notice`
-    under the main title.
+    under the main title. ``width`` (pixels) fills a JupyterLab main area: a live ``FigureWidget`` does not grow to
+    its output area by itself (it stays at plotly's 700 px, which squeezes three panels and cuts the note off);
+    ``None`` leaves the width to plotly.
     """
     specs = list(specs)
     if not specs or any(not isinstance(s, FigureSpec) for s in specs):
@@ -111,15 +123,15 @@ def side_by_side(
     n = len(specs)
     if titles is not None and len(titles) != n:
         raise ValueError(f"titles must have one entry per panel ({n}), got {len(titles)}")
-    width = (1.0 - gap * (n - 1)) / n
+    share = (1.0 - gap * (n - 1)) / n  # of the plot width, per panel
     traces: list[dict[str, Any]] = []
     seen: set[Any] = set()
     layout: dict[str, Any] = {**specs[0].layout}
     annotations: list[dict[str, Any]] = [notice(note, y=1.1, width=170)] if note else []
     for i, spec in enumerate(specs, start=1):
-        lo = (i - 1) * (width + gap)
+        lo = (i - 1) * (share + gap)
         x_key, y_key = _axis_key("xaxis", i), _axis_key("yaxis", i)
-        xaxis = {**spec.layout.get("xaxis", {}), "domain": [lo, lo + width], "anchor": _axis_key("y", i)}
+        xaxis = {**spec.layout.get("xaxis", {}), "domain": [lo, lo + share], "anchor": _axis_key("y", i)}
         yaxis = {**spec.layout.get("yaxis", {}), "anchor": _axis_key("x", i)}
         yaxis.pop("scaleanchor", None)
         layout[x_key], layout[y_key] = xaxis, yaxis
@@ -130,10 +142,12 @@ def side_by_side(
             seen.add(trace.get("name"))
             traces.append(placed)
         panel_title = titles[i - 1] if titles is not None else spec.layout.get("title", {}).get("text", "")
-        annotations.append(_panel_title(panel_title, lo + width / 2))
+        annotations.append(_panel_title(panel_title, lo + share / 2))
     layout["title"] = {"text": title, "x": 0.02, "xanchor": "left"}
     layout["annotations"] = annotations
     layout["height"] = height
+    if width is not None:
+        layout["width"] = width
     layout["margin"] = {"l": 60, "r": 20, "t": 130 if note else 80, "b": 60}
     layout.pop("barmode", None)
     if any(s.layout.get("barmode") for s in specs):

@@ -187,7 +187,7 @@ def weights_readout(weights: Any, gamma: float, num_classes: int) -> str:
     rows = [
         ("γ / T", f"{float(gamma):.3g} / {1.0 / float(gamma):.3g}"),
         ("U over the batch: min / mean / max", f"{weights.min():.3f} / {weights.mean():.3f} / {weights.max():.3f}"),
-        ("bounds [1, K^(1-γ)]", f"[1, {k ** (1.0 - float(gamma)):.3f}]"),
+        ("bounds [1, K¹⁻ᵞ]", f"[1, {k ** (1.0 - float(gamma)):.3f}]"),
     ]
     return readout_table(rows)
 
