@@ -264,46 +264,60 @@ def run_epochs(args: argparse.Namespace, device: str, folder: Path) -> list[dict
             _sync(device)
             seconds = time.perf_counter() - start
             add({"pair": pair.label, "pipeline": "reference", "epoch": epoch + 1, "train_seconds": seconds})
-        trainers = []
-        for name, overrides in _engine_variants(device):
-            try:
-                torch.manual_seed(0)
-                trainer = _engine_trainer(
-                    pair,
-                    data,
-                    test,
-                    device,
-                    args.batch_size,
-                    folder,
-                    epochs=args.epochs,
-                    test_batch_size=1024,
-                    compile=args.compile,
-                    **overrides,
-                )
-                summary = trainer.fit(handle_sigint=False)
-            except Exception as error:  # a failing variant is reported, and the others still run
-                add({"pair": pair.label, "pipeline": name, "epoch": None, "train_seconds": None, "error": repr(error)})
-                continue
-            for record in summary["history"]:
-                add(
-                    {
-                        "pair": pair.label,
-                        "pipeline": name,
-                        "epoch": record["epoch"],
-                        "train_seconds": record["train_seconds"],
-                        "eval_seconds": record["eval_seconds"],
-                        "test_acc": record["test_acc"],
-                        "amp": trainer.cfg.amp,
-                        "channels_last": trainer.cfg.channels_last,
-                        "cuda_graphs": trainer.cfg.cuda_graphs,
-                    }
-                )
-            trainers.append(trainer)
+        trainers = _engine_epochs(args, pair, data, test, device, folder, add)
         if trainers:  # the ceiling of the engine's default step
             rate, _ = _time_steps(ceiling_step_fn(trainers[0], args.batch_size), args.warmup, steps_per_epoch, device)
             seconds = len(data) / rate
             add({"pair": pair.label, "pipeline": "ceiling (pre-made batch)", "epoch": None, "train_seconds": seconds})
     return rows
+
+
+def _engine_epochs(
+    args: argparse.Namespace,
+    pair: Pair,
+    data: ImageDataset,
+    test: ImageDataset,
+    device: str,
+    folder: Path,
+    add: Callable[[dict[str, object]], None],
+) -> list[object]:
+    """Full epochs of each engine variant (a failing variant is reported, and the others still run)."""
+    trainers = []
+    for name, overrides in _engine_variants(device):
+        try:
+            torch.manual_seed(0)
+            trainer = _engine_trainer(
+                pair,
+                data,
+                test,
+                device,
+                args.batch_size,
+                folder,
+                epochs=args.epochs,
+                test_batch_size=1024,
+                compile=args.compile,
+                **overrides,
+            )
+            summary = trainer.fit(handle_sigint=False)
+        except Exception as error:  # a failing variant is reported, and the others still run
+            add({"pair": pair.label, "pipeline": name, "epoch": None, "train_seconds": None, "error": repr(error)})
+            continue
+        for record in summary["history"]:
+            add(
+                {
+                    "pair": pair.label,
+                    "pipeline": name,
+                    "epoch": record["epoch"],
+                    "train_seconds": record["train_seconds"],
+                    "eval_seconds": record["eval_seconds"],
+                    "test_acc": record["test_acc"],
+                    "amp": trainer.cfg.amp,
+                    "channels_last": trainer.cfg.channels_last,
+                    "cuda_graphs": trainer.cfg.cuda_graphs,
+                }
+            )
+        trainers.append(trainer)
+    return trainers
 
 
 def _epoch_table(rows: list[dict[str, object]], images: int) -> str:

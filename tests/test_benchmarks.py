@@ -56,3 +56,17 @@ def test_train_step_benchmark_epoch_mode(tmp_path):
     rows = json.loads(out.read_text())["results"]
     assert [row["pipeline"].split()[0] for row in rows] == ["reference", "optimised", "ceiling"]
     assert all(row["train_seconds"] > 0 and row["images"] == 128 for row in rows)
+
+
+@pytest.mark.slow
+def test_cohort_benchmark_times_both_variants(tmp_path, capsys):
+    cohort = _load("cohort")
+    out = tmp_path / "cohort.json"
+    argv = ["--settings", "20", "--steps", "1", "--warmup", "0", "--rounds", "1", "--batch-size", "16"]
+    assert cohort.main([*argv, "--train-size", "64", "--amp", "off", "--json", str(out)]) == 0
+    payload = json.loads(out.read_text())
+    [result] = payload["results"]
+    assert result["students"] == 9 and result["teacher"] == "resnet20" and len(result["rounds"]) == 1
+    assert result["sequential_images_per_s"] > 0 and result["cohort_images_per_s"] > 0
+    assert payload["machine"]["threads"] >= 1 and "torch" in payload["machine"]
+    assert "resnet20 -> 9 x resnet8" in capsys.readouterr().out

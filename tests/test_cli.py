@@ -217,3 +217,38 @@ def test_the_issue_command_forms(tmp_path):
     teacher_summary = json.loads((tmp_path / "runs/t/summary.json").read_text())
     # float32 evaluation of the last checkpoint vs the bf16 evaluation logged during training
     assert json.loads(evaluated.stdout)["top1"] == pytest.approx(teacher_summary["last_test_acc"], abs=1.0)
+
+
+def _distill_parser():
+    from wttm_core.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if a.dest == "command")
+    return commands.choices["distill"]
+
+
+def test_training_flags_are_generated_from_the_config_fields():
+    """One place per setting: each described TrainConfig field is one ``wttm distill`` flag carrying its help."""
+    import dataclasses
+
+    from wttm_core.engine import TrainConfig
+
+    actions = {a.dest: a for a in _distill_parser()._actions}
+    described = [f for f in dataclasses.fields(TrainConfig) if "cli" in f.metadata]
+    assert {f.name for f in described} >= {"method", "seed", "lr", "gamma", "epochs", "out", "sync_bn", "amp"}
+    for item in described:
+        assert actions[item.name].help == item.metadata["cli"]["help"], item.name
+        assert "--" + item.name.replace("_", "-") in actions[item.name].option_strings, item.name
+
+
+def test_parsed_flags_reach_the_config(tmp_path):
+    """Every kind of generated flag (number, list, switch, --no- switch, choice) lands in the TrainConfig."""
+    from wttm_core.cli import _config_from_args
+
+    argv = ["--student", "resnet8", "--teacher", "resnet8", "--out", str(tmp_path), "--momentum", "0.8"]
+    argv += ["--milestones", "1", "2", "--no-sync-bn", "--deterministic", "--amp", "off", "--label-smoothing", "0.1"]
+    args = _distill_parser().parse_args(argv)
+    args.command = "distill"
+    config = _config_from_args(args, "kd", 3, 0.2, str(tmp_path))
+    assert (config.method, config.seed, config.lr, config.momentum) == ("kd", 3, 0.2, 0.8)
+    assert config.milestones == (1, 2) and config.sync_bn is False and config.deterministic is True
+    assert (config.amp, config.label_smoothing, config.epochs, config.channels_last) == ("off", 0.1, 240, None)

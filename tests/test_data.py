@@ -595,25 +595,12 @@ def test_device_loader_can_shuffle_without_augmenting() -> None:
     assert not torch.equal(augmented[0], x)
 
 
-def test_device_loader_shards_across_ranks() -> None:
-    data = _tiny_dataset(101)
-    seen = []
-    for rank in range(3):
-        loader = DeviceLoader(data, 10, train=True, seed=1, rank=rank, world_size=3)
-        assert len(loader) == -(-len(range(rank, 101, 3)) // 10)
-        seen.append(torch.cat([y for _, y in loader]))
-    everything = torch.cat(seen)
-    assert len(everything) == 101 and torch.equal(torch.sort(everything).values, torch.sort(data.labels).values)
-
-
 def test_device_loader_memory_format_and_arguments() -> None:
     data = _tiny_dataset(8)
     x, _ = next(iter(DeviceLoader(data, 4, train=True, memory_format=torch.channels_last)))
     assert x.is_contiguous(memory_format=torch.channels_last) and x.dtype == torch.float32
     with pytest.raises(ValueError, match="batch_size"):
         DeviceLoader(data, 0, train=True)
-    with pytest.raises(ValueError, match="rank"):
-        DeviceLoader(data, 2, train=True, rank=2, world_size=2)
     with pytest.raises(TypeError, match="dataset"):
         DeviceLoader(data.images, 2, train=True)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="epoch"):

@@ -406,8 +406,8 @@ def test_load_examples_splits_runs_by_the_manifest(tmp_path: Path) -> None:
 
 def test_diagnostics_reuse_the_engines_test_logits(tmp_path: Path, teacher_file: Path, monkeypatch) -> None:
     """One pass over the test set per epoch (the engine's), one for the teacher - not two of each."""
-    import wttm_core.engine.loop as loop
     import wttm_core.engine.metrics as metrics
+    import wttm_core.engine.shared as shared
     from wttm_core.data import load_dataset
     from wttm_core.engine import prepare
     from wttm_core.experiments.diagnostics import DiagnosticsRecorder
@@ -419,7 +419,7 @@ def test_diagnostics_reuse_the_engines_test_logits(tmp_path: Path, teacher_file:
         passes.append(type(model).__name__)
         return original(model, *args, **kwargs)
 
-    monkeypatch.setattr(loop, "predict_logits", counting)
+    monkeypatch.setattr(shared, "predict_logits", counting)
     monkeypatch.setattr(metrics, "predict_logits", counting)
     data = load_dataset("synthetic", "train", size=128), load_dataset("synthetic", "test", size=64)
     config = TrainConfig(

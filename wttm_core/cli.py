@@ -5,13 +5,17 @@ Sub-commands::
     wttm train-teacher --arch resnet20 --epochs 2 --out runs/t ...
     wttm distill --teacher resnet20 --teacher-checkpoint runs/t/checkpoint.pth --student resnet8 \\
         --method wttm --gamma 0.3 --beta 1.5 --out runs/s [--resume] ...
+    wttm distill ... --method kd,ttm,wttm --seed 0,1,2 --lr 0.05,0.1 --out runs/cohort   # one cohort
     wttm eval --arch resnet20 --checkpoint runs/t/checkpoint.pth [--dataset synthetic ...]
     wttm presets [--json]
     wttm teachers [--root DIR] [--fetch DEST]
     wttm present [--notebooks DIR] [--out DIR] [--port N] [--allow-host NAME] [--dry-run]
     wttm sweep SWEEP.yaml [--out DIR] [--force] [--list]
 
-Every sub-command builds the same :class:`~wttm_core.engine.TrainConfig` the notebooks use. Bad input prints
+Every sub-command builds the same :class:`~wttm_core.engine.TrainConfig` the notebooks use. Comma-separated
+``--method``, ``--seed`` and ``--lr`` lists train their product as one cohort (one teacher pass per batch for
+all students, :func:`~wttm_core.engine.train_cohort`): one run directory per student under ``--out`` and
+``cohort.json`` listing them; a single value trains one run in ``--out`` itself. Bad input prints
 one line (``wttm <command>: error: ...``) and exits with code 2 before anything is written; an environment
 error (disk full, permission refused) is one line with the real cause and exit code 1, with nothing half-written;
 Ctrl-C during training saves the state and exits with code 130.
@@ -72,60 +76,78 @@ def _url(text: str) -> str:
     return text
 
 
-def _add_data_arguments(p: argparse.ArgumentParser, *, train: bool = True) -> None:
-    g = p.add_argument_group("data")
-    g.add_argument("--dataset", default="synthetic", help="synthetic (offline, default) or cifar100")
-    g.add_argument("--data-dir", default=None, help="folder holding cifar-100-python (default: data)")
-    if train:
-        g.add_argument("--train-size", type=int, default=None, help="training images (default: all)")
-    g.add_argument("--test-size", type=int, default=None, help="test images (default: all)")
-    g.add_argument("--data-seed", type=_seed, default=0, help="synthetic-set seed / CIFAR subsample seed")
-    g.add_argument("--download", action="store_true", help="download CIFAR-100 when it is missing")
+def _list_of(kind: type, what: str) -> Any:
+    def parse(text: str) -> list[Any]:
+        try:
+            values = [kind(piece) for piece in text.split(",")]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what} separated by commas, got {text!r}") from None
+        if len(set(values)) != len(values):
+            raise argparse.ArgumentTypeError(f"repeated value in {text!r}")
+        return values
+
+    return parse
 
 
-def _add_run_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("recipe (defaults: the paper's CIFAR-100 recipe)")
-    g.add_argument("--epochs", type=int, default=None, help="epochs (240); lr milestones scale with it")
-    g.add_argument("--batch-size", type=int, default=None, help="global batch size (64)")
-    g.add_argument("--test-batch-size", type=int, default=None, help="evaluation batch size (256)")
-    g.add_argument("--lr", type=float, default=None, help="initial lr (0.05; 0.01 for MobileNetV2/ShuffleV1/V2)")
-    g.add_argument("--momentum", type=float, default=None, help="SGD momentum (0.9)")
-    g.add_argument("--weight-decay", type=float, default=None, help="weight decay (5e-4)")
-    g.add_argument("--milestones", type=int, nargs="+", default=None, help="lr x0.1 epochs (150 180 210 scaled)")
-    g.add_argument("--label-smoothing", type=float, default=None, help="label smoothing of the CE term (0)")
-    g = p.add_argument_group("execution")
-    g.add_argument("--seed", type=_seed, default=0, help="seed of the model init and the data order (0)")
-    g.add_argument("--deterministic", action="store_true", help="deterministic kernels (exact resume)")
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (auto)")
-    g.add_argument(
-        "--amp",
-        default="auto",
-        choices=("auto", "off", "bf16", "fp16"),
-        help="autocast precision (auto: bf16 on CUDA and on CPUs with bf16 instructions)",
-    )
-    g.add_argument(
-        "--channels-last",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="channels_last memory format (auto: on with bf16/CUDA)",
-    )
-    g.add_argument("--compile", action="store_true", help="torch.compile the models (slow first epoch)")
-    g.add_argument(
-        "--cuda-graphs",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="replay each training step as one CUDA graph (auto: on for one CUDA process without fp16/compile)",
-    )
-    g.add_argument("--loader", default="device", help="device (GPU-resident, default) or reference (DataLoader)")
-    g.add_argument("--num-workers", type=int, default=0, help="DataLoader workers of --loader reference (0)")
-    g.add_argument(
-        "--sync-bn",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="under torchrun: BatchNorm statistics over the global batch (default on)",
-    )
-    g = p.add_argument_group("output")
-    g.add_argument("--out", type=_path, required=True, help="run directory (config.json, metrics.jsonl, checkpoints)")
+_seed_list = _list_of(_seed, "seeds")
+_float_list = _list_of(float, "numbers")
+
+
+_PARSERS = {"seed": _seed, "seed_list": _seed_list, "float_list": _float_list, "path": _path}
+_GROUP_TITLES = {
+    "distill": None,  # the sub-command's own options
+    "data": "data",
+    "recipe": "recipe (defaults: the paper's CIFAR-100 recipe)",
+    "execution": "execution",
+    "output": "output",
+}
+
+
+def _field_options(item: Any) -> dict[str, Any]:
+    """The ``add_argument`` keywords of one :class:`TrainConfig` field, from its ``metadata["cli"]`` and type."""
+    cli, kind = item.metadata["cli"], str(item.type)
+    options: dict[str, Any] = {"help": cli["help"]}
+    if kind.startswith("bool"):  # False: a bare switch; True / None (auto): --flag / --no-flag
+        if item.default is False:
+            return {**options, "action": "store_true"}
+        return {**options, "action": argparse.BooleanOptionalAction, "default": item.default}
+    options["default"] = cli["default"]
+    if cli["parse"] is not None:
+        options["type"] = _PARSERS[cli["parse"]]
+    elif kind.startswith("tuple[int"):
+        options.update(type=int, nargs="+")
+    elif kind.startswith(("int", "float")):
+        options["type"] = int if kind.startswith("int") else float
+    if cli["choices"] is not None:
+        options["choices"] = cli["choices"]
+    if cli["required"]:
+        options["required"] = True
+    return options
+
+
+def _add_config_arguments(
+    p: argparse.ArgumentParser, groups: Sequence[str], skip: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """One ``--flag`` per :class:`TrainConfig` field of ``groups`` (help, default and type from the field);
+    returns the argument groups by name."""
+    import dataclasses
+
+    from wttm_core.engine import TrainConfig
+
+    made: dict[str, Any] = {}
+    for group in groups:
+        title = _GROUP_TITLES[group]
+        made[group] = target = p if title is None else p.add_argument_group(title)
+        for item in dataclasses.fields(TrainConfig):
+            if item.metadata.get("cli", {}).get("group") == group and item.name not in skip:
+                target.add_argument("--" + item.name.replace("_", "-"), **_field_options(item))
+    return made
+
+
+def _add_training_arguments(p: argparse.ArgumentParser, *, distill: bool) -> None:
+    """The flags of ``train-teacher`` / ``distill``: the configuration's fields, then resume / force."""
+    groups = ("data", "recipe", "execution", "output")
+    g = _add_config_arguments(p, ("distill", *groups) if distill else groups)["output"]
     g.add_argument("--resume", action="store_true", help="continue the run saved in --out (from its state.pth)")
     g.add_argument(
         "--resume-from-checkpoint",
@@ -135,46 +157,25 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         help="continue the run in --out from its last checkpoint.pth (when state.pth is lost; not bit-identical)",
     )
     g.add_argument("--force", action="store_true", help="replace the run in --out (only its own files)")
-    g.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``wttm`` argument parser (sub-commands train-teacher, distill, eval, presets, teachers)."""
-    from wttm_core.loss_terms import BASE_METHODS
-
     parser = _Parser(prog="wttm", description="Transformed teacher matching (TTM / WTTM) distillation lab.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("train-teacher", help="train a model with cross-entropy (a teacher or a vanilla student)")
     p.add_argument("--arch", required=True, help="architecture, e.g. resnet56")
-    _add_data_arguments(p)
-    _add_run_arguments(p)
+    _add_training_arguments(p, distill=False)
 
     p = sub.add_parser("distill", help="distil a student from a frozen teacher (KD, TTM, WTTM, sums)")
     p.add_argument("--student", "--arch", dest="arch", required=True, help="student architecture")
-    p.add_argument("--teacher", default=None, help="teacher architecture or standard teacher name")
-    p.add_argument("--teacher-checkpoint", default=None, help="teacher weights (default: the standard file)")
-    p.add_argument("--teacher-dir", default="data", help="where standard teachers are looked up (data)")
-    p.add_argument("--method", default="wttm", help=f"{', '.join(BASE_METHODS)} or a sum like wttm+0.8*kd")
-    p.add_argument("--gamma", type=float, default=None, help="power / 1/T of TTM and WTTM (Table 8/9 preset)")
-    p.add_argument("--beta", type=float, default=None, help="weight of the TTM / WTTM term (Table 8/9 preset)")
-    p.add_argument("--temperature", type=float, default=None, help="KD temperature (4)")
-    p.add_argument("--ce-weight", type=float, default=None, help="cross-entropy weight (kd: 0.1, else 1)")
-    p.add_argument("--kd-weight", type=float, default=None, help="KD term weight lambda (0.9)")
-    p.add_argument(
-        "--weighting",
-        default=None,
-        help="WTTM sample weight: power-sum (Eq. 22, default), "
-        "power-sum-normalised, teacher-entropy, one-minus-max, none",
-    )
-    p.add_argument("--renyi-order", type=float, default=None, help="order of an added renyi term (1/T)")
-    _add_data_arguments(p)
-    _add_run_arguments(p)
+    _add_training_arguments(p, distill=True)
 
     p = sub.add_parser("eval", help="top-1 / top-5 accuracy and loss of a checkpoint on a test set")
     p.add_argument("--arch", default=None, help="architecture (default: recorded in the checkpoint)")
     p.add_argument("--checkpoint", required=True, help="checkpoint file (standard layout or state_dict)")
-    _add_data_arguments(p, train=False)
+    _add_config_arguments(p, ("data",), skip=frozenset({"train_size"}))
     p.add_argument("--batch-size", type=int, default=256, help="evaluation batch size (256)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--amp", default="off", choices=("auto", "off", "bf16", "fp16"), help="precision (off)")
@@ -208,82 +209,83 @@ def _check_data_dir(args: argparse.Namespace) -> str:
     return str(args.data_dir)
 
 
-def _config_from_args(args: argparse.Namespace) -> Any:
+def _config_from_args(args: argparse.Namespace, method: str, seed: int, lr: float | None, out: str) -> Any:
+    """The configuration of one student (``method``, ``seed``, ``lr`` and ``out`` picked from the lists): every
+    field that has a flag on this sub-command, ``None`` left to the recipe / the presets."""
+    import dataclasses
+
     from wttm_core.engine import TrainConfig
 
+    picked = {"method": method, "seed": seed, "lr": lr, "out": out}
     given = {
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "test_batch_size": args.test_batch_size,
-        "lr": args.lr,
-        "momentum": args.momentum,
-        "weight_decay": args.weight_decay,
-        "milestones": tuple(args.milestones) if args.milestones else None,
-        "label_smoothing": args.label_smoothing,
+        item.name: picked.get(item.name, getattr(args, item.name))
+        for item in dataclasses.fields(TrainConfig)
+        if "cli" in item.metadata and hasattr(args, item.name)
     }
     if args.command == "distill":
-        given.update(
-            method=args.method,
-            teacher=args.teacher,
-            teacher_checkpoint=args.teacher_checkpoint,
-            teacher_dir=args.teacher_dir,
-            gamma=args.gamma,
-            beta=args.beta,
-            temperature=args.temperature,
-            ce_weight=args.ce_weight,
-            kd_weight=args.kd_weight,
-            weighting=args.weighting,
-            renyi_order=args.renyi_order,
-        )
         if args.teacher is None and args.teacher_checkpoint is None:
             raise ValueError("--teacher and/or --teacher-checkpoint is required")
     else:
         given["method"] = "ce"
     fields = {k: v for k, v in given.items() if v is not None}
+    if "milestones" in fields:
+        fields["milestones"] = tuple(fields["milestones"])
     for name in ("gamma", "beta"):  # None means "preset"; anything given must be valid
         if name in fields and not fields[name] > 0:
             raise ValueError(f"--{name} must be > 0, got {fields[name]}")
-    return TrainConfig(
-        arch=args.arch,
-        dataset=args.dataset,
-        data_dir=_check_data_dir(args),
-        train_size=args.train_size,
-        test_size=args.test_size,
-        data_seed=args.data_seed,
-        download=args.download,
-        seed=args.seed,
-        deterministic=args.deterministic,
-        device=args.device,
-        amp=args.amp,
-        channels_last=args.channels_last,
-        compile=args.compile,
-        cuda_graphs=args.cuda_graphs,
-        loader=args.loader,
-        num_workers=args.num_workers,
-        sync_bn=args.sync_bn,
-        out=args.out,
-        quiet=args.quiet,
-        **fields,
-    )
+    fields["data_dir"] = _check_data_dir(args)
+    return TrainConfig(arch=args.arch, **fields)
+
+
+def _students(args: argparse.Namespace) -> list[tuple[str, int, float | None, str]]:
+    """``(method, seed, lr, out)`` of every student: the product of the lists; with several, each student's run
+    directory under ``--out`` is named after the values that vary (``kd-lr0.1-s2``)."""
+    import itertools
+    import re
+
+    methods = [m.strip() for m in args.method.split(",")] if args.command == "distill" else ["ce"]
+    if len(set(methods)) != len(methods) or not all(methods):
+        raise ValueError(f"--method: expected distinct methods separated by commas, got {args.method!r}")
+    lrs: list[float | None] = list(args.lr) if args.lr else [None]
+    grid = list(itertools.product(methods, lrs, args.seed))
+    if len(grid) == 1:
+        method, lr, seed = grid[0]
+        return [(method, seed, lr, args.out)]
+    students = []
+    for method, lr, seed in grid:
+        parts = [re.sub(r"[^a-z0-9.]+", "-", method.lower()).strip("-")] if len(methods) > 1 else []
+        parts += [f"lr{lr:g}"] if len(lrs) > 1 else []
+        parts += [f"s{seed}"] if len(args.seed) > 1 else []
+        students.append((method, seed, lr, str(Path(args.out) / "-".join(parts))))
+    if len({out for *_, out in students}) != len(students):
+        raise ValueError(f"--method: {args.method!r} names two methods the same folder")
+    return students
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from wttm_core.engine import train
+    from wttm_core.engine import train, train_cohort
 
     if args.resume and args.force:
         raise ValueError(
             "--resume and --force contradict each other: --resume continues the run in --out, "
             "--force replaces it; pass only one"
         )
-    config = _config_from_args(args)
-    summary = train(config, resume=args.resume, force=args.force)
-    if not args.quiet:
-        best, last = summary["best_test_acc"], summary["last_test_acc"]
-        print(
-            f"{summary['method']} {summary['arch']}: best test acc {best:.2f}% (epoch {summary['best_epoch']}), "
-            f"last {last:.2f}% (epoch {summary['last_epoch']}); files in {args.out}"
-        )
-    return 0
+    configs = [_config_from_args(args, *student) for student in _students(args)]
+    if len(configs) == 1:
+        summaries = [train(configs[0], resume=args.resume, force=args.force)]
+    else:
+        manifest = Path(args.out) / "cohort.json"
+        summaries = train_cohort(configs, resume=args.resume, force=args.force, manifest=manifest)
+    for summary, config in zip(summaries, configs, strict=True):
+        if "diverged" in summary:
+            print(f"{summary['method']} {summary['arch']} in {config.out} stopped: {summary['diverged']}")
+        elif not args.quiet:
+            best, last = summary["best_test_acc"], summary["last_test_acc"]
+            print(
+                f"{summary['method']} {summary['arch']}: best test acc {best:.2f}% (epoch {summary['best_epoch']}), "
+                f"last {last:.2f}% (epoch {summary['last_epoch']}); files in {config.out}"
+            )
+    return 1 if any("diverged" in summary for summary in summaries) else 0
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:

@@ -53,8 +53,6 @@ class DeviceLoader:
         device: where the data and the batches live (default CPU).
         seed: base seed; epoch ``e`` draws from a generator seeded by ``(seed, e)``.
         drop_last: drop the final incomplete batch.
-        rank, world_size: for data-parallel training, rank ``r`` takes every ``world_size``-th sample of the
-            epoch's order starting at ``r`` (all ranks share the order because they share the seed).
         memory_format: memory format of the yielded images (``torch.channels_last`` speeds up CPU and GPU
             convolutions).
 
@@ -72,19 +70,13 @@ class DeviceLoader:
         device: torch.device | str | None = None,
         seed: int = 0,
         drop_last: bool = False,
-        rank: int = 0,
-        world_size: int = 1,
         memory_format: torch.memory_format = torch.contiguous_format,
     ) -> None:
         if not isinstance(dataset, ImageDataset):
             raise TypeError(f"dataset must be an ImageDataset, got {type(dataset).__name__}")
         self.batch_size = _check_positive_int(batch_size, "batch_size")
-        self.world_size = _check_positive_int(world_size, "world_size")
-        if not isinstance(rank, int) or not 0 <= rank < world_size:
-            raise ValueError(f"rank must be an integer in [0, {world_size - 1}], got {rank!r}")
         if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        self.rank = rank
         self.seed = seed
         self.train = bool(train)
         self.augment = self.train if augment is None else bool(augment) and self.train
@@ -105,9 +97,8 @@ class DeviceLoader:
 
     @property
     def num_samples(self) -> int:
-        """Samples this rank visits per epoch (before ``drop_last``)."""
-        n = int(self.labels.shape[0])
-        return len(range(self.rank, n, self.world_size))
+        """Samples per epoch (before ``drop_last``)."""
+        return int(self.labels.shape[0])
 
     def __len__(self) -> int:
         if self.drop_last:
@@ -118,9 +109,9 @@ class DeviceLoader:
         """This epoch's sample order and (for training) crop offsets and flips, drawn on the CPU."""
         n = int(self.labels.shape[0])
         if not self.train:
-            return torch.arange(n)[self.rank :: self.world_size], None, None
+            return torch.arange(n), None, None
         generator = _epoch_generator(self.seed, self.epoch)
-        order = torch.randperm(n, generator=generator)[self.rank :: self.world_size]
+        order = torch.randperm(n, generator=generator)
         if not self.augment:
             return order, None, None
         offsets, flips = sample_crop_flip(order.numel(), padding=PADDING, generator=generator)

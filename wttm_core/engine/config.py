@@ -12,6 +12,7 @@ import dataclasses
 import platform
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,7 @@ from wttm_core.engine.runtime import (
     default_channels_last,
     resolve_device,
 )
-from wttm_core.loss_terms import TERMS
+from wttm_core.loss_terms import BASE_METHODS, TERMS
 from wttm_core.paper import RECIPE, learning_rate, method_hyperparameters, scaled_milestones
 
 __all__ = [
@@ -36,17 +37,52 @@ __all__ = [
     "LOADERS",
     "resolve_config",
     "config_to_dict",
-    "config_from_dict",
     "identity",
     "environment_info",
+    "git_commit",
+    "EVAL_PRECISIONS",
+    "LEGACY_VALUES",
 ]
 
 DATASETS = ("synthetic", "cifar100")
 LOADERS = ("device", "reference")
+EVAL_PRECISIONS = ("fp32", "amp")
+# Fields added after runs were first written: the value a run directory without the field was made with, so that
+# such a run resumes as it started (unless the caller sets the field).
+LEGACY_VALUES: dict[str, Any] = {"eval_precision": "amp"}
 # The configuration fields that set loss-term hyper-parameters (the table's ``field`` names).
 METHOD_FIELDS = tuple(dict.fromkeys(p.field for term in TERMS.values() for p in term.params if p.field is not None))
 # Fields that do not change what is computed: two configs differing only here describe the same run.
 _NOT_IDENTITY = frozenset({"out", "quiet", "num_workers", "cuda_graphs", "preset_source"})  # preset_source: provenance
+
+
+# How a field appears on the command line (``wttm train-teacher`` / ``wttm distill``, built from these fields):
+# ``metadata["cli"]`` holds its help text, its argument group, the command-line default (``None`` = resolve from
+# the recipe / the presets, :data:`KEEP` = the field's own default), a named type parser and the choices.
+KEEP: Any = object()
+CLI_GROUPS = ("distill", "data", "recipe", "execution", "output")
+
+
+def _flag(
+    default: Any,
+    help: str,
+    group: str,
+    *,
+    cli: Any = None,
+    parse: str | None = None,
+    choices: tuple[str, ...] | None = None,
+    required: bool = False,
+) -> Any:
+    """A dataclass field with its command-line description (see :data:`CLI_GROUPS`)."""
+    option = {"help": help, "group": group, "default": default if cli is KEEP else cli, "parse": parse}
+    option.update(choices=choices, required=required)
+    return field(default=default, metadata={"cli": option})
+
+
+_METHODS_HELP = f"{', '.join(BASE_METHODS)} or a sum like wttm+0.8*kd; a comma-separated list trains a cohort"
+_WEIGHTING_HELP = (
+    "WTTM sample weight: power-sum (Eq. 22, default), power-sum-normalised, teacher-entropy, one-minus-max, none"
+)
 
 
 @dataclass
@@ -59,51 +95,80 @@ class TrainConfig:
 
     # what is trained, and how
     arch: str = "resnet8"
-    method: str = "ce"
-    teacher: str | None = None
-    teacher_checkpoint: str | None = None
-    teacher_dir: str = "data"
+    method: str = _flag("ce", _METHODS_HELP, "distill", cli="wttm")
+    teacher: str | None = _flag(None, "teacher architecture or standard teacher name", "distill")
+    teacher_checkpoint: str | None = _flag(None, "teacher weights (default: the standard file)", "distill")
+    teacher_dir: str = _flag("data", "where standard teachers are looked up (data)", "distill", cli=KEEP)
     teacher_arch: str | None = None
-    gamma: float | None = None
-    beta: float | None = None
-    temperature: float = RECIPE.kd_temperature
-    ce_weight: float | None = None
-    kd_weight: float = RECIPE.kd_weight
-    label_smoothing: float = 0.0
-    weighting: str = "power-sum"
-    renyi_order: float | None = None
+    gamma: float | None = _flag(None, "power / 1/T of TTM and WTTM (Table 8/9 preset)", "distill")
+    beta: float | None = _flag(None, "weight of the TTM / WTTM term (Table 8/9 preset)", "distill")
+    temperature: float = _flag(RECIPE.kd_temperature, "KD temperature (4)", "distill")
+    ce_weight: float | None = _flag(None, "cross-entropy weight (kd: 0.1, else 1)", "distill")
+    kd_weight: float = _flag(RECIPE.kd_weight, "KD term weight lambda (0.9)", "distill")
+    label_smoothing: float = _flag(0.0, "label smoothing of the CE term (0)", "recipe")
+    weighting: str = _flag("power-sum", _WEIGHTING_HELP, "distill")
+    renyi_order: float | None = _flag(None, "order of an added renyi term (1/T)", "distill")
     metric_temperature: float | None = None
     preset_source: str | None = None
     # data
-    dataset: str = "synthetic"
-    data_dir: str = "data"
-    train_size: int | None = None
-    test_size: int | None = None
-    data_seed: int = 0
-    download: bool = False
-    loader: str = "device"
-    num_workers: int = 0
+    dataset: str = _flag("synthetic", "synthetic (offline, default) or cifar100", "data", cli=KEEP)
+    data_dir: str = _flag("data", "folder holding cifar-100-python (default: data)", "data")
+    train_size: int | None = _flag(None, "training images (default: all)", "data")
+    test_size: int | None = _flag(None, "test images (default: all)", "data")
+    data_seed: int = _flag(0, "synthetic-set seed / CIFAR subsample seed", "data", cli=KEEP, parse="seed")
+    download: bool = _flag(False, "download CIFAR-100 when it is missing", "data")
+    loader: str = _flag("device", "device (GPU-resident, default) or reference (DataLoader)", "execution", cli=KEEP)
+    num_workers: int = _flag(0, "DataLoader workers of --loader reference (0)", "execution", cli=KEEP)
     # recipe
-    epochs: int = RECIPE.epochs
-    batch_size: int = RECIPE.batch_size
-    test_batch_size: int | None = None
-    lr: float | None = None
-    momentum: float = RECIPE.momentum
-    weight_decay: float = RECIPE.weight_decay
-    milestones: tuple[int, ...] | None = None
+    epochs: int = _flag(RECIPE.epochs, "epochs (240); lr milestones scale with it", "recipe")
+    batch_size: int = _flag(RECIPE.batch_size, "global batch size (64)", "recipe")
+    test_batch_size: int | None = _flag(None, "evaluation batch size (256)", "recipe")
+    lr: float | None = _flag(
+        None,
+        "initial lr (0.05; 0.01 for MobileNetV2/ShuffleV1/V2); a comma-separated list trains a cohort",
+        "recipe",
+        parse="float_list",
+    )
+    momentum: float = _flag(RECIPE.momentum, "SGD momentum (0.9)", "recipe")
+    weight_decay: float = _flag(RECIPE.weight_decay, "weight decay (5e-4)", "recipe")
+    milestones: tuple[int, ...] | None = _flag(None, "lr x0.1 epochs (150 180 210 scaled)", "recipe")
     lr_decay: float = RECIPE.lr_decay
     # execution
-    seed: int = 0
-    deterministic: bool = False
-    device: str = "auto"
-    amp: str = "auto"
-    channels_last: bool | None = None
-    compile: bool = False
-    cuda_graphs: bool | None = None
-    sync_bn: bool = True
+    seed: int = _flag(
+        0,
+        "seed of the model init and the data order (0); a comma-separated list trains a cohort",
+        "execution",
+        cli=[0],
+        parse="seed_list",
+    )
+    deterministic: bool = _flag(False, "deterministic kernels (exact resume)", "execution")
+    device: str = _flag("auto", "auto, cpu, cuda or cuda:N (auto)", "execution", cli=KEEP)
+    amp: str = _flag(
+        "auto",
+        "autocast precision (auto: bf16 on CUDA and on CPUs with bf16 instructions)",
+        "execution",
+        cli=KEEP,
+        choices=("auto", *AMP_MODES),
+    )
+    channels_last: bool | None = _flag(None, "channels_last memory format (auto: on with bf16/CUDA)", "execution")
+    compile: bool = _flag(False, "torch.compile the models (slow first epoch)", "execution")
+    cuda_graphs: bool | None = _flag(
+        None,
+        "replay each training step as one CUDA graph (auto: on for one CUDA process without fp16/compile)",
+        "execution",
+    )
+    eval_precision: str | None = _flag(
+        None,
+        "test-set evaluation in float32 (fp32, default) or under the training autocast (amp)",
+        "execution",
+        choices=EVAL_PRECISIONS,
+    )
+    sync_bn: bool = _flag(True, "under torchrun: BatchNorm statistics over the global batch (default on)", "execution")
     world_size: int = 1
-    out: str | None = None
-    quiet: bool = False
+    out: str | None = _flag(
+        None, "run directory (config.json, metrics.jsonl, checkpoints)", "output", parse="path", required=True
+    )
+    quiet: bool = _flag(False, "no progress bars", "output")
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -137,6 +202,8 @@ def _validate(cfg: TrainConfig, model_names: tuple[str, ...]) -> None:
     _check_choice("loader", cfg.loader, LOADERS)
     _check_choice("amp", cfg.amp, ("auto", *AMP_MODES))
     _check_choice("weighting", cfg.weighting, WEIGHTINGS)
+    if cfg.eval_precision is not None:
+        _check_choice("eval_precision", cfg.eval_precision, EVAL_PRECISIONS)
     for name in ("epochs", "batch_size"):
         _check_int(name, getattr(cfg, name), 1)
     for name in ("train_size", "test_size", "test_batch_size"):
@@ -212,6 +279,7 @@ def resolve_config(config: TrainConfig, *, world_size: int = 1, local_rank: int 
     if cfg.channels_last is None:
         cfg.channels_last = default_channels_last(cfg.device, cfg.amp)
     cfg.cuda_graphs = _resolve_cuda_graphs(cfg)
+    cfg.eval_precision = cfg.eval_precision or "fp32"  # published accuracies are float32 evaluations
     return cfg
 
 
@@ -268,29 +336,55 @@ def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
     return out
 
 
-def config_from_dict(data: dict[str, Any]) -> TrainConfig:
-    """The inverse of :func:`config_to_dict`; unknown keys (``environment``, ``data``) are ignored."""
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    kwargs = {k: v for k, v in data.items() if k in names}
-    if kwargs.get("milestones") is not None:
-        kwargs["milestones"] = tuple(kwargs["milestones"])
-    return TrainConfig(**kwargs)
-
-
 def identity(data: dict[str, Any]) -> dict[str, Any]:
-    """The part of a config dict that decides what is computed (used to recognise the same run on disk)."""
+    """The part of a config dict that decides what is computed (used to recognise the same run on disk); a field
+    added since the dict was written counts with the value it was made with (:data:`LEGACY_VALUES`)."""
     names = {f.name for f in dataclasses.fields(TrainConfig)}
-    return {k: v for k, v in data.items() if k in names and k not in _NOT_IDENTITY}
+    found = {k: v for k, v in data.items() if k in names and k not in _NOT_IDENTITY}
+    return {**LEGACY_VALUES, **found}
 
 
-def environment_info(device: str) -> dict[str, Any]:
-    """Versions and hardware, recorded in ``config.json`` next to the configuration."""
+def git_commit(folder: str | Path | None = None) -> str | None:
+    """The commit checked out where this package lives (``None`` outside a git checkout, or unreadable).
+
+    Reads ``.git`` directly (a worktree's ``gitdir:`` file, loose and packed refs): no ``git`` program needed.
+    """
+    start = Path(folder) if folder is not None else Path(__file__).resolve().parents[2]
+    try:
+        dot_git = start / ".git"
+        if dot_git.is_file():  # a worktree or submodule: "gitdir: <path>"
+            dot_git = (start / dot_git.read_text().split(":", 1)[1].strip()).resolve()
+        head = (dot_git / "HEAD").read_text().strip()
+        if not head.startswith("ref:"):
+            return head or None
+        ref = head.split(":", 1)[1].strip()
+        common = dot_git / "commondir"
+        roots = [dot_git] + ([(dot_git / common.read_text().strip()).resolve()] if common.is_file() else [])
+        for root in roots:
+            if (root / ref).is_file():
+                return (root / ref).read_text().strip()
+            packed = root / "packed-refs"
+            if packed.is_file():
+                for line in packed.read_text().splitlines():
+                    if line.endswith(" " + ref):
+                        return line.split()[0]
+    except (OSError, IndexError, UnicodeDecodeError):
+        return None
+    return None
+
+
+def environment_info(device: str, eval_precision: str | None = None) -> dict[str, Any]:
+    """Provenance recorded in ``config.json`` next to the configuration: the package version and git commit,
+    versions, hardware, thread count, device and evaluation precision."""
     import torchvision
 
     import wttm_core
 
     info: dict[str, Any] = {
         "wttm": getattr(wttm_core, "__version__", "unknown"),
+        "git_commit": git_commit(),
+        "device": device,
+        "eval_precision": eval_precision,
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,

@@ -135,7 +135,11 @@ class DiagnosticsRecorder:
 
         cfg = self.trainer.cfg
         return predict_logits(
-            model, self.trainer.test_loader, device=cfg.device, amp=cfg.amp, channels_last=bool(cfg.channels_last)
+            model,
+            self.trainer.test_loader,
+            device=cfg.device,
+            amp=self.trainer.shared.eval_amp(),  # the engine's evaluation precision
+            channels_last=bool(cfg.channels_last),
         )
 
     def __call__(self, record: dict[str, Any]) -> None:

@@ -372,7 +372,8 @@ def run_variants(
     """Train every variant with every seed (variant-major order) and return the runs read back from disk.
 
     Each run is ``base`` with the variant's fields, the seed, ``out = <root>/<label>-s<seed>`` and
-    ``extra["label"]`` set. With ``reuse`` a finished run of the identical configuration is read, not retrained.
+    ``extra["label"]`` set. With ``reuse`` a finished run of the identical configuration is read, not retrained;
+    the runs still to train share the teacher and train as one cohort (one teacher pass per batch for all).
     ``on_epoch(spec, record)`` is called after every epoch (live plots), and for a reused or resumed run first
     with each epoch it finished before. Checkpoints are deleted after each run
     unless ``keep_checkpoints``; ``diagnostics`` adds ``diagnostics.jsonl`` (entropy histograms, superclasses).
@@ -387,51 +388,88 @@ def run_variants(
     if len({slug(label) for label in labels}) != len(labels):
         raise ValueError(f"variants need distinct labels (as folder names), got {labels}")
     root = resolve_path(root)
-    runs: list[Run] = []
     specs = [RunSpec(variant, seed) for variant in variants for seed in seeds]
-    configs = [_run_config(base, spec, root / spec.name, data) for spec in specs]
-    left = [_epochs_left(root / spec.name, config, reuse) for spec, config in zip(specs, configs, strict=True)]
+    outs = [root / spec.name for spec in specs]
+    configs = [_run_config(base, spec, out, data) for spec, out in zip(specs, outs, strict=True)]
+    left = [_epochs_left(out, config, reuse) for out, config in zip(outs, configs, strict=True)]
     progress = Progress("training", sum(left))
-    for index, (spec, config) in enumerate(zip(specs, configs, strict=True), start=1):
-        out = root / spec.name
-        with _exclusive(out):
-            state = _run_state(out, config) if reuse else None
-            hook = (lambda record, spec=spec: on_epoch(spec, record)) if on_epoch is not None else None
-            if hook is not None and state in ("finished", "resumable"):
-                for record in read_jsonl(out / "metrics.jsonl"):  # live plots show the epochs done before
-                    hook(record)
-            if state == "finished":
-                log(f"[{index}/{len(specs)}] {spec.name}: finished before, reusing {out}")
-            else:
-                resume = state == "resumable"
-                log(f"[{index}/{len(specs)}] {spec.name}: " + ("resuming" if resume else "training"))
-                tick = _progress_callback(progress, f"[{index}/{len(specs)}] {spec.name}", config.epochs)
-                _train_run(out, config, data, diagnostics, keep_checkpoints, hook, resume, log, tick)
-            runs.append(read_run(out))
-    return runs
+    with contextlib.ExitStack() as locks:
+        for out in sorted(set(outs)):
+            locks.enter_context(_exclusive(out))
+        pending = _runs_to_train(specs, outs, configs, reuse, on_epoch, progress, log)
+        if pending:  # the runs still to train share the teacher: one cohort (halved while it does not fit)
+            _train_cohort(pending, data, diagnostics, keep_checkpoints, log)
+        return [read_run(out) for out in outs]
 
 
-def _train_run(
-    out: Path,
-    config: TrainConfig,
+Pending = tuple[Path, TrainConfig, bool, list[Callable[[dict[str, Any]], None]]]  # out, config, resume, callbacks
+
+
+def _runs_to_train(
+    specs: list[RunSpec],
+    outs: list[Path],
+    configs: list[TrainConfig],
+    reuse: bool,
+    on_epoch: EpochHook | None,
+    progress: Progress,
+    log: Callable[[str], None],
+) -> list[Pending]:
+    """The runs still to train with their epoch callbacks; finished ones are reused (their epochs replayed into
+    ``on_epoch``)."""
+    pending: list[Pending] = []
+    for index, (spec, out, config) in enumerate(zip(specs, outs, configs, strict=True), start=1):
+        state = _run_state(out, config) if reuse else None
+        hook = (lambda record, spec=spec: on_epoch(spec, record)) if on_epoch is not None else None
+        if hook is not None and state in ("finished", "resumable"):
+            for record in read_jsonl(out / "metrics.jsonl"):  # live plots show the epochs done before
+                hook(record)
+        if state == "finished":
+            log(f"[{index}/{len(specs)}] {spec.name}: finished before, reusing {out}")
+            continue
+        log(f"[{index}/{len(specs)}] {spec.name}: " + ("resuming" if state == "resumable" else "training"))
+        tick = _progress_callback(progress, f"[{index}/{len(specs)}] {spec.name}", config.epochs)
+        pending.append((out, config, state == "resumable", [c for c in (hook, tick) if c is not None]))
+    return pending
+
+
+def _train_cohort(
+    pending: list[Pending],
     data: tuple[Any, Any] | None,
     diagnostics: bool,
     keep_checkpoints: bool,
-    hook: Callable[[dict[str, Any]], None] | None,
-    resume: bool,
     log: Callable[[str], None],
-    tick: Callable[[dict[str, Any]], None] | None = None,
 ) -> None:
-    trainer = prepare(config, data=data)
-    out.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        (out / "diagnostics.jsonl").unlink(missing_ok=True)
-    callbacks: list[Callable[[dict[str, Any]], None]] = []
-    if diagnostics:
-        callbacks.append(DiagnosticsRecorder(trainer))
-    callbacks += [c for c in (hook, tick) if c is not None]
-    summary = trainer.fit(callbacks=callbacks, resume=resume, force=not resume)
-    if not keep_checkpoints:
-        for name in _CHECKPOINTS:
-            (out / name).unlink(missing_ok=True)
-    log(f"    best {summary['best_test_acc']:.2f}%, last {summary['last_test_acc']:.2f}% in {summary['seconds']:.0f} s")
+    """Train the pending runs as one cohort (one teacher pass per batch for all of them); a cohort too large for
+    the machine's memory is split in halves."""
+    from wttm_core.engine import CohortTooLarge, prepare_cohort
+
+    try:
+        cohort = prepare_cohort([config for _, config, _, _ in pending], data=data)
+    except CohortTooLarge:
+        if len(pending) == 1:
+            raise
+        half = len(pending) // 2
+        log(f"    {len(pending)} runs do not fit in memory at once: training them in two cohorts")
+        for part in (pending[:half], pending[half:]):
+            _train_cohort(part, data, diagnostics, keep_checkpoints, log)
+        return
+    listeners: list[list[Callable[[dict[str, Any]], None]]] = []
+    for member, (out, _, resume, callbacks) in zip(cohort.members, pending, strict=True):
+        out.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            (out / "diagnostics.jsonl").unlink(missing_ok=True)
+        listeners.append(([DiagnosticsRecorder(member)] if diagnostics else []) + callbacks)
+    resumes = [resume for _, _, resume, _ in pending]
+    summaries = cohort.fit(
+        callbacks=[lambda index, record: [listener(record) for listener in listeners[index]]],
+        resume=resumes,
+        force=[not resume for resume in resumes],
+    )
+    for (out, _, _, _), summary in zip(pending, summaries, strict=True):
+        if not keep_checkpoints:
+            for name in _CHECKPOINTS:
+                (out / name).unlink(missing_ok=True)
+        log(
+            f"    {out.name}: best {summary['best_test_acc']:.2f}%, last {summary['last_test_acc']:.2f}% "
+            f"in {summary['seconds']:.0f} s"
+        )

@@ -1,0 +1,201 @@
+"""Student-images per second of a cohort (one teacher pass per batch for all students) vs the same students
+trained one after another (each run recomputing the teacher), side by side in one process.
+
+Settings (issue 15):
+
+* ``32x4``  - resnet32x4 -> three resnet8x4 students (KD, TTM, WTTM; one seed): the teacher forward is about two
+  thirds of a step's arithmetic, so the arithmetic bound of the cohort is about 1.8x;
+* ``20``    - resnet20 -> nine resnet8 students (KD, TTM, WTTM x learning rates 0.01, 0.05, 0.1).
+
+Both variants are the engine's own steps on the engine's device-resident loader with the device's default
+precision (bf16 autocast + channels_last on CPUs with bf16 instructions): ``sequential`` is each student's
+whole step (teacher included, ``Trainer._step``) on batches of its own loader, student after student;
+``cohort`` is :meth:`wttm_core.engine.loop.Cohort.train_step` (the teacher once, then each student's step) on
+one loader's batches. The variants take turns in rounds (a drift in the load of a shared machine hits both
+alike) and the median round is reported. Teachers have random weights (speed does not depend on them).
+
+Usage::
+
+    python benchmarks/cohort.py                         # both settings, CPU, 3 rounds
+    python benchmarks/cohort.py --settings 20 --steps 20 --rounds 5 --json cohort.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark's helpers
+from train_step import _endless, _sync, _teacher_file  # noqa: E402
+
+from wttm_core.atomic import write_text_atomic
+from wttm_core.data import load_dataset
+from wttm_core.engine import TrainConfig, prepare, prepare_cohort
+from wttm_core.engine.metrics import TrainMeter
+from wttm_core.engine.runtime import cpu_description, resolve_device
+
+METHODS = ("kd", "ttm", "wttm")
+SETTINGS = {
+    "32x4": ("resnet32x4", "resnet8x4", (0.05,)),
+    "20": ("resnet20", "resnet8", (0.01, 0.05, 0.1)),
+}
+PRESET = {"gamma": 0.25, "beta": 2.0}  # one fixed gamma / beta: speed does not depend on them
+
+
+@dataclass
+class Result:
+    setting: str
+    teacher: str
+    students: int
+    sequential_images_per_s: float
+    cohort_images_per_s: float
+    speedup: float
+    rounds: list[tuple[float, float]]
+    amp: str
+    channels_last: bool
+
+
+def _configs(setting: str, args: argparse.Namespace, device: str, folder: Path) -> list[TrainConfig]:
+    teacher, student, lrs = SETTINGS[setting]
+    checkpoint = str(_teacher_file(teacher, folder))
+    return [
+        TrainConfig(
+            arch=student,
+            method=method,
+            teacher_checkpoint=checkpoint,
+            teacher_arch=teacher,
+            lr=lr,
+            batch_size=args.batch_size,
+            device=device,
+            amp=args.amp,
+            quiet=True,
+            **PRESET,
+        )
+        for method in METHODS
+        for lr in lrs
+    ]
+
+
+def sequential_fn(configs: list[TrainConfig], data: tuple) -> tuple[Callable[[int], int], object]:
+    """``run(steps)``: each student alone (its own run, teacher included) for ``steps`` steps, one after another."""
+    trainers = [prepare(config, data=data) for config in configs]
+    streams = [(t, _endless(t.train_loader, set_epoch=True), TrainMeter(t.method.terms, t.device)) for t in trainers]
+    for trainer in trainers:
+        trainer.student.train()
+
+    def run(steps: int) -> int:
+        images_seen = 0
+        for trainer, batches, meter in streams:
+            for _ in range(steps):
+                images, labels = next(batches)
+                trainer._step(images, labels, len(labels), meter)
+                images_seen += len(labels)
+        return images_seen
+
+    return run, trainers[0].cfg
+
+
+def cohort_fn(configs: list[TrainConfig], data: tuple) -> Callable[[int], int]:
+    """``run(steps)``: the cohort's step (teacher once, every student) for ``steps`` batches of one loader."""
+    cohort = prepare_cohort(configs, data=data)
+    batches = _endless(cohort.members[0].train_loader, set_epoch=True)
+    meters = [TrainMeter(m.method.terms, m.device) for m in cohort.members]
+    for member in cohort.members:
+        member.student.train()
+
+    def run(steps: int) -> int:
+        for _ in range(steps):
+            images, labels = next(batches)
+            for meter, (parts, logits, weights) in zip(meters, cohort.train_step(images, labels), strict=True):
+                meter.update(parts, logits, labels, weights)
+        return steps * cohort.shared.cfg.batch_size * len(meters)
+
+    return run
+
+
+def _timed(run: Callable[[int], int], steps: int, device: str) -> float:
+    _sync(device)
+    start = time.perf_counter()
+    images = run(steps)
+    _sync(device)
+    return images / (time.perf_counter() - start)
+
+
+def measure(setting: str, args: argparse.Namespace, device: str, folder: Path, data: tuple) -> Result:
+    configs = _configs(setting, args, device, folder)
+    sequential, resolved = sequential_fn(configs, data)
+    cohort = cohort_fn(configs, data)
+    sequential(args.warmup)
+    cohort(args.warmup)
+    rounds = []
+    for index in range(args.rounds):
+        pair = (_timed(sequential, args.steps, device), _timed(cohort, args.steps, device))
+        rounds.append(pair)
+        print(f"  {setting:>5} round {index + 1}: sequential {pair[0]:8.1f}  cohort {pair[1]:8.1f} student-img/s")
+    seq = statistics.median(r[0] for r in rounds)
+    coh = statistics.median(r[1] for r in rounds)
+    speedup = statistics.median(r[1] / r[0] for r in rounds)
+    teacher = SETTINGS[setting][0]
+    return Result(setting, teacher, len(configs), seq, coh, speedup, rounds, resolved.amp, bool(resolved.channels_last))
+
+
+def _table(results: list[Result]) -> str:
+    lines = [
+        f"{'teacher -> students':<34} {'sequential':>11} {'cohort':>9} {'speedup':>8}  settings",
+        f"{'':<34} {'student-img/s':>11} {'':>9} {'(median)':>8}",
+        "-" * 86,
+    ]
+    for r in results:
+        student = SETTINGS[r.setting][1]
+        label = f"{r.teacher} -> {r.students} x {student}"
+        lines.append(
+            f"{label:<34} {r.sequential_images_per_s:11.1f} {r.cohort_images_per_s:9.1f} {r.speedup:7.2f}x  "
+            f"amp={r.amp} channels_last={r.channels_last}"
+        )
+    return "\n".join(lines)
+
+
+def _machine(device: str) -> dict[str, object]:
+    name = torch.cuda.get_device_name() if device.startswith("cuda") else cpu_description()
+    return {"device": name, "threads": torch.get_num_threads(), "torch": torch.__version__}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--steps", type=int, default=8, help="timed steps per variant and round (8)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per variant first (2)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; medians are reported (3)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--train-size", type=int, default=2048, help="synthetic training images (2,048)")
+    parser.add_argument("--amp", default="auto", choices=("auto", "off", "bf16", "fp16"))
+    parser.add_argument("--json", default=None, help="also write the results to this JSON file")
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.steps < 1 or args.warmup < 0:
+        parser.error("--rounds and --steps must be at least 1, --warmup at least 0")
+    device = resolve_device(args.device)
+    machine = _machine(device)
+    print(f"machine: {machine['device']}, {machine['threads']} threads, torch {machine['torch']}", flush=True)
+    data = load_dataset("synthetic", "train", size=args.train_size), load_dataset("synthetic", "test", size=64)
+    with tempfile.TemporaryDirectory() as tmp:
+        results = [measure(setting, args, device, Path(tmp), data) for setting in args.settings]
+    print()
+    print(_table(results))
+    if args.json:
+        payload = {"machine": machine, "args": vars(args), "results": [asdict(r) for r in results]}
+        write_text_atomic(args.json, json.dumps(payload, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
