@@ -324,7 +324,9 @@ def test_setup_students_resolves_profiles_presets_and_overrides() -> None:
         "resnet8",
         "resnet20",
     )
-    assert (quick.train_size, quick.test_size, quick.epochs, quick.seeds) == (5000, 1000, 5, [0, 1, 2])
+    # issue 14: the teacher's 5,000 images (the shipped teacher fits), students on the first 1,500, 3 epochs
+    assert (quick.train_size, quick.test_size, quick.epochs, quick.seeds) == (5000, 1000, 3, [0, 1, 2])
+    assert quick.student_train_size == 1500 and quick.time_budget_s == 300 and len(quick.lr_grid) == 3
     # resnet20 -> resnet8 has no Table 8 row: the presets of resnet56 -> resnet20 are borrowed, and said so
     assert quick.hyper == {"ttm": {"gamma": 0.3, "beta": 7.0}, "wttm": {"gamma": 0.3, "beta": 1.5}}
     assert "resnet56 -> resnet20" in quick.hyper_source["ttm"] and quick.paper_pair == ("resnet56", "resnet20")
@@ -350,6 +352,7 @@ def test_setup_students_resolves_profiles_presets_and_overrides() -> None:
         setup_students("smoke", gamma=-1.0)
     quick = setup_students("cpu-quick")
     assert quick.methods[0] == "ce" and quick.tune_lr and quick.pilot["validation_size"] <= quick.train_size // 5
+    assert quick.pilot["validation_size"] + quick.pilot["train_size"] <= quick.student_train_size
     assert not setup_students("smoke").tune_lr and setup_students("smoke", lr_grid=[0.2, 0.1]).lr_grid == [0.1, 0.2]
     with pytest.raises(ValueError, match="lr_grid"):
         setup_students("smoke", lr_grid=[0.1, -1.0])

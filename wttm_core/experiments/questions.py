@@ -33,6 +33,7 @@ from typing import Any
 
 from wttm_core.engine import TrainConfig, read_jsonl
 from wttm_core.experiments import orchestrate
+from wttm_core.experiments.budget import check_budget, pilot_seconds_per_image, plan_epochs
 from wttm_core.experiments.stats import Comparison, estimate, format_mean_std
 from wttm_core.experiments.students import REFERENCE_PAIR
 from wttm_core.experiments.tables import comparisons
@@ -84,6 +85,10 @@ QUESTION_PROFILES: dict[str, dict[str, Any]] = {
         "label_noise": 0.3,
         "renyi": ((10.8, 0.25),),
         "device": "auto",
+        "lr_grid": LR_GRID,
+        "pilot_epochs": 2,
+        "more_questions": True,  # the shipped smoke reference holds every experiment
+        "time_budget_s": None,
     },
     "cpu-quick": {
         "dataset": "synthetic",
@@ -91,14 +96,18 @@ QUESTION_PROFILES: dict[str, dict[str, Any]] = {
         "teacher_epochs": 6,
         "teacher_train_size": 5000,
         "student": "resnet8",
-        "train_size": 1500,
+        "train_size": 1000,
         "test_size": 1000,
-        "epochs": 4,
+        "epochs": 2,
         "seeds": (0, 1, 2),
         "strengths": ("train:resnet8", "train:resnet20"),
         "label_noise": 0.3,
         "renyi": ((10.8, 0.5),),  # the tied (10.8, 1/4) variant runs in the step-size experiment
         "device": "auto",
+        "lr_grid": (0.05, 0.2, 0.5),  # the recipe's rate, and x4, x10 (TTM's step by Eq. 19)
+        "pilot_epochs": 1,
+        "more_questions": False,  # Q10 and the Renyi regulariser: opt in (about 5 more students per seed)
+        "time_budget_s": 300,  # the students' epochs are cut (the same for all) if the plan would take longer
     },
     "gpu-paper": {
         "dataset": "cifar100",
@@ -114,6 +123,10 @@ QUESTION_PROFILES: dict[str, dict[str, Any]] = {
         "label_noise": 0.3,
         "renyi": ((10.8, 0.5), (2.7, 0.25)),
         "device": "cuda",
+        "lr_grid": LR_GRID,
+        "pilot_epochs": 30,
+        "more_questions": True,
+        "time_budget_s": None,
     },
 }
 
@@ -144,6 +157,10 @@ class QuestionSetup:
     out_dir: str = "build/runs/07_open_questions"
     quiet: bool = True
     hyper_source: str = ""
+    lr_grid: list[float] = field(default_factory=lambda: list(LR_GRID))
+    pilot_epochs: int = 2
+    more_questions: bool = True  # question 10 and the Renyi regulariser (opt-in in cpu-quick)
+    time_budget_s: float | None = None  # seconds for the students after the pilot (None: unlimited)
 
     def describe(self) -> str:
         return "\n".join(
@@ -160,7 +177,14 @@ class QuestionSetup:
                 f"beta {self.noce_beta:g} ({self.hyper_source})",
                 f"- teacher strengths (question 9): {self.strengths}",
                 f"- label noise (question 8, noisy variant): {self.label_noise:.0%} of the student's training labels",
-                f"- KD + Renyi (weight, order): {self.renyi}",
+                f"- KD + Renyi (weight, order): {self.renyi}"
+                + (
+                    ""
+                    if self.more_questions
+                    else " (question 10 and the Renyi regulariser are off: opt in with `more_questions=True`)"
+                ),
+                f"- learning-rate pilot: the same grid {self.lr_grid} for every method, {self.pilot_epochs} epoch(s); "
+                + (f"time budget {self.time_budget_s:g} s" if self.time_budget_s else "no time budget"),
             ]
         )
 
@@ -171,6 +195,9 @@ def setup_questions(profile: str = "cpu-quick", **overrides: Any) -> QuestionSet
     if profile not in QUESTION_PROFILES:
         raise ValueError(f"profile must be one of {sorted(QUESTION_PROFILES)}, got {profile!r}")
     values = dict(QUESTION_PROFILES[profile])
+    budget = overrides.pop("time_budget_s", "profile")  # None here means unlimited, not "the profile's"
+    if budget != "profile":
+        values["time_budget_s"] = check_budget(budget)
     unknown = sorted(set(overrides) - set(values) - {"data_dir", "out_dir", "quiet"})
     if unknown:
         raise ValueError(f"unknown parameter(s) {unknown}")
@@ -220,6 +247,10 @@ def setup_questions(profile: str = "cpu-quick", **overrides: Any) -> QuestionSet
         out_dir=values.get("out_dir") or f"build/runs/07_open_questions/{profile}",
         quiet=values.get("quiet", True),
         hyper_source=f"{wttm['source']} presets of {REFERENCE_PAIR[0]} -> {REFERENCE_PAIR[1]}; {noce['source']}",
+        lr_grid=sorted({float(lr) for lr in values["lr_grid"]}),
+        pilot_epochs=int(values["pilot_epochs"]),
+        more_questions=bool(values["more_questions"]),
+        time_budget_s=values["time_budget_s"],
     )
 
 
@@ -433,10 +464,13 @@ def _ttm(ctx: QuestionContext) -> Variant:
     return next(v for v in _weighting_variants(ctx) if v.options.get("weighting") == "none")
 
 
-def tune_questions(ctx: QuestionContext, *, grid: Sequence[float] = LR_GRID, epochs: int = 2) -> Pilot:
+def tune_questions(ctx: QuestionContext, *, grid: Sequence[float] | None = None, epochs: int | None = None) -> Pilot:
     """Choose each method's learning rate (CE, KD, TTM, WTTM, WTTM without CE) on a validation split of the
-    student's training set, one seed, ``epochs`` epochs, one grid for all (:mod:`~wttm_core.experiments.tuning`);
-    afterwards :meth:`QuestionContext.run` trains every variant at its method's rate."""
+    student's training set, one seed, ``epochs`` epochs, one grid for all (:mod:`~wttm_core.experiments.tuning`;
+    ``None``: the setup's ``lr_grid`` / ``pilot_epochs``); afterwards :meth:`QuestionContext.run` trains every
+    variant at its method's rate."""
+    grid = ctx.setup.lr_grid if grid is None else grid
+    epochs = ctx.setup.pilot_epochs if epochs is None else epochs
     from wttm_core.data import validation_split
 
     train = ctx.data[0]
@@ -447,7 +481,26 @@ def tune_questions(ctx: QuestionContext, *, grid: Sequence[float] = LR_GRID, epo
         seed=ctx.setup.seeds[0], log=ctx.log,
     )  # fmt: skip
     ctx.cache["pilot"] = pilot
+    _fit_budget(ctx, pilot)
     return pilot
+
+
+# students per seed after the pilot: step size 5, question 8 4, with noise 4, question 9 2 (more: 10 4, Renyi 1)
+_RUNS_PER_SEED, _MORE_RUNS_PER_SEED = 15, 5
+
+
+def _fit_budget(ctx: QuestionContext, pilot: Pilot) -> None:
+    """Lower every experiment's epochs (the same for all) when the plan would exceed ``time_budget_s``."""
+    s = ctx.setup
+    measured = pilot_seconds_per_image(
+        orchestrate.resolve_path(s.out_dir) / "lr-pilot", pilot.epochs, pilot.train_images
+    )
+    runs = (_RUNS_PER_SEED + (_MORE_RUNS_PER_SEED if s.more_questions else 0)) * len(s.seeds)
+    plan = plan_epochs(runs, len(ctx.data[0]), s.epochs, measured, s.time_budget_s)
+    ctx.log(plan.describe())
+    ctx.cache["plan"] = plan
+    if plan.epochs != s.epochs:
+        s.epochs, ctx.base = plan.epochs, dataclasses.replace(ctx.base, epochs=plan.epochs)
 
 
 def step_size_question(ctx: QuestionContext) -> QuestionResult:
@@ -674,7 +727,9 @@ def compare_with_reference(results: Sequence[QuestionResult], reference: Mapping
 def run_all(ctx: QuestionContext, *, tune: bool = True) -> tuple[list[QuestionResult], Pilot | None]:
     """Every experiment of notebook 07 in order (after the learning-rate pilot when ``tune``)."""
     pilot = tune_questions(ctx) if tune else None
-    experiments = (step_size_question, question8, question8_noisy, question9, question10, renyi_question)
+    experiments = [step_size_question, question8, question8_noisy, question9]
+    if ctx.setup.more_questions:
+        experiments += [question10, renyi_question]
     return [experiment(ctx) for experiment in experiments], pilot
 
 

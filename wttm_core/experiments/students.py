@@ -8,9 +8,12 @@ of best and last accuracy (mean +- std) next to the paper's numbers and Welch-te
 Profiles (sizes from :data:`wttm_core.presets.PROFILES`; the pair is this notebook's choice):
 
 * ``smoke`` - 256 / 128 synthetic images, 1 epoch, a resnet8 teacher trained for 1 epoch, 2 seeds (CI);
-* ``cpu-quick`` - 5,000 / 1,000 synthetic images, a resnet20 teacher (6 epochs) -> resnet8, 5 epochs, 3 seeds,
-  each method's learning rate chosen first by a short pilot (one seed, 2 epochs, 1,500 training images, scored
-  on 500 validation images carved from the training set; :mod:`~wttm_core.experiments.tuning`);
+* ``cpu-quick`` - a resnet20 teacher trained on 5,000 synthetic images for 6 epochs (the one shipped in
+  ``data/teachers/``) -> resnet8 students on the first 1,500 of them, 3 epochs, 3 seeds, 1,000 test images, each
+  method's learning rate chosen first by a short pilot (one seed, 1 epoch, the same 3 rates for every method,
+  1,000 training images, scored on 300 validation images carved from the students' training set;
+  :mod:`~wttm_core.experiments.tuning`) - sized so that the whole notebook takes about 2 minutes on a quiet
+  2-core CPU;
   resnet20 -> resnet8 has no Table 8 row, so gamma/beta are those of resnet56 -> resnet20 (same thin-ResNet
   family) and the paper's numbers shown are that pair's;
 * ``gpu-paper`` - the recipe: CIFAR-100, the standard resnet56 teacher -> resnet20, 240 epochs, 3 seeds.
@@ -22,6 +25,7 @@ papermill, e.g. a bare GPU box) and prints the accuracy table and the time per e
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -34,6 +38,7 @@ from typing import Any
 from wttm_core._checks import check_number
 from wttm_core.engine import TrainConfig
 from wttm_core.engine.methods import parse_method
+from wttm_core.experiments.budget import Plan, check_budget, pilot_seconds_per_image, plan_epochs
 from wttm_core.experiments.orchestrate import (
     EpochHook,
     TeacherSource,
@@ -76,7 +81,16 @@ PROFILE_PAIRS: dict[str, dict[str, Any]] = {
         "test_size": 128,
         "tune_lr": False,
     },
-    "cpu-quick": {"teacher": "train:resnet20", "student": "resnet8", "tune_lr": True},
+    "cpu-quick": {
+        "teacher": "train:resnet20",  # trained on the profile's 5,000 images: the shipped teacher fits
+        "student": "resnet8",
+        "student_train_size": 1500,  # the students train on the first 1,500 of the teacher's images
+        "epochs": 3,
+        "tune_lr": True,
+        "lr_grid": (0.05, 0.2, 0.5),  # the recipe's rate, and x4, x10 (TTM's step by Eq. 19)
+        "pilot": {"validation_size": 300, "train_size": 1000, "epochs": 1},
+        "time_budget_s": 300,  # the students' epochs are cut (the same for all) if the plan would take longer
+    },
     "gpu-paper": {
         "teacher": "resnet56",
         "student": "resnet20",
@@ -109,6 +123,7 @@ class StudentSetup:
     train_size: int | None
     test_size: int | None
     seeds: list[int]
+    student_train_size: int | None = None  # None: the students train on all train_size images, as the teacher
     hyper: dict[str, dict[str, float]] = field(default_factory=dict)
     hyper_source: dict[str, str] = field(default_factory=dict)
     paper_pair: tuple[str, str] = REFERENCE_PAIR
@@ -118,12 +133,18 @@ class StudentSetup:
     tune_lr: bool = False
     lr_grid: list[float] = field(default_factory=lambda: list(LR_GRID))
     pilot: dict[str, int] = field(default_factory=lambda: dict(PILOT))
+    time_budget_s: float | None = None  # seconds for the students after the pilot (None: unlimited)
 
     def describe(self) -> str:
         """A markdown summary of the setup (shown by the notebook before training)."""
         lines = [
             f"- profile **{self.profile}**: {self.dataset} data ({self.train_size or 'all'} train / "
-            f"{self.test_size or 'all'} test images), {self.epochs} epoch(s), seeds {self.seeds}, device {self.device}",
+            f"{self.test_size or 'all'} test images), {self.epochs} epoch(s), seeds {self.seeds}, device {self.device}"
+            + (
+                f"; the students train on the first {self.student_train_size} training images"
+                if self.student_train_size is not None
+                else ""
+            ),
             f"- teacher: {self.teacher.describe()} ({self.teacher_arch})"
             + (f", {self.teacher_epochs} epoch(s)" if self.teacher.kind == "train" else ""),
             f"- student: {self.student}; methods: {', '.join(self.methods)}",
@@ -193,18 +214,23 @@ def setup_students(
     seeds: Sequence[int] | None = None,
     train_size: int | None = None,
     test_size: int | None = None,
+    student_train_size: int | None = None,
     gamma: float | Mapping[str, float] | None = None,
     beta: float | Mapping[str, float] | None = None,
     out_dir: str | None = None,
     quiet: bool = False,
     tune_lr: bool | None = None,
     lr_grid: Sequence[float] | None = None,
+    time_budget_s: float | str | None = "profile",
 ) -> StudentSetup:
     """Resolve notebook 05's parameters; ``None`` means "the profile's value" (gamma/beta: the presets).
 
     ``gamma``/``beta`` are one number for every TTM-like method or a dict ``{method: value}``. ``tune_lr``
     chooses each method's learning rate from ``lr_grid`` (default :data:`~wttm_core.experiments.tuning.LR_GRID`)
-    on a validation split before the seeds run.
+    on a validation split before the seeds run. ``train_size`` is the teacher's training set; the students
+    train on its first ``student_train_size`` images (``None``: the profile's choice, else all of them).
+    ``time_budget_s`` bounds the students' training after the pilot (:mod:`~wttm_core.experiments.budget`):
+    ``"profile"`` (the profile's: 300 s for ``cpu-quick``, none otherwise), ``None`` (unlimited) or seconds.
     """
     profile = "cpu-quick" if profile == "default" else profile  # `make notebooks` passes "default"
     prof = get_profile(profile)
@@ -216,6 +242,10 @@ def setup_students(
     dataset = dataset or prof.dataset
     train_size = _profile_size(train_size, "train_size", pair, prof, dataset)
     test_size = _profile_size(test_size, "test_size", pair, prof, dataset)
+    if student_train_size is None and dataset == prof.dataset:
+        student_train_size = pair.get("student_train_size")
+    if student_train_size is not None:
+        student_train_size = int(check_number("student_train_size", student_train_size, low=1, integer=True))
     setup = StudentSetup(
         profile=profile,
         dataset=dataset,
@@ -226,16 +256,18 @@ def setup_students(
         teacher_epochs=int(teacher_epochs or pair.get("teacher_epochs", prof.teacher_epochs)),
         student=student,
         methods=list(methods),
-        epochs=int(epochs or prof.epochs),
+        epochs=int(epochs or pair.get("epochs", prof.epochs)),
         train_size=train_size,
         test_size=test_size,
         seeds=list(seeds if seeds is not None else pair.get("seeds", prof.seeds)),
+        student_train_size=student_train_size,
         paper_pair=_paper_pair(teacher_arch, student),
         out_dir=out_dir or f"build/runs/05_train_students/{profile}",  # profiles never overwrite each other
         quiet=quiet,
         tune_lr=bool(pair["tune_lr"] if tune_lr is None else tune_lr),
-        lr_grid=list(LR_GRID) if lr_grid is None else _check_lr_grid(lr_grid),
-        pilot=_fit_pilot(dict(pair.get("pilot", PILOT)), train_size),
+        lr_grid=_check_lr_grid(pair.get("lr_grid", LR_GRID) if lr_grid is None else lr_grid),
+        time_budget_s=check_budget(pair.get("time_budget_s") if time_budget_s == "profile" else time_budget_s),
+        pilot=_fit_pilot(dict(pair.get("pilot", PILOT)), _smaller(student_train_size, train_size)),
     )
     _resolve_hyperparameters(setup, gamma, beta)
     return setup
@@ -246,6 +278,11 @@ def _profile_size(given: int | None, key: str, pair: Mapping[str, Any], prof: Pr
     if given is not None or dataset != prof.dataset:
         return given
     return pair.get(key, getattr(prof, key))
+
+
+def _smaller(a: int | None, b: int | None) -> int | None:
+    """The smaller of two sizes, ``None`` meaning "all"."""
+    return b if a is None else a if b is None else min(a, b)
 
 
 def _fit_pilot(pilot: dict[str, int], train_size: int | None) -> dict[str, int]:
@@ -321,6 +358,7 @@ class StudentResults:
     verdicts: list[Comparison]
     seconds: float
     pilot: Pilot | None = None
+    plan: Plan | None = None
 
     def table(self) -> str:
         """Markdown: best and last accuracy (mean +- std over seeds), the learning rate, the paper's number."""
@@ -389,6 +427,8 @@ def prepare_students(setup: StudentSetup, *, log: Callable[[str], None] = print)
     else:
         checkpoint = ""
         options = {"teacher": setup.teacher.value, "teacher_dir": setup.data_dir}
+    if setup.student_train_size is not None and setup.student_train_size < len(data[0]):
+        data = (data[0].subset(range(setup.student_train_size)), data[1])  # the first n do not depend on the size
     base = TrainConfig(
         arch=setup.student,
         teacher_checkpoint=checkpoint or None,
@@ -422,10 +462,14 @@ def run_students(
         context = prepare_students(setup, log=log)
     data, base = context.data, context.base
     variants = _variants(setup)
-    pilot = None
+    pilot = plan = None
     if setup.tune_lr:
         pilot = _pilot(setup, context, variants, log)
         variants = with_learning_rates(variants, pilot.chosen)
+        plan = _plan(setup, pilot, runs=len(variants) * len(setup.seeds), images=len(data[0]))
+        log(plan.describe())
+        if plan.epochs != setup.epochs:
+            setup.epochs, base = plan.epochs, dataclasses.replace(base, epochs=plan.epochs, milestones=None)
     runs = run_variants(
         variants, setup.seeds, base=base, root=setup.out_dir, data=data, on_epoch=on_epoch, reuse=reuse, log=log
     )
@@ -443,8 +487,14 @@ def run_students(
     verdicts = comparisons(groups, pairs=pairs) if pairs else []
     seconds = time.perf_counter() - start
     return StudentResults(
-        setup, context.teacher_dir, context.teacher_checkpoint, runs, groups, rows, verdicts, seconds, pilot
+        setup, context.teacher_dir, context.teacher_checkpoint, runs, groups, rows, verdicts, seconds, pilot, plan
     )
+
+
+def _plan(setup: StudentSetup, pilot: Pilot, *, runs: int, images: int) -> Plan:
+    """The students' epochs within ``setup.time_budget_s``, from the pilot's measured cost per image."""
+    measured = pilot_seconds_per_image(resolve_path(setup.out_dir) / "lr-pilot", pilot.epochs, pilot.train_images)
+    return plan_epochs(runs, images, setup.epochs, measured, setup.time_budget_s)
 
 
 def _verdict_pairs(labels: list[str]) -> list[tuple[str, str]]:

@@ -53,7 +53,7 @@ _TIMING = ("images_per_s", "train_seconds", "eval_seconds", "seconds")  # not st
 # configuration fields that say how a run was executed, not what it computes: a shipped teacher fits either way
 _EXECUTION = frozenset(
     {"data_dir", "device", "amp", "channels_last", "compile", "cuda_graphs", "deterministic", "teacher_dir",
-     "download", "loader", "num_workers", "sync_bn", "world_size", "out", "quiet"}
+     "download", "loader", "num_workers", "sync_bn", "world_size", "out", "quiet", "eval_precision"}
 )  # fmt: skip
 
 
