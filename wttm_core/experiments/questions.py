@@ -189,6 +189,24 @@ class QuestionSetup:
         )
 
 
+def _checked_strengths(values: dict[str, Any], source: Any) -> list[Any]:
+    """Question 9's teachers: names, or epoch numbers of the trained main teacher; the main teacher included."""
+    strengths = list(values["strengths"])
+    if source.kind != "train" and any(isinstance(s, int) for s in strengths):
+        raise ValueError("strengths: epoch numbers need a trained teacher ('train:<arch>'); give teacher names")
+    for spec in strengths:
+        if not isinstance(spec, int):
+            orchestrate.parse_teacher(str(spec))  # raises naming a bad teacher
+    if source.kind == "train" and values["teacher"] not in strengths and not any(isinstance(x, int) for x in strengths):
+        strengths.append(values["teacher"])  # the main teacher is one of the strengths
+    if len(strengths) < 2:
+        raise ValueError(f"strengths must list at least 2 teachers, got {strengths}")
+    epochs_given = [s for s in strengths if isinstance(s, int)]
+    if any(not 1 <= s <= int(values["teacher_epochs"]) for s in epochs_given):
+        raise ValueError(f"strengths: teacher epochs must lie in 1..{values['teacher_epochs']}, got {strengths}")
+    return strengths
+
+
 def setup_questions(profile: str = "cpu-quick", **overrides: Any) -> QuestionSetup:
     """Resolve notebook 07's parameters: the profile's values, updated by the non-``None`` ``overrides``."""
     profile = "cpu-quick" if profile == "default" else profile  # `make notebooks` passes "default"
@@ -206,22 +224,10 @@ def setup_questions(profile: str = "cpu-quick", **overrides: Any) -> QuestionSet
     if len(seeds) < 2 or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must hold at least 2 distinct seeds (mean +- std), got {seeds}")
     source = orchestrate.parse_teacher(values["teacher"])
-    strengths = list(values["strengths"])
-    if source.kind != "train" and any(isinstance(s, int) for s in strengths):
-        raise ValueError("strengths: epoch numbers need a trained teacher ('train:<arch>'); give teacher names")
-    for spec in strengths:
-        if not isinstance(spec, int):
-            orchestrate.parse_teacher(str(spec))  # raises naming a bad teacher
-    if source.kind == "train" and values["teacher"] not in strengths and not any(isinstance(x, int) for x in strengths):
-        strengths.append(values["teacher"])  # the main teacher is one of the strengths
-    if len(strengths) < 2:
-        raise ValueError(f"strengths must list at least 2 teachers, got {strengths}")
+    strengths = _checked_strengths(values, source)
     noise = values["label_noise"]
     if isinstance(noise, bool) or not isinstance(noise, int | float) or not 0 < noise < 1:
         raise ValueError(f"label_noise must be a fraction in (0, 1), got {noise!r}")
-    epochs_given = [s for s in strengths if isinstance(s, int)]
-    if any(not 1 <= s <= int(values["teacher_epochs"]) for s in epochs_given):
-        raise ValueError(f"strengths: teacher epochs must lie in 1..{values['teacher_epochs']}, got {strengths}")
     wttm = method_hyperparameters("wttm", *REFERENCE_PAIR)
     noce = method_hyperparameters("wttm-noce", *REFERENCE_PAIR)
     return QuestionSetup(

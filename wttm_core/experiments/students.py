@@ -225,30 +225,22 @@ def setup_students(
 ) -> StudentSetup:
     """Resolve notebook 05's parameters; ``None`` means "the profile's value" (gamma/beta: the presets).
 
-    ``gamma``/``beta`` are one number for every TTM-like method or a dict ``{method: value}``. ``tune_lr``
-    chooses each method's learning rate from ``lr_grid`` (default :data:`~wttm_core.experiments.tuning.LR_GRID`)
-    on a validation split before the seeds run. ``train_size`` is the teacher's training set; the students
-    train on its first ``student_train_size`` images (``None``: the profile's choice, else all of them).
-    ``time_budget_s`` bounds the students' training after the pilot (:mod:`~wttm_core.experiments.budget`):
-    ``"profile"`` (the profile's: 300 s for ``cpu-quick``, none otherwise), ``None`` (unlimited) or seconds.
+    ``gamma``/``beta``: one number for every TTM-like method or ``{method: value}``. ``tune_lr`` chooses each
+    method's lr from ``lr_grid`` (:data:`~wttm_core.experiments.tuning.LR_GRID`) on a validation split first.
+    The students train on the first ``student_train_size`` of the teacher's ``train_size`` images (``None``: the
+    profile's choice, else all). ``time_budget_s`` bounds their training (:mod:`~wttm_core.experiments.budget`):
+    ``"profile"`` (300 s for ``cpu-quick``, none otherwise), ``None`` (unlimited) or seconds.
     """
     profile = "cpu-quick" if profile == "default" else profile  # `make notebooks` passes "default"
-    prof = get_profile(profile)
-    pair = PROFILE_PAIRS[profile]
+    prof, pair = get_profile(profile), PROFILE_PAIRS[profile]
     _check_methods(methods)
     source = parse_teacher(teacher or pair["teacher"])
     teacher_arch = _teacher_arch(source)
     student = _check_student(student or pair["student"])
-    dataset = dataset or prof.dataset
-    train_size = _profile_size(train_size, "train_size", pair, prof, dataset)
-    test_size = _profile_size(test_size, "test_size", pair, prof, dataset)
-    if student_train_size is None and dataset == prof.dataset:
-        student_train_size = pair.get("student_train_size")
-    if student_train_size is not None:
-        student_train_size = int(check_number("student_train_size", student_train_size, low=1, integer=True))
+    data = _data_fields(prof, pair, dataset or prof.dataset, train_size, test_size, student_train_size)
     setup = StudentSetup(
         profile=profile,
-        dataset=dataset,
+        **data,
         data_dir=str(resolve_path(data_dir)),
         device=device or prof.device,
         teacher=source,
@@ -257,20 +249,47 @@ def setup_students(
         student=student,
         methods=list(methods),
         epochs=int(epochs or pair.get("epochs", prof.epochs)),
-        train_size=train_size,
-        test_size=test_size,
         seeds=list(seeds if seeds is not None else pair.get("seeds", prof.seeds)),
-        student_train_size=student_train_size,
         paper_pair=_paper_pair(teacher_arch, student),
         out_dir=out_dir or f"build/runs/05_train_students/{profile}",  # profiles never overwrite each other
         quiet=quiet,
-        tune_lr=bool(pair["tune_lr"] if tune_lr is None else tune_lr),
-        lr_grid=_check_lr_grid(pair.get("lr_grid", LR_GRID) if lr_grid is None else lr_grid),
-        time_budget_s=check_budget(pair.get("time_budget_s") if time_budget_s == "profile" else time_budget_s),
-        pilot=_fit_pilot(dict(pair.get("pilot", PILOT)), _smaller(student_train_size, train_size)),
+        **_tuning_fields(
+            pair, tune_lr, lr_grid, time_budget_s, _smaller(data["student_train_size"], data["train_size"])
+        ),
     )
     _resolve_hyperparameters(setup, gamma, beta)
     return setup
+
+
+def _data_fields(
+    prof: Profile, pair: Mapping[str, Any], dataset: str, train: int | None, test: int | None, student: int | None
+) -> dict[str, Any]:
+    """The data set and its sizes: the teacher's train / test images and the students' share of the former."""
+    return {
+        "dataset": dataset,
+        "train_size": _profile_size(train, "train_size", pair, prof, dataset),
+        "test_size": _profile_size(test, "test_size", pair, prof, dataset),
+        "student_train_size": _student_train_size(student, pair, dataset == prof.dataset),
+    }
+
+
+def _tuning_fields(
+    pair: Mapping[str, Any], tune_lr: bool | None, lr_grid: Sequence[float] | None, budget: Any, pilot_size: int | None
+) -> dict[str, Any]:
+    """The learning-rate pilot's settings and the students' time budget (``tuning`` / ``budget`` modules)."""
+    return {
+        "tune_lr": bool(pair["tune_lr"] if tune_lr is None else tune_lr),
+        "lr_grid": _check_lr_grid(pair.get("lr_grid", LR_GRID) if lr_grid is None else lr_grid),
+        "time_budget_s": check_budget(pair.get("time_budget_s") if budget == "profile" else budget),
+        "pilot": _fit_pilot(dict(pair.get("pilot", PILOT)), pilot_size),
+    }
+
+
+def _student_train_size(given: int | None, pair: Mapping[str, Any], own_dataset: bool) -> int | None:
+    """The students' share of the teacher's images: ``given``, else the profile pair's (on its own data set only)."""
+    if given is None and own_dataset:
+        given = pair.get("student_train_size")
+    return None if given is None else int(check_number("student_train_size", given, low=1, integer=True))
 
 
 def _profile_size(given: int | None, key: str, pair: Mapping[str, Any], prof: Profile, dataset: str) -> int | None:
