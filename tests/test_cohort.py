@@ -15,11 +15,11 @@ import signal
 
 import pytest
 import torch
+from run_configs import tiny_run_config
 
 from wttm_core.data import load_dataset
 from wttm_core.engine import (
     CohortTooLarge,
-    TrainConfig,
     TrainingInterrupted,
     read_jsonl,
     resolve_config,
@@ -39,22 +39,8 @@ def tiny():
 
 
 def student(teacher_file, out, **changes):
-    base = dict(
-        arch="resnet8",
-        method="wttm",
-        teacher_checkpoint=str(teacher_file),
-        gamma=0.3,
-        beta=1.5,
-        batch_size=32,
-        epochs=2,
-        device="cpu",
-        amp="off",
-        deterministic=True,
-        seed=3,
-        out=str(out) if out is not None else None,
-        quiet=True,
-    )
-    return TrainConfig(**{**base, **changes})
+    base = dict(method="wttm", gamma=0.3, beta=1.5, epochs=2, amp="off", deterministic=True, seed=3)
+    return tiny_run_config(teacher_file, out, **{**base, **changes})
 
 
 def close_rows(a, b, tolerance=1e-6):

@@ -14,9 +14,10 @@ import subprocess
 
 import pytest
 import torch
+from run_configs import tiny_run_config
 
 from wttm_core.data import load_dataset
-from wttm_core.engine import TrainConfig, prepare, train
+from wttm_core.engine import prepare, train
 from wttm_core.engine.config import git_commit
 from wttm_core.engine.metrics import predict_logits
 
@@ -27,19 +28,8 @@ def tiny():
 
 
 def config(out, teacher_file, **changes):
-    base = dict(
-        arch="resnet8",
-        method="kd",
-        teacher_checkpoint=str(teacher_file),
-        batch_size=32,
-        epochs=1,
-        device="cpu",
-        amp="bf16",
-        channels_last=False,
-        out=str(out) if out is not None else None,
-        quiet=True,
-    )
-    return TrainConfig(**{**base, **changes})
+    base = dict(method="kd", epochs=1, amp="bf16", channels_last=False)
+    return tiny_run_config(teacher_file, out, **{**base, **changes})
 
 
 def test_config_json_records_provenance(tmp_path, tiny, teacher_file):
