@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from wttm_core.experiments.budget import check_budget, pilot_seconds_per_image, plan_epochs
+from wttm_core.lab.experiments.budget import check_budget, pilot_seconds_per_image, plan_epochs
 
 
 def test_plan_keeps_the_epochs_within_budget_and_cuts_them_alike_over_it() -> None:
@@ -40,8 +40,8 @@ def test_pilot_throughput_is_read_from_finished_runs(tmp_path: Path) -> None:
 
 
 def test_setups_carry_the_budget_and_the_opt_in_questions() -> None:
-    from wttm_core.experiments.questions import setup_questions
-    from wttm_core.experiments.students import setup_students
+    from wttm_core.lab.experiments.questions import setup_questions
+    from wttm_core.lab.experiments.students import setup_students
 
     assert setup_students("cpu-quick").time_budget_s == 300 and setup_students("smoke").time_budget_s is None
     assert setup_students("cpu-quick", time_budget_s=None).time_budget_s is None
@@ -60,7 +60,7 @@ def test_setups_carry_the_budget_and_the_opt_in_questions() -> None:
 
 
 def test_a_tight_budget_gives_every_method_the_same_fewer_epochs(tmp_path: Path) -> None:
-    from wttm_core.experiments.students import run_students, setup_students
+    from wttm_core.lab.experiments.students import run_students, setup_students
 
     setup = setup_students(
         "smoke", methods=["ce", "kd"], epochs=3, tune_lr=True, lr_grid=[0.05], time_budget_s=0.001,

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from wttm_core import functional as WF
 from wttm_core.engine import TrainConfig, build_method
-from wttm_core.experiments import (
+from wttm_core.lab.experiments import (
     WEIGHTING_LABELS,
     Variant,
     compare,
@@ -32,10 +32,10 @@ from wttm_core.experiments import (
     weighting_variants,
     welch_t_test,
 )
-from wttm_core.experiments.diagnostics import entropy_histogram, superclass_breakdown
-from wttm_core.experiments.orchestrate import parse_teacher, slug
-from wttm_core.experiments.stats import regularized_incomplete_beta, student_t_two_sided_p
-from wttm_core.experiments.tables import accuracy_rows, comparisons
+from wttm_core.lab.experiments.diagnostics import entropy_histogram, superclass_breakdown
+from wttm_core.lab.experiments.orchestrate import parse_teacher, slug
+from wttm_core.lab.experiments.stats import regularized_incomplete_beta, student_t_two_sided_p
+from wttm_core.lab.experiments.tables import accuracy_rows, comparisons
 from wttm_core.runs import group_runs
 
 # ------------------------------------------------------------------------------------------------ statistics
@@ -197,7 +197,7 @@ def test_parse_teacher_and_slug(tmp_path: Path) -> None:
 
 
 def test_paper_numbers_only_at_paper_settings() -> None:
-    from wttm_core.experiments.tables import at_paper_settings
+    from wttm_core.lab.experiments.tables import at_paper_settings
 
     pair = ("resnet56", "resnet20")
     kd = {"method": "kd", "temperature": 4.0, "kd_weight": 0.9, "ce_weight": None, "label_smoothing": 0.0}
@@ -315,7 +315,7 @@ def test_tiny_synthetic_experiment_end_to_end(tmp_path: Path) -> None:
 
 
 def test_setup_students_resolves_profiles_presets_and_overrides() -> None:
-    from wttm_core.experiments.students import setup_students
+    from wttm_core.lab.experiments.students import setup_students
 
     quick = setup_students("default")  # `make notebooks` passes "default": notebook 05's cpu-quick
     assert (quick.profile, quick.dataset, quick.student, quick.teacher_arch) == (
@@ -359,7 +359,7 @@ def test_setup_students_resolves_profiles_presets_and_overrides() -> None:
 
 
 def test_setup_questions_checks_its_protocol() -> None:
-    from wttm_core.experiments.questions import setup_questions
+    from wttm_core.lab.experiments.questions import setup_questions
 
     setup = setup_questions("default")
     # question 9 varies the teacher by architecture (each trained with the same budget), not by snapshots
@@ -383,7 +383,7 @@ def test_setup_questions_checks_its_protocol() -> None:
 
 
 def test_load_examples_splits_runs_by_the_manifest(tmp_path: Path) -> None:
-    from wttm_core.experiments.examples import example_variants, load_examples
+    from wttm_core.lab.experiments.examples import example_variants, load_examples
 
     for label, name in (("KD (T=4)", "kd-s0"), ("CE", "ce-s0")):
         (tmp_path / name).mkdir()
@@ -410,7 +410,7 @@ def test_diagnostics_reuse_the_engines_test_logits(tmp_path: Path, teacher_file:
     import wttm_core.engine.shared as shared
     from wttm_core.data import load_dataset
     from wttm_core.engine import prepare
-    from wttm_core.experiments.diagnostics import DiagnosticsRecorder
+    from wttm_core.lab.experiments.diagnostics import DiagnosticsRecorder
 
     passes: list[str] = []
     original = metrics.predict_logits

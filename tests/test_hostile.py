@@ -670,7 +670,7 @@ def test_case_10_messages_are_not_cut(tmp_path: Path, teacher_file: Path, capsys
 
 
 def test_case_10_notebook_06_with_a_wrong_runs_dir_says_so(tmp_path: Path) -> None:
-    from wttm_core.experiments.examples import load_examples
+    from wttm_core.lab.experiments.examples import load_examples
 
     for runs_dir in (tmp_path / "no_such_folder", tmp_path):
         with pytest.raises(

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from wttm_core import resources
-from wttm_core.experiments.orchestrate import WORK_DIR_ENV, ensure_teacher, load_data, project_root, resolve_path
 from wttm_core.lab import shipped_teacher as st
+from wttm_core.lab.experiments.orchestrate import WORK_DIR_ENV, ensure_teacher, load_data, project_root, resolve_path
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -154,7 +154,7 @@ def test_the_training_loop_sets_the_epoch(monkeypatch, tmp_path):
 
 
 def test_notebook_methods_parameter_takes_every_base_method_and_sums(tmp_path):
-    from wttm_core.experiments.students import setup_students
+    from wttm_core.lab.experiments.students import setup_students
 
     methods = [*BASE_METHODS, "wttm+0.5*dkd(beta=6)", "kd+lskd"]
     setup = setup_students("smoke", methods=methods, out_dir=str(tmp_path))

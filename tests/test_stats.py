@@ -9,7 +9,7 @@ from statistics import NormalDist
 
 import pytest
 
-from wttm_core.experiments.stats import (
+from wttm_core.lab.experiments.stats import (
     binomial_se,
     compare,
     compare_many,

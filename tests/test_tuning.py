@@ -11,8 +11,8 @@ import torch
 
 from wttm_core.data import load_dataset, validation_split, with_label_noise
 from wttm_core.engine import TrainConfig
-from wttm_core.experiments.tuning import _best, tune_learning_rates, with_learning_rates
-from wttm_core.experiments.variants import Variant
+from wttm_core.lab.experiments.tuning import _best, tune_learning_rates, with_learning_rates
+from wttm_core.lab.experiments.variants import Variant
 
 
 def test_validation_split_is_carved_from_training_images_only() -> None:

@@ -5,7 +5,7 @@ The notebooks read a few small files: ``data/paper_results.csv`` (the paper's nu
 checkout (or an editable install) they live at the repository root; a wheel carries copies under
 ``wttm_core/_resources/`` (``setup.py`` copies them at build time). :func:`shipped` finds either, so nothing
 depends on the folder a notebook runs in. Shipped files are read, never written: runs and caches go to the
-working folder (:func:`wttm_core.experiments.project_root`).
+working folder (:func:`wttm_core.lab.experiments.project_root`).
 """
 
 from __future__ import annotations

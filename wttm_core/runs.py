@@ -3,7 +3,7 @@
 A run directory written by the engine holds ``config.json`` (the resolved configuration), ``metrics.jsonl`` (one
 JSON object per finished epoch: accuracies, loss parts, ``student_entropy`` = mean H(q) for Fig. 1,
 ``kl_transformed_teacher`` = mean D(p^t_T || q) for Fig. 2, ``weight_mean`` = mean U_gamma(p^t) of Eq. 22, ...)
-and, once finished, ``summary.json`` (best and last accuracy). Runs made through :mod:`wttm_core.experiments`
+and, once finished, ``summary.json`` (best and last accuracy). Runs made through :mod:`wttm_core.lab.experiments`
 may also hold ``diagnostics.jsonl``: per-epoch test-set distributions (a histogram of the student's per-sample
 entropy for Fig. 3, D(p^t_T || q) per superclass).
 

@@ -1,67 +1,19 @@
-"""Experiment orchestration for the notebooks 05-07 and the sweeps (Zheng & Yang, ICLR 2024).
+"""The experiments moved into the lab: their one home is :mod:`wttm_core.lab.experiments`.
 
-Modules, one job each:
-
-* :mod:`~wttm_core.experiments.stats` - mean +- std, paired t intervals, test-set error, Holm, power;
-* :mod:`~wttm_core.experiments.variants` - named variants: the paper's methods, alternative WTTM sample
-  weights (Eqs. 22-23) rescaled to the same mean strength, KD + a decoupled Renyi regulariser (Eqs. 4, 15, 19);
-* :mod:`~wttm_core.experiments.diagnostics` - per-epoch entropy histograms (Fig. 3) and per-superclass
-  divergences written next to the engine's ``metrics.jsonl``;
-* :mod:`~wttm_core.experiments.orchestrate` - teachers trained once and cached, variants x seeds through the
-  engine, finished runs reused;
-* :mod:`~wttm_core.experiments.tables` - best/last accuracy tables next to ``data/paper_results.csv``;
-* :mod:`~wttm_core.experiments.students` - notebook 05's workflow (also a command line);
-* :mod:`~wttm_core.experiments.questions` - notebook 07's open-question experiments;
-* :mod:`~wttm_core.experiments.examples` - the example runs in ``data/example_runs/`` that notebook 06 reads.
+This package keeps the old import paths working: ``import wttm_core.experiments.stats`` gives the same module
+object as ``wttm_core.lab.experiments.stats``. The three modules with a command line (``questions``, ``examples``,
+``students``) are small files here instead, so that ``python -m wttm_core.experiments.questions`` still runs.
 """
 
-from wttm_core.experiments.orchestrate import (
-    RunSpec,
-    TeacherSource,
-    ensure_teacher,
-    load_data,
-    parse_teacher,
-    project_root,
-    resolve_path,
-    run_variants,
-    teacher_logits,
-)
-from wttm_core.experiments.stats import Comparison, Estimate, compare, estimate, format_mean_std, welch_t_test
-from wttm_core.experiments.tables import accuracy_rows, comparisons, markdown_table
-from wttm_core.experiments.variants import (
-    WEIGHTING_LABELS,
-    Variant,
-    eq19_renyi_weight,
-    kd_renyi_variant,
-    method_variant,
-    weight_means,
-    weighting_variants,
-)
+import importlib
+import sys
 
-__all__ = [
-    "WEIGHTING_LABELS",
-    "Comparison",
-    "Estimate",
-    "RunSpec",
-    "TeacherSource",
-    "Variant",
-    "accuracy_rows",
-    "compare",
-    "comparisons",
-    "ensure_teacher",
-    "eq19_renyi_weight",
-    "estimate",
-    "format_mean_std",
-    "kd_renyi_variant",
-    "load_data",
-    "markdown_table",
-    "method_variant",
-    "parse_teacher",
-    "project_root",
-    "resolve_path",
-    "run_variants",
-    "teacher_logits",
-    "weight_means",
-    "weighting_variants",
-    "welch_t_test",
-]
+from wttm_core.lab.experiments import *  # noqa: F403
+from wttm_core.lab.experiments import __all__  # noqa: F401
+
+_SUBMODULES = ("budget", "diagnostics", "orchestrate", "stats", "tables", "tuning", "variants")
+
+for _name in _SUBMODULES:
+    _module = importlib.import_module(f"wttm_core.lab.experiments.{_name}")
+    sys.modules[f"{__name__}.{_name}"] = _module
+    globals()[_name] = _module

@@ -20,7 +20,7 @@ started are reported as skipped.
 
 Kernels run over IPC sockets rather than TCP on POSIX systems (no "Kernel is running over TCP without encryption"
 warning), with ``$WTTM_WORK_DIR`` set to the folder the runner was started in (where runs and caches go, see
-:func:`wttm_core.experiments.project_root`) and ``$WTTM_FIGURE_IMAGES`` set to ``png`` (every figure also saved
+:func:`wttm_core.lab.experiments.project_root`) and ``$WTTM_FIGURE_IMAGES`` set to ``png`` (every figure also saved
 as an image, see :mod:`wttm_core.viz.export`). ``--index`` also writes ``<out>/index.html``: a page linking an
 HTML rendering of every executed notebook (``<out>/html/``) with its status and time.
 

@@ -226,7 +226,7 @@ def find_shipped_teacher(
 
 def _reference_data(teacher: ShippedTeacher) -> tuple[Any, Any]:
     """The teacher's training data as its build made it: generated on one thread."""
-    from wttm_core.experiments.orchestrate import load_data
+    from wttm_core.lab.experiments.orchestrate import load_data
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -302,7 +302,7 @@ def _untimed(record: Mapping[str, Any]) -> dict[str, Any]:
 
 def _accuracy(checkpoint: Path, test: Any) -> float:
     """Top-1 test accuracy (%) of a checkpoint, computed as the students' teacher logits are."""
-    from wttm_core.experiments.orchestrate import teacher_logits
+    from wttm_core.lab.experiments.orchestrate import teacher_logits
 
     logits = teacher_logits(checkpoint, test, device="cpu")
     return round(float((logits.argmax(1) == test.labels).float().mean()) * 100.0, 4)
@@ -312,7 +312,7 @@ def build_shipped_teacher(name: str, out: str | Path, *, threads: int = 1, log: 
     """Train the shipped teacher ``name`` from scratch on the CPU and write its file to ``out``; return its
     SHA-256. Deterministic for a given CPU type, PyTorch version and ``threads``."""
     from wttm_core.engine import read_jsonl
-    from wttm_core.experiments.orchestrate import ensure_teacher, load_data
+    from wttm_core.lab.experiments.orchestrate import ensure_teacher, load_data
     from wttm_core.models import build_model, read_checkpoint, save_checkpoint
 
     teacher = SHIPPED_TEACHERS[name]

@@ -5,7 +5,7 @@ epoch), so both are reported. The paper's numbers come from ``data/paper_results
 (:mod:`wttm_core.paper`, Tables 1, 3 and 6) and are attached only to a group whose loss settings are the
 paper's (:func:`at_paper_settings`: KD at T = 4 with weight 0.9, TTM / WTTM at the pair's Table 8/9 gamma and
 beta, no label smoothing, no extra terms) - a KD run at T = 1 gets none. Differences between methods are judged
-by :func:`wttm_core.experiments.stats.compare_many`: runs paired by seed (same initialisation and data order)
+by :func:`wttm_core.lab.experiments.stats.compare_many`: runs paired by seed (same initialisation and data order)
 when every group has the same seeds, paired t intervals, the test set's binomial error and Holm's correction.
 """
 
@@ -15,7 +15,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from wttm_core.experiments.stats import Comparison, compare_many, estimate, format_mean_std
+from wttm_core.lab.experiments.stats import Comparison, compare_many, estimate, format_mean_std
 from wttm_core.presets import RECIPE, method_hyperparameters
 from wttm_core.runs import Run, final_values
 from wttm_core.viz.tables import markdown_records as markdown_table
@@ -147,7 +147,7 @@ def comparisons(
     """Every other group against ``reference`` (or the given ``pairs``) on the per-run ``how`` ``metric``.
 
     One family: paired by seed where possible (:func:`seed_values`), Holm-adjusted, with the test set's binomial
-    error when all runs share a test-set size (:func:`~wttm_core.experiments.stats.compare_many`).
+    error when all runs share a test-set size (:func:`~wttm_core.lab.experiments.stats.compare_many`).
     """
     if pairs is None:
         if reference not in groups:

@@ -28,8 +28,8 @@ from typing import Any
 
 from wttm_core.atomic import atomic_write
 from wttm_core.engine import TrainConfig, TrainingDiverged
-from wttm_core.experiments.orchestrate import resolve_path, run_variants
-from wttm_core.experiments.variants import Variant
+from wttm_core.lab.experiments.orchestrate import resolve_path, run_variants
+from wttm_core.lab.experiments.variants import Variant
 
 __all__ = ["LR_GRID", "Pilot", "tune_learning_rates", "with_learning_rates"]
 

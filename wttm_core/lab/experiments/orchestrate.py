@@ -7,7 +7,7 @@ what experiments need around it:
 * :func:`ensure_teacher` trains a teacher once and reuses it (``build/teachers/<key>/``) across notebooks,
   sweep points and re-runs; it can keep snapshots of earlier epochs (weaker teachers for question 9);
 * :func:`run_variants` trains every variant for every seed into ``<root>/<label>-s<seed>/``, records the
-  per-epoch diagnostics (:mod:`~wttm_core.experiments.diagnostics`), deletes the checkpoints it does not need
+  per-epoch diagnostics (:mod:`~wttm_core.lab.experiments.diagnostics`), deletes the checkpoints it does not need
   and skips runs that already finished with the identical configuration;
 * :func:`load_data` / :func:`teacher_logits` load a data set once and evaluate a teacher on it.
 """
@@ -33,8 +33,8 @@ from wttm_core._checks import check_number
 from wttm_core.atomic import atomic_write
 from wttm_core.engine import TrainConfig, config_to_dict, prepare, read_jsonl, resolve_config
 from wttm_core.engine.config import identity
-from wttm_core.experiments.diagnostics import DiagnosticsRecorder
-from wttm_core.experiments.variants import Variant
+from wttm_core.lab.experiments.diagnostics import DiagnosticsRecorder
+from wttm_core.lab.experiments.variants import Variant
 from wttm_core.lab.progress import Progress
 from wttm_core.runs import Run, read_run
 
