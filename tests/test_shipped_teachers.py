@@ -40,7 +40,8 @@ def test_the_shipped_teachers_superclass_mistakes_fall_inside_the_family(tmp_pat
     test = load_dataset("synthetic", "test", size=3000)  # more test images than it was scored on: more mistakes
     probs = teacher_logits(out / "checkpoint.pth", test, device="cpu").softmax(dim=1)
     stats = family_statistics(probs, test.labels, test.fine_to_coarse)
-    # measured: 3.9 % of the images in a wrong superclass, 74 % of those inside the family (chance 17 %)
+    # measured: 1.9 % of the 3,000 images in a wrong superclass, 69 % of those inside the family (chance 17 %);
+    # 63 % of the probability mass on other superclasses inside the family (chance 17 %)
     assert stats["superclass_error_rate"] > 0.01
     assert stats["superclass_errors_in_family"] > 2.5 * stats["superclass_errors_in_family_chance"]
     assert stats["other_superclass_mass_in_family"] > 2.5 * stats["other_superclass_mass_in_family_chance"]
