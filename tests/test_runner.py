@@ -290,12 +290,27 @@ def test_a_batch_execution_is_a_kernel_without_a_jupyter_server_and_interactive_
     assert not export.batch_execution()
 
 
+def test_the_environment_variable_decides_and_plain_python_pays_nothing(monkeypatch):
+    import plotly.io as pio
+
+    previous = pio.renderers.default
+    try:
+        for setting in ("none", "", "auto"):  # off; and auto outside a kernel (plain Python, this test) does nothing
+            monkeypatch.setenv(export.FIGURE_IMAGES_ENV, setting)
+            export.enable_from_environment()
+            assert pio.renderers.default == previous, setting
+        monkeypatch.setenv(export.FIGURE_IMAGES_ENV, "svg")
+        export.enable_from_environment()
+        assert pio.renderers.default == "plotly_mimetype+wttm_image"
+    finally:
+        pio.renderers.default = previous
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_plain_papermill_runs_carry_images_in_batch_mode_only(tmp_path, monkeypatch):
     """papermill without the runner (as CI and ``wttm sweep`` run it), ``$WTTM_FIGURE_IMAGES`` unset: a figure shown
-    while ``interactive`` is False carries a PNG, one shown after the notebook sets ``interactive = True`` does not;
-    with ``WTTM_FIGURE_IMAGES=none`` no figure carries one."""
+    while ``interactive`` is False carries a PNG, one shown after the notebook sets ``interactive = True`` does not."""
     if shutil.which("chromium") is None:
         pytest.skip("no chromium: figure images cannot be exported here")
     cells = [("interactive = True", ["parameters"]), (FIGURE_CELL, []), ("interactive = True\n" + FIGURE_CELL, [])]
@@ -303,16 +318,11 @@ def test_plain_papermill_runs_carry_images_in_batch_mode_only(tmp_path, monkeypa
     monkeypatch.delenv(export.FIGURE_IMAGES_ENV, raising=False)
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
     monkeypatch.chdir(tmp_path)
-    images = []
-    for setting in ("", "none"):
-        if setting:
-            monkeypatch.setenv(export.FIGURE_IMAGES_ENV, setting)
-        out = runner.execute_notebook(src, tmp_path / f"out{setting}.ipynb", {"interactive": False})
-        figures = [
-            o.get("data", {})
-            for c in nbformat.read(str(out), as_version=4).cells
-            for o in c.get("outputs", [])
-            if "application/vnd.plotly.v1+json" in o.get("data", {})
-        ]
-        images.append(["image/png" in f for f in figures])
-    assert images == [[True, False], [False, False]]
+    out = runner.execute_notebook(src, tmp_path / "out.ipynb", {"interactive": False})
+    figures = [
+        o.get("data", {})
+        for c in nbformat.read(str(out), as_version=4).cells
+        for o in c.get("outputs", [])
+        if "application/vnd.plotly.v1+json" in o.get("data", {})
+    ]
+    assert ["image/png" in f for f in figures] == [True, False]
