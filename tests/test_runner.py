@@ -326,3 +326,14 @@ def test_plain_papermill_runs_carry_images_in_batch_mode_only(tmp_path, monkeypa
         if "application/vnd.plotly.v1+json" in o.get("data", {})
     ]
     assert ["image/png" in f for f in figures] == [True, False]
+
+
+def test_render_html_alone_puts_mathjax_next_to_the_page(tmp_path):
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_markdown_cell(MATHS_CELL)]
+    nbformat.write(notebook, str(tmp_path / "n.ipynb"))
+    page = index.render_html(tmp_path / "n.ipynb", tmp_path / "pages" / "n.html").read_text()
+    assert re.findall(r'<script[^>]*\bsrc="([^"]+)"', page) == [
+        f"_static/mathjax/MathJax.js?config={index.MATHJAX_CONFIG}"
+    ]
+    assert (tmp_path / "pages" / "_static" / "mathjax" / "MathJax.js").is_file() and index.remote_loads(page) == []
