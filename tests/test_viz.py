@@ -362,6 +362,37 @@ def test_panel_refuses_a_change_of_structure():
         LivePanel(_bars, [Control("height", 0.3, 0, 1, 0.1)] * 2, interactive=False)
 
 
+def test_a_slider_move_sends_leaf_changes_and_clears_dropped_properties():
+    """A live update sends only the changed leaves (``xaxis.range``, ``title.text``, ``y``) - not whole axis
+    containers, which make plotly.js redraw every subplot - and a property the new spec drops is reset."""
+
+    def build(height):
+        layout = base_layout(f"h = {height:.2f}", "class", "probability", yaxis={"range": [0, 2 * height]})
+        trace = {"type": "bar", "x": [0, 1], "y": [height, 1 - height], "name": "p"}
+        if height > 0.5:
+            trace["visible"] = "legendonly"
+        return FigureSpec([trace], layout)
+
+    panel = LivePanel(build, [Control("height", 0.3, 0.0, 1.0, 0.05)], interactive=True)
+    figure = panel.figures[0]
+    sent = []
+    real = figure.plotly_update
+
+    def record(restyle_data=None, relayout_data=None, trace_indexes=None, **kwargs):
+        sent.append((dict(restyle_data or {}), dict(relayout_data or {})))
+        return real(restyle_data=restyle_data, relayout_data=relayout_data, trace_indexes=trace_indexes, **kwargs)
+
+    figure.plotly_update = record
+    panel.sliders["height"].value = 0.8
+    restyle, relayout = sent[-1]
+    assert set(relayout) == {"title.text", "yaxis.range"}, relayout
+    assert set(restyle) == {"y", "visible"}, restyle
+    assert figure.data[0].visible == "legendonly" and list(figure.layout.yaxis.range) == pytest.approx([0, 1.6])
+    panel.sliders["height"].value = 0.4  # the spec drops `visible` again: the trace must not stay hidden
+    assert figure.data[0].visible is None and set(sent[-1][0]) == {"y", "visible"}
+    assert list(figure.layout.yaxis.title.text) and figure.layout.yaxis.title.text == "probability"
+
+
 def _notebook_panels() -> dict[str, tuple[LivePanel, str]]:
     """The panels of notebooks 01-04 at their default parameters, with the control each test moves."""
     logits, _ = th.sample_teacher_logits(64, 10, num_superclasses=5, seed=0)
