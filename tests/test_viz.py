@@ -550,3 +550,24 @@ def test_side_by_side_lists_each_name_once_and_wraps_notes():
     assert side_by_side([spec, spec], title="t", width=None).to_figure().layout.width is None
     wrapped = notice("word " * 60, width=50)["text"]
     assert wrapped.count("<br>") >= 5 and all(len(line) <= 60 for line in wrapped.split("<br>"))
+
+
+def test_typeset_gives_students_symbols_but_leaves_keys_alone():
+    from wttm_core.runs import Series
+    from wttm_core.viz.dynamics import curves_note, epoch_curves_figure, group_summary_figure
+    from wttm_core.viz.panels import typeset
+
+    assert typeset("TTM (beta=36)") == "TTM (β=36)" and typeset("KD + 2 Renyi(alpha=0.25)") == "KD + 2 Rényi(α=0.25)"
+    assert typeset("KD (T=4) +- std") == "KD (T=4) ± s.d." and typeset("KD -> TTM") == "KD → TTM"
+    assert typeset("alphabet, betamax, kd+10.8*renyi") == "alphabet, betamax, kd+10.8*renyi"  # words and method keys
+    with pytest.raises(TypeError, match="text"):
+        typeset(3)
+    curves = {
+        "KD (T=4)": Series([1, 2], [1.0, 1.1], [0.1, 0.1], 3),
+        "TTM (beta=36)": Series([1, 2], [1.2, 1.3], [0.1, 0.1], 3),
+    }
+    names = [t.name for t in epoch_curves_figure(curves, metric="student_entropy").data]
+    assert "TTM (β=36) (3 seeds)" in names and "TTM (β=36) ± s.d." in names and not any("beta" in n for n in names)
+    assert "TTM (β=36) is above KD (T=4)" in curves_note(curves, "H(q)")
+    summary = group_summary_figure({"KD + 10.8 Renyi at lr 0.5": [1.0, 2.0], "KD": [1.5, 1.0]}, title="t")
+    assert list(summary.data[0].x) == ["KD + 10.8 Rényi at lr 0.5", "KD"]

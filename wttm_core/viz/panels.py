@@ -15,7 +15,7 @@ from typing import Any
 
 from wttm_core.viz.style import FigureSpec
 
-__all__ = ["NOTICE_MARGIN_TOP", "PANELS_WIDTH", "SYM", "add_notice", "notice", "side_by_side"]
+__all__ = ["NOTICE_MARGIN_TOP", "PANELS_WIDTH", "SYM", "add_notice", "notice", "side_by_side", "typeset"]
 
 SYM: dict[str, str] = {
     "gamma": "γ",
@@ -33,6 +33,30 @@ SYM: dict[str, str] = {
     "D_ttm": "D(p<sup>t</sup><sub>T</sub> ‖ q)",
     "D_kd": "D(p<sup>t</sup><sub>T</sub> ‖ q<sub>T</sub>)",
 }
+
+
+# ASCII spellings in run labels and generated sentences ("TTM (beta=36)", "KD + 10.8 Renyi(alpha=0.25)") and what a
+# student reads instead. Run labels themselves stay ASCII: they name run folders (orchestrate.slug) and cached runs.
+_TYPESET = (
+    (re.compile(r"\bRenyi\b"), "Rényi"),
+    (re.compile(r"\bbeta\b"), "β"),
+    (re.compile(r"\balpha\b"), "α"),
+    (re.compile(r"\bgamma\b"), "γ"),
+    (re.compile(r"\blambda\b"), "λ"),
+    (re.compile(r"\+- ?std\b"), "± s.d."),
+    (re.compile(r" -> "), " → "),
+)
+
+
+def typeset(text: str) -> str:
+    """``text`` as a student should read it: Greek letters for ``beta``/``alpha``/``gamma``/``lambda``, "Rényi",
+    "± s.d." and "→" - for run labels and generated sentences shown in tables, legends and notes. Only display
+    text goes through this; labels used as keys (run folders, lookups) stay as they are."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    for pattern, replacement in _TYPESET:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 PANELS_WIDTH = 1100  # px: side-by-side panels, about the width of a JupyterLab main area at 1400 px
