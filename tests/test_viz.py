@@ -571,3 +571,18 @@ def test_typeset_gives_students_symbols_but_leaves_keys_alone():
     assert "TTM (β=36) is above KD (T=4)" in curves_note(curves, "H(q)")
     summary = group_summary_figure({"KD + 10.8 Renyi at lr 0.5": [1.0, 2.0], "KD": [1.5, 1.0]}, title="t")
     assert list(summary.data[0].x) == ["KD + 10.8 Rényi at lr 0.5", "KD"]
+
+
+def test_side_by_side_keeps_each_panels_notice_and_legend_choice(batch_logits):
+    from wttm_core.viz.panels import notes_of, side_by_side
+
+    z, v, y = batch_logits
+    specs = [vdec.eq15_waterfall_spec(z, v, 4.0), vdec.tradeoff_spec(z, v, 4.0)]
+    note = notes_of(specs)
+    assert note.startswith("Left: the Rényi and constant bars") and " Right: the KD term " in note
+    assert "<br>" not in note and "Notice:" not in note
+    fig = side_by_side(specs, title="Eq. 15", note=note).to_figure()
+    assert fig.layout.showlegend and fig.data[0].showlegend is False  # the waterfall has no legend entry
+    assert [t.showlegend for t in fig.data[1:]] == [None] * 5 and "Left:" in fig.layout.annotations[0].text
+    three = [vd.pointwise_map_spec(0.5)] * 3
+    assert notes_of(three) == "" and notes_of([vdec.sharpness_spec(v[0], int(y[0]), 4.0, 36.0)]).startswith("Left: ")

@@ -15,7 +15,7 @@ from typing import Any
 
 from wttm_core.viz.style import FigureSpec
 
-__all__ = ["NOTICE_MARGIN_TOP", "PANELS_WIDTH", "SYM", "add_notice", "notice", "side_by_side", "typeset"]
+__all__ = ["NOTICE_MARGIN_TOP", "PANELS_WIDTH", "SYM", "add_notice", "notice", "notes_of", "side_by_side", "typeset"]
 
 SYM: dict[str, str] = {
     "gamma": "γ",
@@ -96,6 +96,20 @@ def notice(text: str, *, y: float = 1.0, width: int = 105) -> dict[str, Any]:
     }
 
 
+def notes_of(specs: Sequence[FigureSpec], where: Sequence[str] = ("left", "middle", "right")) -> str:
+    """The :func:`notice` texts of ``specs`` as one note for :func:`side_by_side` ("left: ...; right: ..."), so the
+    panels keep what each single figure told the reader. Two panels are "left" and "right", three add "middle"."""
+    specs = list(specs)
+    names = [where[0], where[-1]] if len(specs) == 2 else list(where)[: len(specs)]
+    parts = []
+    for name, spec in zip(names, specs, strict=False):
+        for annotation in spec.layout.get("annotations", []):
+            text = str(annotation.get("text", ""))
+            if text.startswith("<i>Notice:</i> "):
+                parts.append(f"{name.capitalize()}: " + text.removeprefix("<i>Notice:</i> ").replace("<br>", " "))
+    return " ".join(parts)
+
+
 def add_notice(figure: Any, text: str) -> Any:
     """Add a :func:`notice` to a plotly figure (or ``FigureWidget``) that is already built, with room above the
     plot for it; slider updates that only move data or the title keep it. Returns ``figure``."""
@@ -161,12 +175,14 @@ def side_by_side(
         layout[x_key], layout[y_key] = xaxis, yaxis
         for trace in spec.traces:
             placed = {**trace, "xaxis": _axis_key("x", i), "yaxis": _axis_key("y", i)}
-            if trace.get("name") in seen:  # one legend entry per name: panels often show the same runs
-                placed["showlegend"] = False
+            if trace.get("name") in seen or not spec.layout.get("showlegend", True):  # one legend entry per name
+                placed["showlegend"] = False  # (panels often show the same runs), none for a panel without a legend
             seen.add(trace.get("name"))
             traces.append(placed)
         panel_title = titles[i - 1] if titles is not None else spec.layout.get("title", {}).get("text", "")
         annotations.append(_panel_title(panel_title, lo + share / 2))
+    layout["showlegend"] = any(spec.layout.get("showlegend", True) for spec in specs)
+    layout["legend"] = {**layout.get("legend", {}), "y": -0.22}  # below two-line tick labels and the axis titles
     layout["title"] = {"text": title, "x": 0.02, "xanchor": "left"}
     layout["annotations"] = annotations
     layout["height"] = height
