@@ -586,3 +586,14 @@ def test_side_by_side_keeps_each_panels_notice_and_legend_choice(batch_logits):
     assert [t.showlegend for t in fig.data[1:]] == [None] * 5 and "Left:" in fig.layout.annotations[0].text
     three = [vd.pointwise_map_spec(0.5)] * 3
     assert notes_of(three) == "" and notes_of([vdec.sharpness_spec(v[0], int(y[0]), 4.0, 36.0)]).startswith("Left: ")
+
+
+def test_training_figures_colour_typeset_labels_by_method():
+    from wttm_core.viz.dynamics import entropy_histogram_figure, superclass_figure
+
+    values = {"KD (T=4)": [0.3, 0.1], "TTM (beta=36)": [0.6, 0.5], "WTTM (beta=36/mean U)": [0.2, 0.4]}
+    bars = superclass_figure(["fish", "trees"], values)
+    assert [t.name for t in bars.data] == ["KD (T=4)", "TTM (β=36)", "WTTM (β=36/mean U)"]
+    assert [t.marker.color for t in bars.data] == [COLORS["kd"], COLORS["ttm"], COLORS["wttm"]]
+    hist = entropy_histogram_figure({"TTM (beta=36)": {"edges": [0.0, 1.0, 2.0], "counts": [1, 3]}})
+    assert hist.data[0].name == "TTM (β=36) (mean 1.25)" and hist.data[0].marker.color == COLORS["ttm"]

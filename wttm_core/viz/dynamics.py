@@ -349,8 +349,8 @@ def superclass_figure(
     """
     figure = go.Figure()
     colours = label_colours(list(values))
-    for data in _superclass_data(names, values, order):
-        figure.add_trace(go.Bar(**data, orientation="h", marker={"color": colours[data["name"]]}))
+    for label, data in zip(values, _superclass_data(names, values, order), strict=True):
+        figure.add_trace(go.Bar(**data, orientation="h", marker={"color": colours[label]}))
     _layout(figure, title=_titled(title, epoch), x_title=x_title, y_title="superclass")
     figure.update_layout(barmode="group", height=max(420, 26 * len(names) * max(1, len(values)) // 2))
     return figure
