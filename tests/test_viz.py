@@ -559,6 +559,8 @@ def test_typeset_gives_students_symbols_but_leaves_keys_alone():
 
     assert typeset("TTM (beta=36)") == "TTM (β=36)" and typeset("KD + 2 Renyi(alpha=0.25)") == "KD + 2 Rényi(α=0.25)"
     assert typeset("KD (T=4) +- std") == "KD (T=4) ± s.d." and typeset("KD -> TTM") == "KD → TTM"
+    assert typeset("| 1.95 +- 0.55 | resnet56 -> resnet20 |") == "| 1.95 ± 0.55 | resnet56 → resnet20 |"
+    assert typeset("weight H(p^t_T) vs weight 1 - max p^t") == "weight H(pᵗ_T) vs weight 1 - max pᵗ"
     assert typeset("alphabet, betamax, kd+10.8*renyi") == "alphabet, betamax, kd+10.8*renyi"  # words and method keys
     with pytest.raises(TypeError, match="text"):
         typeset(3)

@@ -44,13 +44,16 @@ _TYPESET = (
     (re.compile(r"\bgamma\b"), "γ"),
     (re.compile(r"\blambda\b"), "λ"),
     (re.compile(r"\+- ?std\b"), "± s.d."),
+    (re.compile(r"\+-"), "±"),
     (re.compile(r" -> "), " → "),
+    (re.compile(r"p\^t_T\b"), "pᵗ_T"),
+    (re.compile(r"p\^t\b"), "pᵗ"),
 )
 
 
 def typeset(text: str) -> str:
     """``text`` as a student should read it: Greek letters for ``beta``/``alpha``/``gamma``/``lambda``, "Rényi",
-    "± s.d." and "→" - for run labels and generated sentences shown in tables, legends and notes. Only display
+    "± s.d.", "±", "→" and "pᵗ" - for run labels and generated sentences shown in tables, legends and notes. Only display
     text goes through this; labels used as keys (run folders, lookups) stay as they are."""
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")

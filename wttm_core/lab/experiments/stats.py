@@ -308,7 +308,7 @@ def _judged(c: Comparison, p: float) -> Comparison:
     z = NormalDist().inv_cdf(1.0 - c.alpha / 2.0)  # 1.96 at alpha = 0.05
     if p >= c.alpha:
         excludes_zero = c.ci is not None and (c.ci[0] > 0 or c.ci[1] < 0) and p > (c.p_value or 0.0)
-        holm_note = "not after Holm's correction for the comparisons made together (the interval is one comparison's)"
+        holm_note = "not after Holm's correction for the comparisons made together; the interval is one comparison's"
         verdict, reason = "within noise", holm_note if excludes_zero else "the interval of the difference includes zero"
     elif c.test_se is not None and abs(c.difference) <= z * c.test_se:
         verdict, reason = "within noise", "beyond the seeds' noise but within the test set's sampling error"
