@@ -53,8 +53,8 @@ _TYPESET = (
 
 def typeset(text: str) -> str:
     """``text`` as a student should read it: Greek letters for ``beta``/``alpha``/``gamma``/``lambda``, "Rényi",
-    "± s.d.", "±", "→" and "pᵗ" - for run labels and generated sentences shown in tables, legends and notes. Only display
-    text goes through this; labels used as keys (run folders, lookups) stay as they are."""
+    "± s.d.", "±", "→" and "pᵗ" - for run labels and generated sentences shown in tables, legends and notes. Only
+    display text goes through this; labels used as keys (run folders, lookups) stay as they are."""
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
     for pattern, replacement in _TYPESET:
