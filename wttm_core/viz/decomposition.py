@@ -236,9 +236,9 @@ def optimal_students_readout(teacher_logits: Any, label: int, temperature: float
     gamma = 1.0 / float(temperature)
     rows = [
         ("T / β / KD λ (Eq. 19)", f"{float(temperature):.3g} / {float(beta):.3g} / {lam:.4f}"),
-        ("H(q*) KD / TTM, nats", f"{float(shannon_entropy(q_kd)):.4f} / {float(shannon_entropy(q_ttm)):.4f}"),
+        ("Shannon H(q*), KD / TTM, nats", f"{float(shannon_entropy(q_kd)):.4f} / {float(shannon_entropy(q_ttm)):.4f}"),
         (
-            "H_1/T(q*) KD / TTM, nats",
+            "Rényi H of order 1/T of q*, KD / TTM, nats",
             f"{float(renyi_entropy(q_kd, gamma)):.4f} / {float(renyi_entropy(q_ttm, gamma)):.4f}",
         ),
     ]
