@@ -31,6 +31,7 @@ LAYER_OF = {
     "functional": "maths",
     "_checks": "maths",
     "_fused": "maths",
+    "_kernels": "maths",
     "": "losses/theory",
     "loss_terms": "losses/theory",
     "losses": "losses/theory",
