@@ -28,6 +28,11 @@ from wttm_core.engine.step import StepOutput, distillation_step
 __all__ = ["Student", "StepOutput"]
 
 
+def _from_shared(name: str, doc: str) -> Any:
+    """A read-only attribute that is the :class:`~wttm_core.engine.shared.Shared` object's ``name``."""
+    return property(lambda self: getattr(self.shared, name), doc=doc)
+
+
 class Student:
     """A student built on ``shared`` (data, teacher): model, SGD with momentum, step decay, gradient scaler."""
 
@@ -60,33 +65,17 @@ class Student:
         self._last_test_logits: tuple[Tensor, Tensor] | None = None
 
     # ------------------------------------------------------------------------------------ what is shared
-    @property
-    def teacher(self) -> Any:
-        return self.shared.teacher
-
-    @property
-    def train_set(self) -> Any:
-        return self.shared.train_set
-
-    @property
-    def test_set(self) -> Any:
-        return self.shared.test_set
-
-    @property
-    def data_given(self) -> bool:
-        return self.shared.data_given
+    teacher = _from_shared("teacher", "The frozen teacher (``None`` without a teacher checkpoint).")
+    train_set = _from_shared("train_set", "The training set.")
+    test_set = _from_shared("test_set", "The test set.")
+    data_given = _from_shared("data_given", "Whether the data were passed in (``data=``) rather than loaded.")
+    test_loader = _from_shared("test_loader", "The test loader (data set order, no augmentation).")
+    teacher_test_acc = _from_shared("teacher_test_acc", "The teacher's test accuracy (``None`` without a teacher).")
 
     @property
     def train_loader(self) -> Any:
+        """The training loader of this student's seed (shared by the students with the same seed)."""
         return self.shared.train_loader(self.cfg.seed)
-
-    @property
-    def test_loader(self) -> Any:
-        return self.shared.test_loader
-
-    @property
-    def teacher_test_acc(self) -> float | None:
-        return self.shared.teacher_test_acc
 
     def teacher_test_logits(self) -> Tensor | None:
         """The teacher's logits on the test set (this process's shard), computed once per run."""
