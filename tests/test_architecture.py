@@ -264,6 +264,11 @@ def test_the_checks_see_what_they_should() -> None:
         "outer.inner": 62,
     }
     assert layer_of("wttm_core.engine.loop") == "engine" and layer_of("wttm_core") == "losses/theory"
+    typed = ast.parse(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from wttm_core import paper\n"
+        "import wttm_core.functional\n"
+    )
+    assert _runtime_imports(Module("wttm_core.x", PACKAGE / "x.py", typed)) == ["wttm_core.functional"]
 
 
 if __name__ == "__main__":

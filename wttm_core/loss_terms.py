@@ -11,8 +11,8 @@ Term functions take ``(student_logits, teacher_logits, labels, hp)`` and return 
 unchecked kernels of :mod:`wttm_core._kernels` (the public functions of :mod:`wttm_core.functional` check their
 input and call the same kernels), so a training step reads nothing back from the device.
 
-Adding a method: its function in :mod:`wttm_core.functional` (public, checked, plus its kernel), one entry in
-:data:`TERMS`, one test.
+Adding a method: its kernel in :mod:`wttm_core._kernels`, one entry in :data:`TERMS`, one test (plus, for users
+who call it outside training, a checked public function in :mod:`wttm_core.functional`).
 """
 
 from __future__ import annotations
