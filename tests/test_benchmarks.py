@@ -70,3 +70,18 @@ def test_cohort_benchmark_times_both_variants(tmp_path, capsys):
     assert result["sequential_images_per_s"] > 0 and result["cohort_images_per_s"] > 0
     assert payload["machine"]["threads"] >= 1 and "torch" in payload["machine"]
     assert "resnet20 -> 9 x resnet8" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_parity_benchmark_pairs_bf16_and_float32_by_seed(tmp_path, monkeypatch):
+    from wttm_core.lab.experiments.orchestrate import WORK_DIR_ENV
+
+    monkeypatch.setenv(WORK_DIR_ENV, str(tmp_path))  # the shipped teacher is installed under tmp_path/build
+    parity = _load("parity")
+    result = parity.run_parity([0, 1], method="wttm", train_size=64, test_size=64, epochs=1, root=tmp_path / "p")
+    assert result["seeds"] == [0, 1] and set(result["accuracy"]) == {"bf16", "fp32"}
+    runs = sorted((tmp_path / "p").glob("*/*/config.json"))
+    configs = [json.loads(path.read_text()) for path in runs]
+    assert {(c["amp"], c["eval_precision"]) for c in configs} == {("bf16", "fp32"), ("off", "fp32")}
+    differences = [b - a for a, b in zip(result["accuracy"]["fp32"], result["accuracy"]["bf16"], strict=True)]
+    assert result["difference"] == pytest.approx(sum(differences) / 2)
