@@ -70,3 +70,4 @@ def test_cohort_benchmark_times_both_variants(tmp_path, capsys):
     assert result["sequential_images_per_s"] > 0 and result["cohort_images_per_s"] > 0
     assert payload["machine"]["threads"] >= 1 and "torch" in payload["machine"]
     assert "resnet20 -> 9 x resnet8" in capsys.readouterr().out
+    assert result["goal"] == 1.4 and set(payload["load_average"]) == {"start", "end"} and payload["seconds"] > 0
