@@ -9,6 +9,9 @@ what experiments need around it:
 * :func:`run_variants` trains every variant for every seed into ``<root>/<label>-s<seed>/``, records the
   per-epoch diagnostics (:mod:`~wttm_core.lab.experiments.diagnostics`), deletes the checkpoints it does not need
   and skips runs that already finished with the identical configuration;
+* :func:`train_variant_runs` trains the runs of several such calls (:class:`VariantRuns`: a sweep's points, each
+  in its own folder) as one cohort where they share the teacher and the data, so that each call then finds its
+  runs finished;
 * :func:`load_data` / :func:`teacher_logits` load a data set once and evaluate a teacher on it.
 """
 
