@@ -17,7 +17,7 @@ import pytest
 from run_configs import tiny_run_config
 
 from wttm_core.data import load_dataset
-from wttm_core.lab.experiments.orchestrate import VariantRuns, run_variants, train_variant_runs
+from wttm_core.lab.experiments.orchestrate import VariantRuns, run_variants, train_variant_runs, with_shared_data
 from wttm_core.lab.experiments.students import epoch_timing
 from wttm_core.lab.experiments.variants import method_variant
 from wttm_core.runs import Run
@@ -78,6 +78,10 @@ def test_runs_on_different_data_train_in_separate_cohorts(tmp_path, teacher_file
     small, large = tiny_data(96), tiny_data(128)
     one = batch(teacher_file, tmp_path / "a", small, seeds=(0,))
     two = batch(teacher_file, tmp_path / "b", large, seeds=(0,))
+    known: list = []  # a sweep keeps one copy of each distinct data set
+    assert with_shared_data(one, known) is one and with_shared_data(two, known) is two and len(known) == 2
+    again = with_shared_data(batch(teacher_file, tmp_path / "c", tiny_data(96)), known)
+    assert again.data is small and len(known) == 2
     assert train_variant_runs([one, two]) == 2
     sizes = [json.loads((tmp_path / p / "wttm-s0" / "metrics.jsonl").read_text())["cohort_students"] for p in "ab"]
     assert sizes == [1, 1]  # together they would be a cohort of 2

@@ -33,8 +33,8 @@ needs is trained and cached first, as the notebook would), trains the runs that 
 cohort (one teacher pass per batch for all; :func:`~wttm_core.lab.experiments.orchestrate.train_variant_runs`)
 into the folders where each notebook reads them, and then executes the notebooks, which find their runs
 finished and train nothing. Finished runs are reused and interrupted ones resumed (their locks held meanwhile);
-a point the planner cannot plan (a bad parameter, an unliteral default) runs as before, and so does everything
-with ``--no-cohorts``.
+a point the planner cannot plan (a bad parameter, a default that is not a literal) runs as before, and so does
+every point with ``--no-cohorts``.
 """
 
 from __future__ import annotations
@@ -449,7 +449,7 @@ def train_points_together(
     and caches resolve as in the notebook. A point that cannot be planned, or a cohort that fails, is logged
     and left to its notebook (which trains what is missing, or fails with the error in ``failed.json``).
     """
-    from wttm_core.lab.experiments.orchestrate import train_variant_runs
+    from wttm_core.lab.experiments.orchestrate import train_variant_runs, with_shared_data
 
     planner = _planner(spec.notebook)
     if planner is None or not points:
@@ -457,10 +457,12 @@ def train_points_together(
     notebook = spec.notebook.resolve()
     defaults = notebook_defaults(notebook)
     batches: list[Any] = []
+    datasets: list[Any] = []  # one copy of each distinct data set, however many points load it
     with contextlib.chdir(notebook.parent):
         for point, directory in points:
             try:
-                batches += planner({**defaults, **_injected(spec, point, directory.resolve())}, log=log)
+                planned = planner({**defaults, **_injected(spec, point, directory.resolve())}, log=log)
+                batches += [with_shared_data(batch, datasets) for batch in planned]
             except Exception as error:  # the notebook reports it (or trains its runs itself)
                 log(f"    {directory.name}: not planned ahead ({_error_text(error)}); its notebook trains its runs")
         if not batches:

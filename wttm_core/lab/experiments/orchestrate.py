@@ -56,6 +56,7 @@ __all__ = [
     "run_variants",
     "VariantRuns",
     "train_variant_runs",
+    "with_shared_data",
 ]
 
 _CHECKPOINTS = ("checkpoint.pth", "best.pth", "state.pth")
@@ -449,10 +450,8 @@ def train_variant_runs(batches: Sequence[VariantRuns], *, log: Callable[[str], N
     datasets: list[tuple[Any, Any] | None] = []
     for batch in batches:
         specs, outs, configs = batch.expand()
-        index = next((i for i, d in enumerate(datasets) if _same_data(d, batch.data)), None)
-        if index is None:
-            datasets.append(batch.data)
-            index = len(datasets) - 1
+        data = with_shared_data(batch, datasets).data  # first: it may add the batch's data to the list
+        index = next(i for i, known in enumerate(datasets) if known is data)
         for spec, out, config in zip(specs, outs, configs, strict=True):
             key = (index, batch.diagnostics, batch.keep_checkpoints, _shared_key(config))
             groups.setdefault(key, []).append((spec, out, config))
@@ -466,6 +465,16 @@ def train_variant_runs(batches: Sequence[VariantRuns], *, log: Callable[[str], N
                 _train_cohort(pending, datasets[index], diagnostics, keep_checkpoints, log)
         trained += len(pending)
     return trained
+
+
+def with_shared_data(batch: VariantRuns, known: list[tuple[Any, Any] | None]) -> VariantRuns:
+    """``batch`` on the data set of ``known`` that equals its own (the same images and labels), or on its own,
+    which is then added to ``known``: the points of a sweep load equal data sets, and one copy is enough."""
+    for data in known:
+        if _same_data(data, batch.data):
+            return batch if data is batch.data else dataclasses.replace(batch, data=data)
+    known.append(batch.data)
+    return batch
 
 
 def _shared_key(config: TrainConfig) -> tuple[str, ...]:
