@@ -426,6 +426,13 @@ class VariantRuns:
         configs = [_run_config(self.base, spec, out, self.data) for spec, out in zip(specs, outs, strict=True)]
         return specs, outs, configs
 
+    def run(self, **options: Any) -> list[Run]:
+        """:func:`run_variants` with these arguments (``options``: ``reuse``, ``on_epoch``, ``log``)."""
+        fields = {"diagnostics": self.diagnostics, "keep_checkpoints": self.keep_checkpoints}
+        return run_variants(
+            self.variants, self.seeds, base=self.base, root=self.root, data=self.data, **fields, **options
+        )
+
 
 @contextlib.contextmanager
 def _all_locked(outs: Sequence[Path]) -> Iterator[None]:

@@ -47,7 +47,6 @@ from wttm_core.lab.experiments.orchestrate import (
     load_data,
     parse_teacher,
     resolve_path,
-    run_variants,
 )
 from wttm_core.lab.experiments.stats import Comparison
 from wttm_core.lab.experiments.tables import accuracy_rows, comparisons, markdown_table
@@ -488,17 +487,7 @@ def run_students(
     if context is None:
         context = prepare_students(setup, log=log)
     runs_plan = plan_students(setup, context, log=log)
-    batch = runs_plan.runs
-    runs = run_variants(
-        batch.variants,
-        batch.seeds,
-        base=batch.base,
-        root=batch.root,
-        data=batch.data,
-        on_epoch=on_epoch,
-        reuse=reuse,
-        log=log,
-    )
+    runs = runs_plan.runs.run(on_epoch=on_epoch, reuse=reuse, log=log)
     groups = group_runs(runs)
     from wttm_core.paper import paper_results_for
 
