@@ -29,7 +29,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check wttm_core tests benchmarks
 
 ## notebooks: the main job - execute every notebook with papermill (offline profile) into build/notebooks/, with
-## build/notebooks/index.html (HTML renderings, status, time, memory). No per-cell limit; MAX_MINUTES guards the run.
+## build/notebooks/index.html (HTML renderings that read offline, status, time, memory, size). No per-cell limit;
+## MAX_MINUTES guards the run.
 notebooks: $(STAMP)
 	$(BIN)/python -m wttm_core.notebook_runner --out build/notebooks --profile $(PROFILE) --index --max-minutes $(MAX_MINUTES)
 

@@ -7,6 +7,8 @@
   Module-level and function-level imports both count (a function-level import is still a dependency).
 - **Short functions.** No function (or method) is over 60 lines, counted from its ``def`` line to its last line,
   except the data tables listed in :data:`DATA_TABLES` with a reason.
+- **A short step path.** The modules one reads for one distillation step (:data:`STEP_MODULE` and every
+  ``wttm_core`` module it imports, transitively) total fewer than :data:`MAX_STEP_PATH_LINES` lines.
 
 Offenders in files other helpers were still editing are listed in :data:`KNOWN_LAYER_VIOLATIONS` and
 :data:`KNOWN_LONG_FUNCTIONS` (to be removed at integration: the lists also name the offenders those helpers'
@@ -24,6 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "wttm_core"
 MAX_FUNCTION_LINES = 60
+STEP_MODULE = "wttm_core.engine.step"  # teacher forward, student forward, the method's loss terms, backward, update
+MAX_STEP_PATH_LINES = 1200  # issue 12: was 1,866 in six files before the redesign
 
 LAYERS = ("maths", "losses/theory", "facts", "models/data/teachers/runs", "engine", "faces")
 # the first name under wttm_core -> its layer; "" is the package root, which re-exports the maths and the losses
@@ -31,6 +35,7 @@ LAYER_OF = {
     "functional": "maths",
     "_checks": "maths",
     "_fused": "maths",
+    "_kernels": "maths",
     "": "losses/theory",
     "loss_terms": "losses/theory",
     "losses": "losses/theory",
@@ -156,6 +161,43 @@ def long_functions() -> dict[str, int]:
     return found
 
 
+def _runtime_imports(module: Module) -> list[str]:
+    """The ``wttm_core`` modules ``module`` loads when it runs (module- and function-level imports, not the ones
+    under ``if TYPE_CHECKING:``, which only type checkers read)."""
+    skipped = set()
+    for node in ast.walk(module.tree):
+        if isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
+            skipped.update(id(child) for child in ast.walk(node))
+    found = []
+    for node in ast.walk(module.tree):
+        if isinstance(node, ast.Import | ast.ImportFrom) and id(node) not in skipped:
+            found += _imported(module, node)
+    return found
+
+
+def step_path(start: str = STEP_MODULE) -> dict[str, int]:
+    """``module -> lines`` for ``start`` and every ``wttm_core`` module it imports, transitively: the code one
+    reads to follow one distillation step. The package ``__init__`` files Python runs on the way are not followed
+    (they re-export names; the step does not call into them)."""
+    known, found, todo = modules(), {}, [start]
+    while todo:
+        name = todo.pop()
+        if name in found or name not in known or known[name].is_package:
+            continue
+        found[name] = len(known[name].path.read_text(encoding="utf-8").splitlines())
+        todo += _runtime_imports(known[name])
+    return found
+
+
+def _print_step_path() -> int:
+    path = step_path()
+    for name, lines in sorted(path.items(), key=lambda item: -item[1]):
+        print(f"  {lines:5d}  {name}")
+    total = sum(path.values())
+    print(f"step path from {STEP_MODULE}: {total} lines in {len(path)} modules (limit {MAX_STEP_PATH_LINES})")
+    return total
+
+
 def _report(kind: str, offenders: dict[str, object], known: set[str]) -> list[str]:
     """Print every offender (``(known)`` where listed) and return the ones not listed, with their detail."""
     rows = [f"{name} ({detail}){' (known)' if name in known else ''}" for name, detail in sorted(offenders.items())]
@@ -190,6 +232,16 @@ def test_no_function_over_60_lines_outside_data_tables() -> None:
     assert not stale, f"DATA_TABLES names functions that are no longer over {MAX_FUNCTION_LINES} lines: {stale}"
 
 
+def test_one_distillation_step_reads_in_under_1200_lines() -> None:
+    path = step_path()
+    # not vacuous: the step, its table of terms and the kernels are on the path; the loop and its
+    # persistence, evaluation and speed paths are not
+    assert {STEP_MODULE, "wttm_core.loss_terms", "wttm_core._kernels", "wttm_core._fused"} <= path.keys()
+    outside = {"wttm_core.engine.loop", "wttm_core.engine.persistence", "wttm_core.engine.speed"}
+    assert not outside & path.keys(), sorted(outside & path.keys())
+    assert sum(path.values()) < MAX_STEP_PATH_LINES, f"{sum(path.values())} lines: {path}"
+
+
 def test_the_checks_see_what_they_should() -> None:
     """The scanners are not vacuous: they find every module, resolve relative imports and count nested defs."""
     found = modules()
@@ -212,9 +264,15 @@ def test_the_checks_see_what_they_should() -> None:
         "outer.inner": 62,
     }
     assert layer_of("wttm_core.engine.loop") == "engine" and layer_of("wttm_core") == "losses/theory"
+    typed = ast.parse(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from wttm_core import paper\n"
+        "import wttm_core.functional\n"
+    )
+    assert _runtime_imports(Module("wttm_core.x", PACKAGE / "x.py", typed)) == ["wttm_core.functional"]
 
 
 if __name__ == "__main__":
     _report("imports of a later layer", layer_violations(), KNOWN_LAYER_VIOLATIONS)
     long = {name: f"{lines} lines" for name, lines in long_functions().items()}
     _report(f"functions over {MAX_FUNCTION_LINES} lines", long, KNOWN_LONG_FUNCTIONS | DATA_TABLES.keys())
+    _print_step_path()

@@ -12,6 +12,7 @@ import ast
 import json
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import pytest
 from notebook_files import write_notebook
 
 from wttm_core import notebook_runner as runner
+from wttm_core.viz import export
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -255,6 +257,11 @@ def test_notebook_executes(name: str, interactive: bool, tmp_path: Path):
     assert "widgets" not in executed.metadata, "widget state was stored"
     assert out.stat().st_size < EXECUTED_SIZE_LIMIT
     assert not [p for p in tmp_path.iterdir() if p.name != name], "temporary files left behind"
+    figures = [o["data"] for c in executed.cells for o in c.get("outputs", []) if "data" in o]
+    figures = [data for data in figures if "application/vnd.plotly.v1+json" in data]
+    wanted = os.environ.get(export.FIGURE_IMAGES_ENV, "").strip().lower() not in export.OFF
+    if not interactive and wanted and shutil.which("chromium"):  # a batch run: every figure carries its image
+        assert all("image/png" in data for data in figures), f"{name}: a figure without its PNG"
     if name in THEORY:
         assert seconds <= NOTEBOOK_BUDGET_S, f"{name} took {seconds:.1f} s"
         widgets = [
@@ -442,7 +449,8 @@ def _range_cases() -> list:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize(("name", "values"), _range_cases())
-def test_teaching_notebook_runs_at_the_ends_of_its_ranges(name: str, values: dict, tmp_path: Path):
+def test_teaching_notebook_runs_at_the_ends_of_its_ranges(name: str, values: dict, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("WTTM_FIGURE_IMAGES", "none")  # not what this test checks: saves a browser start per run
     declared = runner.declared_parameters(NOTEBOOK_DIR / name)
     assert set(values) <= declared, f"{name}: not parameters: {set(values) - declared}"
     out = runner.execute_notebook(

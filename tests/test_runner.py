@@ -18,13 +18,17 @@ import nbformat
 import pytest
 from notebook_files import write_notebook
 
-from wttm_core.lab import progress, runner
+from wttm_core.lab import index, progress, runner
 from wttm_core.viz import export
 
 FIGURE_CELL = "import wttm_core.viz\nimport plotly.graph_objects as go\ngo.Figure(go.Scatter(x=[1, 2, 3], y=[2, 1, 3]))"
 TRAINING_CELL = (
     "import time\nfrom wttm_core.lab.progress import Progress\np = Progress('training', 3)\n"
     "for e in range(3):\n    time.sleep(0.3)\n    p.advance(f'run epoch {e + 1}/3')"
+)
+
+MATHS_CELL = (
+    r"The weight $p_i^{\gamma}$ of Eq. 23: $$\sum_i \frac{a_i}{b}$$ ([the paper](https://arxiv.org/abs/2402.11148))."
 )
 
 
@@ -41,6 +45,9 @@ def executed(tmp_path_factory, monkeypatch_module) -> dict:
         [("interactive = True", ["parameters"]), ("x = 41", []), ("raise RuntimeError('boom')", []), ("x += 1", [])],
     )
     _write(folder / "c_plain.ipynb", [("interactive = True", ["parameters"]), ("print('c ran', interactive)", [])])
+    plain = nbformat.read(str(folder / "c_plain.ipynb"), as_version=4)
+    plain.cells.insert(0, nbformat.v4.new_markdown_cell(MATHS_CELL))
+    nbformat.write(plain, str(folder / "c_plain.ipynb"))
     work = tmp_path_factory.mktemp("work")
     monkeypatch_module.chdir(work)
     monkeypatch_module.setattr(runner, "PROGRESS_EVERY_S", 0.0)
@@ -110,6 +117,48 @@ def test_every_figure_carries_a_static_image_and_the_index_links_html(executed):
     summary = json.loads((out / "summary.json").read_text())
     assert [r["status"] for r in summary["results"]] == ["ok", "FAILED", "ok"]
     assert all(r["peak_mb"] > 10 for r in summary["results"]), "the kernel's peak memory is measured"
+    for r in summary["results"]:
+        assert r["seconds"] > 0 and r["size_mb"] == pytest.approx((out / r["name"]).stat().st_size / 1e6)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_html_pages_load_nothing_from_the_network_and_typeset_maths_locally(executed):
+    """Every page: no script, style sheet, font or image from a URL (hyperlinks in the text are allowed); the
+    maths is typeset by the local MathJax the page points to (a relative URL to a file that exists)."""
+    out = executed["out"]
+    assert index.remote_loads((out / "index.html").read_text()) == []
+    for name in ("a_figure", "b_fails", "c_plain"):
+        page = (out / "html" / f"{name}.html").read_text()
+        assert index.remote_loads(page) == [], name
+        for word in ("require.js", "cdnjs", "unpkg", "mermaid.esm", "cdn.plot.ly", "plotly.min.js"):
+            assert word not in page, (name, word)
+        sources = re.findall(r'<script[^>]*\bsrc="([^"]+)"', page)
+        assert sources == [f"../{index.MATHJAX_DIR.as_posix()}/MathJax.js?config={index.MATHJAX_CONFIG}"], name
+        assert (out / "html" / sources[0].split("?")[0]).resolve().is_file()
+    plain = (out / "html" / "c_plain.html").read_text()
+    assert "p_i^{\\gamma}" in plain and 'href="https://arxiv.org/abs/2402.11148"' in plain  # a link, not a load
+    assert (out / index.MATHJAX_DIR / "config" / "TeX-AMS-MML_HTMLorMML-full.js").is_file()
+
+
+def test_remote_loads_finds_scripts_sheets_and_imports_but_not_links():
+    page = (
+        '<a href="https://example.org/paper">paper</a><script src="https://cdn.example/x.js"></script>'
+        "<link rel='stylesheet' href='//cdn.example/s.css'><style>@import url(https://f.example/a.css);"
+        'b { background: url("http://i.example/b.png") }</style><img src=https://i.example/c.png>'
+        '<script type="module">await import("https://cdn.example/m.mjs")</script><script src="../local.js"></script>'
+    )
+    found = index.remote_loads(page)
+    assert len(found) == 6 and not any("example.org/paper" in f or "local.js" in f for f in found)
+
+
+def test_local_mathjax_is_copied_once_and_whole(tmp_path):
+    script = index.local_mathjax(tmp_path)
+    assert script == tmp_path / index.MATHJAX_DIR / "MathJax.js" and script.is_file()
+    marker = script.parent / "config" / "TeX-AMS-MML_HTMLorMML-full.js"
+    stamp = marker.stat().st_mtime_ns
+    assert index.local_mathjax(tmp_path) == script and marker.stat().st_mtime_ns == stamp  # not copied again
+    assert [p.name for p in (tmp_path / index.MATHJAX_DIR.parent).iterdir()] == ["mathjax"]  # no staging left
 
 
 def test_progress_reports_eta_from_the_first_unit(tmp_path, monkeypatch):
@@ -216,3 +265,75 @@ def test_side_by_side_panels_export_wide(monkeypatch):
         assert png is not None and png.startswith(b"\x89PNG")
         widths.append(struct.unpack(">I", png[16:20])[0])  # IHDR: width in pixels
     assert widths == [export.SINGLE_WIDTH, export.PANELS_WIDTH] == [700, 1100]
+
+
+class _FakeShell:
+    kernel = object()
+
+    def __init__(self, **namespace):
+        self.user_ns = namespace
+
+
+def test_a_batch_execution_is_a_kernel_without_a_jupyter_server_and_interactive_false(monkeypatch):
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    monkeypatch.setattr(export, "_in_kernel", lambda: _FakeShell(interactive=False))
+    assert export.batch_execution()
+    monkeypatch.setattr(export, "_in_kernel", lambda: _FakeShell(interactive=True))
+    assert not export.batch_execution()
+    monkeypatch.setattr(export, "_in_kernel", lambda: _FakeShell())  # a notebook without the parameter
+    assert not export.batch_execution()
+    monkeypatch.setattr(export, "_in_kernel", lambda: _FakeShell(interactive=False))
+    monkeypatch.setenv("JPY_SESSION_NAME", "/home/me/05_train_students.ipynb")  # JupyterLab started this kernel
+    assert not export.batch_execution()
+    monkeypatch.setattr(export, "_in_kernel", lambda: None)  # plain Python
+    monkeypatch.delenv("JPY_SESSION_NAME")
+    assert not export.batch_execution()
+
+
+def test_the_environment_variable_decides_and_plain_python_pays_nothing(monkeypatch):
+    import plotly.io as pio
+
+    previous = pio.renderers.default
+    try:
+        for setting in ("none", "", "auto"):  # off; and auto outside a kernel (plain Python, this test) does nothing
+            monkeypatch.setenv(export.FIGURE_IMAGES_ENV, setting)
+            export.enable_from_environment()
+            assert pio.renderers.default == previous, setting
+        monkeypatch.setenv(export.FIGURE_IMAGES_ENV, "svg")
+        export.enable_from_environment()
+        assert pio.renderers.default == "plotly_mimetype+wttm_image"
+    finally:
+        pio.renderers.default = previous
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_plain_papermill_runs_carry_images_in_batch_mode_only(tmp_path, monkeypatch):
+    """papermill without the runner (as CI and ``wttm sweep`` run it), ``$WTTM_FIGURE_IMAGES`` unset: a figure shown
+    while ``interactive`` is False carries a PNG, one shown after the notebook sets ``interactive = True`` does not."""
+    if shutil.which("chromium") is None:
+        pytest.skip("no chromium: figure images cannot be exported here")
+    cells = [("interactive = True", ["parameters"]), (FIGURE_CELL, []), ("interactive = True\n" + FIGURE_CELL, [])]
+    src = _write(tmp_path / "batch.ipynb", cells)
+    monkeypatch.delenv(export.FIGURE_IMAGES_ENV, raising=False)
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    out = runner.execute_notebook(src, tmp_path / "out.ipynb", {"interactive": False})
+    figures = [
+        o.get("data", {})
+        for c in nbformat.read(str(out), as_version=4).cells
+        for o in c.get("outputs", [])
+        if "application/vnd.plotly.v1+json" in o.get("data", {})
+    ]
+    assert ["image/png" in f for f in figures] == [True, False]
+
+
+def test_render_html_alone_puts_mathjax_next_to_the_page(tmp_path):
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_markdown_cell(MATHS_CELL)]
+    nbformat.write(notebook, str(tmp_path / "n.ipynb"))
+    page = index.render_html(tmp_path / "n.ipynb", tmp_path / "pages" / "n.html").read_text()
+    assert re.findall(r'<script[^>]*\bsrc="([^"]+)"', page) == [
+        f"_static/mathjax/MathJax.js?config={index.MATHJAX_CONFIG}"
+    ]
+    assert (tmp_path / "pages" / "_static" / "mathjax" / "MathJax.js").is_file() and index.remote_loads(page) == []

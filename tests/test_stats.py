@@ -82,6 +82,8 @@ def test_holm_matches_r_p_adjust_and_guards_the_family() -> None:
     assert both[1].p_value == alone.p_value and both[1].p_adjusted == pytest.approx(2 * alone.p_value)
     assert both[1].verdict == "within noise" and both[0].verdict == "a better"
     assert "Holm p" in both[1].sentence()
+    # its own 95 % interval excludes zero, so the reason names the correction, not the interval
+    assert both[1].ci[0] > 0 and "Holm" in both[1].reason and "includes zero" not in both[1].reason
     with pytest.raises(ValueError, match="no values for 'd'"):
         compare_many(values, [("d", "base")])
 

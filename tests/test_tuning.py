@@ -1,6 +1,6 @@
 """A fair step size: the validation split never touches the test set, label noise flips exactly the asked share,
-and the learning-rate pilot trains every method at every rate of one grid, picks by validation accuracy and is
-cached."""
+and the learning-rate pilot trains every method at every rate of one grid, picks by validation loss (accuracy
+breaks ties) and is cached under its scoring rule."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import torch
 
 from wttm_core.data import load_dataset, validation_split, with_label_noise
 from wttm_core.engine import TrainConfig
+from wttm_core.lab.experiments import tuning
 from wttm_core.lab.experiments.tuning import _best, tune_learning_rates, with_learning_rates
 from wttm_core.lab.experiments.variants import Variant
 
@@ -49,6 +50,30 @@ def test_best_rate_ignores_diverged_runs_and_prefers_the_smaller_rate_on_ties() 
         _best({0.5: None})
 
 
+def test_best_rate_is_the_lowest_validation_loss_and_accuracy_breaks_ties() -> None:
+    accuracies = {0.05: 3.0, 0.1: 2.0, 0.5: 5.0}
+    assert _best(accuracies, {0.05: 4.50, 0.1: 4.40, 0.5: 4.45}) == 0.1  # lowest loss, though not the best accuracy
+    assert _best(accuracies, {0.05: 4.400001, 0.1: 4.400003, 0.5: 4.9}) == 0.05  # a tie in loss: better accuracy
+    assert _best({0.05: 3.0, 0.1: 3.0}, {0.05: 4.4, 0.1: 4.4}) == 0.05  # a full tie: the smaller rate
+    assert _best(accuracies, {0.05: 4.5, 0.1: None, 0.5: 4.6}) == 0.05  # a diverged run is never chosen
+    with pytest.raises(ValueError, match="diverged"):
+        _best({0.5: 5.0}, {0.5: None})
+
+
+def test_a_pilot_cached_under_another_scoring_rule_is_not_reused(tmp_path: Path, monkeypatch) -> None:
+    pilot = tuning.Pilot([0.05, 0.5], {"KD": {0.05: 3.0, 0.5: 4.0}}, {"KD": 0.05}, 1, 100, 60, 0)
+    pilot.losses = {"KD": {0.05: 4.4, 0.5: 4.5}}
+    base = TrainConfig(arch="resnet8", device="cpu")
+    key = tuning._key([Variant("KD", "kd")], base, [0.05, 0.5], (100, 60))
+    tuning._write_pilot(tmp_path / "pilot.json", key, pilot)
+    cached = tuning._read_pilot(tmp_path / "pilot.json", key)
+    assert cached is not None and cached.reused and cached.losses == pilot.losses and cached.chosen == pilot.chosen
+    assert cached.rows()[0] == {"label": "KD", "chosen lr": 0.05, "lr 0.05": "4.400 (3.0 %)", "lr 0.5": "4.500 (4.0 %)"}
+    monkeypatch.setattr(tuning, "CRITERION", "validation accuracy")  # the rule of the pilots cached before
+    assert tuning._key([Variant("KD", "kd")], base, [0.05, 0.5], (100, 60)) != key
+    assert tuning._read_pilot(tmp_path / "pilot.json", key) is None
+
+
 @pytest.mark.slow
 def test_pilot_trains_the_grid_on_validation_data_and_is_cached(tmp_path: Path, teacher_file: Path) -> None:
     train = load_dataset("synthetic", "train", size=160)
@@ -62,13 +87,16 @@ def test_pilot_trains_the_grid_on_validation_data_and_is_cached(tmp_path: Path, 
     assert pilot.grid == [0.05, 0.5] and set(pilot.scores) == {"CE", "KD"} and not pilot.reused
     assert all(set(by_lr) == {0.05, 0.5} for by_lr in pilot.scores.values())
     assert (pilot.train_images, pilot.validation_images) == (100, 60)
-    for label, by_lr in pilot.scores.items():
-        assert by_lr[pilot.chosen[label]] == max(s for s in by_lr.values() if s is not None)
-    assert (tmp_path / "pilot" / "pilot.json").is_file() and "validation" in pilot.describe()
+    assert set(pilot.losses) == {"CE", "KD"} and all(set(by_lr) == {0.05, 0.5} for by_lr in pilot.losses.values())
+    for label, by_lr in pilot.losses.items():  # the lowest validation loss (cross-entropy, a few nats on 100 classes)
+        assert by_lr[pilot.chosen[label]] == min(s for s in by_lr.values() if s is not None)
+        assert all(s is None or 0 < s < 50 for s in by_lr.values())
+    assert (tmp_path / "pilot" / "pilot.json").is_file() and "validation loss" in pilot.describe()
     again = tune_learning_rates(
         variants, base=base, data=split, root=tmp_path / "pilot", grid=(0.05, 0.5), epochs=1, log=messages.append
     )
     assert again.reused and again.chosen == pilot.chosen and again.scores == pilot.scores
+    assert again.losses == pilot.losses
     tuned = with_learning_rates(variants, pilot.chosen)
     assert [v.options["lr"] for v in tuned] == [pilot.chosen["CE"], pilot.chosen["KD"]]
     with pytest.raises(ValueError, match="no learning rate"):

@@ -362,6 +362,37 @@ def test_panel_refuses_a_change_of_structure():
         LivePanel(_bars, [Control("height", 0.3, 0, 1, 0.1)] * 2, interactive=False)
 
 
+def test_a_slider_move_sends_leaf_changes_and_clears_dropped_properties():
+    """A live update sends only the changed leaves (``xaxis.range``, ``title.text``, ``y``) - not whole axis
+    containers, which make plotly.js redraw every subplot - and a property the new spec drops is reset."""
+
+    def build(height):
+        layout = base_layout(f"h = {height:.2f}", "class", "probability", yaxis={"range": [0, 2 * height]})
+        trace = {"type": "bar", "x": [0, 1], "y": [height, 1 - height], "name": "p"}
+        if height > 0.5:
+            trace["visible"] = "legendonly"
+        return FigureSpec([trace], layout)
+
+    panel = LivePanel(build, [Control("height", 0.3, 0.0, 1.0, 0.05)], interactive=True)
+    figure = panel.figures[0]
+    sent = []
+    real = figure.plotly_update
+
+    def record(restyle_data=None, relayout_data=None, trace_indexes=None, **kwargs):
+        sent.append((dict(restyle_data or {}), dict(relayout_data or {})))
+        return real(restyle_data=restyle_data, relayout_data=relayout_data, trace_indexes=trace_indexes, **kwargs)
+
+    figure.plotly_update = record
+    panel.sliders["height"].value = 0.8
+    restyle, relayout = sent[-1]
+    assert set(relayout) == {"title.text", "yaxis.range"}, relayout
+    assert set(restyle) == {"y", "visible"}, restyle
+    assert figure.data[0].visible == "legendonly" and list(figure.layout.yaxis.range) == pytest.approx([0, 1.6])
+    panel.sliders["height"].value = 0.4  # the spec drops `visible` again: the trace must not stay hidden
+    assert figure.data[0].visible is None and set(sent[-1][0]) == {"y", "visible"}
+    assert list(figure.layout.yaxis.title.text) and figure.layout.yaxis.title.text == "probability"
+
+
 def _notebook_panels() -> dict[str, tuple[LivePanel, str]]:
     """The panels of notebooks 01-04 at their default parameters, with the control each test moves."""
     logits, _ = th.sample_teacher_logits(64, 10, num_superclasses=5, seed=0)
@@ -519,3 +550,52 @@ def test_side_by_side_lists_each_name_once_and_wraps_notes():
     assert side_by_side([spec, spec], title="t", width=None).to_figure().layout.width is None
     wrapped = notice("word " * 60, width=50)["text"]
     assert wrapped.count("<br>") >= 5 and all(len(line) <= 60 for line in wrapped.split("<br>"))
+
+
+def test_typeset_gives_students_symbols_but_leaves_keys_alone():
+    from wttm_core.runs import Series
+    from wttm_core.viz.dynamics import curves_note, epoch_curves_figure, group_summary_figure
+    from wttm_core.viz.panels import typeset
+
+    assert typeset("TTM (beta=36)") == "TTM (β=36)" and typeset("KD + 2 Renyi(alpha=0.25)") == "KD + 2 Rényi(α=0.25)"
+    assert typeset("KD (T=4) +- std") == "KD (T=4) ± s.d." and typeset("KD -> TTM") == "KD → TTM"
+    assert typeset("| 1.95 +- 0.55 | resnet56 -> resnet20 |") == "| 1.95 ± 0.55 | resnet56 → resnet20 |"
+    assert typeset("weight H(p^t_T) vs weight 1 - max p^t") == "weight H(pᵗ_T) vs weight 1 - max pᵗ"
+    assert typeset("alphabet, betamax, kd+10.8*renyi") == "alphabet, betamax, kd+10.8*renyi"  # words and method keys
+    with pytest.raises(TypeError, match="text"):
+        typeset(3)
+    curves = {
+        "KD (T=4)": Series([1, 2], [1.0, 1.1], [0.1, 0.1], 3),
+        "TTM (beta=36)": Series([1, 2], [1.2, 1.3], [0.1, 0.1], 3),
+    }
+    names = [t.name for t in epoch_curves_figure(curves, metric="student_entropy").data]
+    assert "TTM (β=36) (3 seeds)" in names and "TTM (β=36) ± s.d." in names and not any("beta" in n for n in names)
+    assert "TTM (β=36) is above KD (T=4)" in curves_note(curves, "H(q)")
+    summary = group_summary_figure({"KD + 10.8 Renyi at lr 0.5": [1.0, 2.0], "KD": [1.5, 1.0]}, title="t")
+    assert list(summary.data[0].x) == ["KD + 10.8 Rényi at lr 0.5", "KD"]
+
+
+def test_side_by_side_keeps_each_panels_notice_and_legend_choice(batch_logits):
+    from wttm_core.viz.panels import notes_of, side_by_side
+
+    z, v, y = batch_logits
+    specs = [vdec.eq15_waterfall_spec(z, v, 4.0), vdec.tradeoff_spec(z, v, 4.0)]
+    note = notes_of(specs)
+    assert note.startswith("Left: the Rényi and constant bars") and " Right: the KD term " in note
+    assert "<br>" not in note and "Notice:" not in note
+    fig = side_by_side(specs, title="Eq. 15", note=note).to_figure()
+    assert fig.layout.showlegend and fig.data[0].showlegend is False  # the waterfall has no legend entry
+    assert [t.showlegend for t in fig.data[1:]] == [None] * 5 and "Left:" in fig.layout.annotations[0].text
+    three = [vd.pointwise_map_spec(0.5)] * 3
+    assert notes_of(three) == "" and notes_of([vdec.sharpness_spec(v[0], int(y[0]), 4.0, 36.0)]).startswith("Left: ")
+
+
+def test_training_figures_colour_typeset_labels_by_method():
+    from wttm_core.viz.dynamics import entropy_histogram_figure, superclass_figure
+
+    values = {"KD (T=4)": [0.3, 0.1], "TTM (beta=36)": [0.6, 0.5], "WTTM (beta=36/mean U)": [0.2, 0.4]}
+    bars = superclass_figure(["fish", "trees"], values)
+    assert [t.name for t in bars.data] == ["KD (T=4)", "TTM (β=36)", "WTTM (β=36/mean U)"]
+    assert [t.marker.color for t in bars.data] == [COLORS["kd"], COLORS["ttm"], COLORS["wttm"]]
+    hist = entropy_histogram_figure({"TTM (beta=36)": {"edges": [0.0, 1.0, 2.0], "counts": [1, 3]}})
+    assert hist.data[0].name == "TTM (β=36) (mean 1.25)" and hist.data[0].marker.color == COLORS["ttm"]

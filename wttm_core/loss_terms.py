@@ -8,11 +8,11 @@ weight follows a schedule over the epochs. The engine, the configuration's valid
 (``wttm distill --method``, ``wttm presets``), the experiments and the README's method list all read this table.
 
 Term functions take ``(student_logits, teacher_logits, labels, hp)`` and return the batch mean; they call the
-unchecked kernels of :mod:`wttm_core.functional` (the public functions there check their input and call the same
-kernels), so a training step reads nothing back from the device.
+unchecked kernels of :mod:`wttm_core._kernels` (the public functions of :mod:`wttm_core.functional` check their
+input and call the same kernels), so a training step reads nothing back from the device.
 
-Adding a method: its function in :mod:`wttm_core.functional` (public, checked, plus its kernel), one entry in
-:data:`TERMS`, one test.
+Adding a method: its kernel in :mod:`wttm_core._kernels`, one entry in :data:`TERMS`, one test (plus, for users
+who call it outside training, a checked public function in :mod:`wttm_core.functional`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from wttm_core import functional as WF
+from wttm_core import _kernels as K
 from wttm_core._checks import check_number
 
 __all__ = [
@@ -135,9 +135,9 @@ def sample_weights(teacher_logits: Tensor, gamma: float, weighting: str) -> Tens
     ``power-sum`` is WTTM's ``U_gamma(p^t)`` (Eqs. 22-23); the others are alternatives for experiments.
     """
     if weighting == "power-sum":
-        return WF._wttm_weights(teacher_logits, gamma)
+        return K._wttm_weights(teacher_logits, gamma)
     if weighting == "power-sum-normalised":
-        weights = WF._wttm_weights(teacher_logits, gamma)
+        weights = K._wttm_weights(teacher_logits, gamma)
         return weights / weights.mean()
     teacher = teacher_logits.detach().float()
     if weighting == "teacher-entropy":
@@ -156,23 +156,23 @@ def _ce(z: Tensor, v: Tensor | None, y: Tensor, hp: Mapping[str, Any]) -> Tensor
 
 
 def _kd(z: Tensor, v: Tensor | None, y: Tensor, hp: Mapping[str, Any]) -> Tensor:
-    return WF._kd(z, v, hp["temperature"]).mean()  # type: ignore[arg-type]
+    return K._kd(z, v, hp["temperature"]).mean()  # type: ignore[arg-type]
 
 
 def _ttm(z: Tensor, v: Tensor | None, y: Tensor, hp: Mapping[str, Any]) -> Tensor:
-    return WF._ttm(z, v, hp["gamma"]).mean()  # type: ignore[arg-type]
+    return K._ttm(z, v, hp["gamma"]).mean()  # type: ignore[arg-type]
 
 
 def _wttm(z: Tensor, v: Tensor | None, y: Tensor, hp: Mapping[str, Any]) -> Tensor:
     if hp["weighting"] == "power-sum":
-        return WF._wttm(z, v, hp["gamma"]).mean()  # type: ignore[arg-type]
-    per_sample = WF._ttm(z, v, hp["gamma"])  # type: ignore[arg-type]
+        return K._wttm(z, v, hp["gamma"]).mean()  # type: ignore[arg-type]
+    per_sample = K._ttm(z, v, hp["gamma"])  # type: ignore[arg-type]
     return (sample_weights(v, hp["gamma"], hp["weighting"]) * per_sample).mean()  # type: ignore[arg-type]
 
 
 def _renyi(z: Tensor, v: Tensor | None, y: Tensor, hp: Mapping[str, Any]) -> Tensor:
     order = hp["order"] if hp["order"] is not None else 1.0 / hp["temperature"]
-    return -WF._renyi_from_log(torch.log_softmax(z.float(), dim=-1), order).mean()
+    return -K._renyi_from_log(torch.log_softmax(z.float(), dim=-1), order).mean()
 
 
 # ------------------------------------------------------------------------------------------------ the table
@@ -229,7 +229,7 @@ TERMS: dict[str, LossTerm] = {
             needs_teacher=False, base=False,
         ),
         LossTerm(
-            "dkd", lambda z, v, y, hp: WF._dkd(z, v, y, hp["alpha"], hp["beta"], hp["temperature"]).mean(),
+            "dkd", lambda z, v, y, hp: K._dkd(z, v, y, hp["alpha"], hp["beta"], hp["temperature"]).mean(),
             "T^2 (alpha TCKD + beta NCKD)", "Zhao et al., CVPR 2022",
             (
                 _ce_weight(1.0, _DKD_SOURCE),
@@ -241,7 +241,7 @@ TERMS: dict[str, LossTerm] = {
             schedule=linear_warmup,
         ),
         LossTerm(
-            "lskd", lambda z, v, y, hp: WF._lskd(z, v, hp["temperature"]).mean(),
+            "lskd", lambda z, v, y, hp: K._lskd(z, v, hp["temperature"]).mean(),
             "T^2 D(softmax(Z(v)/T) || softmax(Z(z)/T)), Z = z-score", "Sun et al., CVPR 2024",
             (
                 _ce_weight(0.1, _LSKD_SOURCE),

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from wttm_core._checks import check_number
@@ -241,7 +242,6 @@ def get_profile(name: str) -> Profile:
 # ------------------------------------------------------------------------------------------------ reported accuracies
 # the checkout's data/ or the copy an installed wheel carries (wttm_core.resources)
 PAPER_RESULTS_PATH = shipped("data/paper_results.csv")
-_COLUMNS = ("dataset", "table", "pair", "teacher", "student", "method", "accuracy", "std", "runs")
 
 
 @dataclass(frozen=True)
@@ -263,6 +263,16 @@ def _optional(text: str, kind: type) -> float | int | None:
     return kind(text) if text.strip() else None
 
 
+_COLUMNS = tuple(f.name for f in fields(PaperResult))  # the CSV's header: the record's fields, in order
+# how a cell's text becomes its field (the other columns are text as they stand; an empty std / runs is None)
+_PARSE: dict[str, Callable[[str], object]] = {
+    "table": int,
+    "accuracy": float,
+    "std": lambda text: _optional(text, float),
+    "runs": lambda text: _optional(text, int),
+}
+
+
 def load_paper_results(path: str | Path | None = None) -> list[PaperResult]:
     """All rows of the paper-results CSV (default: the repository's ``data/paper_results.csv``)."""
     path = Path(path) if path is not None else PAPER_RESULTS_PATH
@@ -272,20 +282,8 @@ def load_paper_results(path: str | Path | None = None) -> list[PaperResult]:
         reader = csv.DictReader(handle)
         if tuple(reader.fieldnames or ()) != _COLUMNS:
             raise ValueError(f"{path}: expected columns {_COLUMNS}, got {reader.fieldnames}")
-        return [
-            PaperResult(
-                dataset=row["dataset"],
-                table=int(row["table"]),
-                pair=row["pair"],
-                teacher=row["teacher"],
-                student=row["student"],
-                method=row["method"],
-                accuracy=float(row["accuracy"]),
-                std=_optional(row["std"], float),  # type: ignore[arg-type]
-                runs=_optional(row["runs"], int),  # type: ignore[arg-type]
-            )
-            for row in reader
-        ]
+        parsed = [{column: _PARSE.get(column, str)(row[column]) for column in _COLUMNS} for row in reader]
+    return [PaperResult(**values) for values in parsed]  # type: ignore[arg-type]
 
 
 def paper_results_for(

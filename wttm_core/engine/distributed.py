@@ -47,9 +47,9 @@ __all__ = [
 class DistContext:
     """Where this process stands in a (possibly one-process) data-parallel job."""
 
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
+    rank: int = 0  # this process among all of the job's (torchrun's RANK)
+    world_size: int = 1  # processes in the job (WORLD_SIZE)
+    local_rank: int = 0  # this process among its machine's: the GPU it drives (LOCAL_RANK)
 
     @property
     def enabled(self) -> bool:

@@ -7,8 +7,8 @@ several students at once: students with the same seed see the same batches in th
 once per batch for all of them, and each student keeps its own model, optimizer, schedule and run directory.
 
 Per step: the frozen teacher's logits under ``torch.inference_mode()`` in the students' autocast, then each
-student's step (forward, the method's loss parts computed in float32 by the functional core, backward, update;
-:mod:`wttm_core.engine.student`). Nothing is read back to the host during an epoch; on one CUDA device the step is
+student's step (forward, the method's loss parts computed in float32 by the kernels, backward, update;
+:mod:`wttm_core.engine.step`). Nothing is read back to the host during an epoch; on one CUDA device the step is
 replayed as one CUDA graph (:mod:`wttm_core.engine.speed`). Per epoch: the test-set metrics in float32 (by
 default), one line in ``metrics.jsonl``, the checkpoints and the resumable state
 (:mod:`wttm_core.engine.persistence`).

@@ -19,10 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-from torch import Tensor
-
-from wttm_core._checks import check_number
+from wttm_core.engine.step import LossParts, Method  # the sum of terms runs in the step; here it is built
 from wttm_core.loss_terms import BASE_METHODS, TERMS, WEIGHTINGS, LossTerm, sample_weights
 
 __all__ = [
@@ -43,14 +40,6 @@ _TERM_RE = re.compile(
 )
 _OPTION_RE = re.compile(rf"^\s*(?P<key>[a-z_]+)\s*=\s*(?P<value>{_NUMBER}|[a-z-]+)\s*$")
 _TOP_LEVEL_PLUS = re.compile(r"\+(?![^()]*\))")
-
-
-@dataclass(frozen=True)
-class LossParts:
-    """The total loss of one batch and its weighted terms (``sum(parts.values()) == total``)."""
-
-    total: Tensor
-    parts: dict[str, Tensor]
 
 
 @dataclass(frozen=True)
@@ -135,60 +124,6 @@ def _resolve(term: LossTerm, given: Mapping[str, Any], local: Mapping[str, Any],
             raise ValueError(f"method {method!r} needs {missing} (no Table 8/9 preset for this pair: pass them)")
         values[p.name] = p.check(label, value) if value is not None else None
     return values
-
-
-class Method:
-    """A weighted sum of loss terms; call it with ``(student_logits, teacher_logits, labels)``.
-
-    Build one with :func:`build_method`. ``terms`` maps each part name to its weight; ``needs_teacher`` says
-    whether teacher logits must be passed (``None`` is accepted for teacher-free terms alone).
-    """
-
-    def __init__(self, spec: MethodSpec, parts: list[tuple[str, float, LossTerm, dict[str, Any]]]) -> None:
-        self.spec = spec
-        self.terms = {name: weight for name, weight, _, _ in parts}
-        self._parts = parts
-        self.needs_teacher = any(term.needs_teacher for _, _, term, _ in parts)
-        self._factor_tensors: dict[tuple[str, torch.device], Tensor] = {}
-        self.set_epoch(0)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Set the 0-based epoch for the terms with a schedule (a warm-up); the training loop calls it per epoch.
-
-        A term's factor lives in a device tensor that is updated in place, so a step captured as a CUDA graph
-        replays with the current factor and nothing is read back.
-        """
-        epoch = int(check_number("epoch", epoch, low=0, integer=True))
-        self.factors = {name: term.schedule(epoch, hp) for name, _, term, hp in self._parts if term.schedule}
-        for (name, _), tensor in self._factor_tensors.items():
-            tensor.fill_(self.factors[name])
-
-    def _factor(self, name: str, like: Tensor) -> Tensor:
-        key = (name, like.device)
-        if key not in self._factor_tensors:
-            self._factor_tensors[key] = torch.tensor(self.factors[name], dtype=torch.float32, device=like.device)
-        return self._factor_tensors[key]
-
-    def __call__(self, student_logits: Tensor, teacher_logits: Tensor | None, labels: Tensor) -> LossParts:
-        if self.needs_teacher and teacher_logits is None:
-            raise ValueError(f"teacher_logits are required by method {self.describe()!r}")
-        parts = {}
-        for name, weight, term, hp in self._parts:
-            value = weight * term.function(student_logits, teacher_logits, labels, hp)
-            parts[name] = value * self._factor(name, value) if term.schedule is not None else value
-        total = torch.stack(list(parts.values())).sum()
-        return LossParts(total, parts)
-
-    def hyperparameters(self) -> dict[str, dict[str, Any]]:
-        """The resolved hyper-parameters of every part (what the run uses; recorded next to the config)."""
-        return {name: dict(hp) for name, _, _, hp in self._parts}
-
-    def describe(self) -> str:
-        """The objective as text, e.g. ``1*ce + 1.5*wttm``."""
-        return " + ".join(f"{weight:g}*{name}" for name, weight in self.terms.items())
-
-    def __repr__(self) -> str:
-        return f"Method({self.describe()})"
 
 
 def build_method(spec: str | MethodSpec, **hyperparameters: Any) -> Method:

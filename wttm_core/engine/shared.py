@@ -17,10 +17,9 @@ import torch
 from torch import Tensor, nn
 
 from wttm_core.engine import distributed as D
-from wttm_core.engine import speed
+from wttm_core.engine import speed, step
 from wttm_core.engine.config import TrainConfig
 from wttm_core.engine.metrics import finish_evaluation, predict_logits
-from wttm_core.engine.runtime import autocast
 
 __all__ = ["Shared", "load_data", "load_teacher"]
 
@@ -75,10 +74,8 @@ class Shared:
 
     def teacher_logits(self, images: Tensor) -> Tensor | None:
         """The frozen teacher's logits, under ``inference_mode`` in the students' autocast (``None`` without one)."""
-        if self.teacher_forward is None:
-            return None
-        with autocast(self.cfg.device, self.cfg.amp, cache=not self.cfg.cuda_graphs), torch.inference_mode():
-            return self.teacher_forward(images)
+        cfg = self.cfg
+        return step.teacher_logits(self.teacher_forward, images, cfg.device, cfg.amp, cache=not cfg.cuda_graphs)
 
     def teacher_logits_of(self, batches: Sequence[Tensor]) -> list[Tensor | None]:
         """The teacher's logits of several batches from one forward pass over their concatenation."""

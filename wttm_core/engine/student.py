@@ -19,14 +19,18 @@ from wttm_core.engine import distributed as D
 from wttm_core.engine import speed
 from wttm_core.engine.config import TrainConfig, method_for
 from wttm_core.engine.graphs import GraphedStep
-from wttm_core.engine.methods import LossParts, Method, sample_weights
+from wttm_core.engine.methods import Method
 from wttm_core.engine.metrics import TrainMeter, evaluation_sums, finish_evaluation
-from wttm_core.engine.runtime import autocast, seed_everything
+from wttm_core.engine.runtime import seed_everything
 from wttm_core.engine.shared import Shared
+from wttm_core.engine.step import StepOutput, distillation_step
 
 __all__ = ["Student", "StepOutput"]
 
-StepOutput = tuple[LossParts, Tensor, "Tensor | None"]  # loss parts, student logits, WTTM's weight U (a metric)
+
+def _from_shared(name: str, doc: str) -> Any:
+    """A read-only attribute that is the :class:`~wttm_core.engine.shared.Shared` object's ``name``."""
+    return property(lambda self: getattr(self.shared, name), doc=doc)
 
 
 class Student:
@@ -61,33 +65,17 @@ class Student:
         self._last_test_logits: tuple[Tensor, Tensor] | None = None
 
     # ------------------------------------------------------------------------------------ what is shared
-    @property
-    def teacher(self) -> Any:
-        return self.shared.teacher
-
-    @property
-    def train_set(self) -> Any:
-        return self.shared.train_set
-
-    @property
-    def test_set(self) -> Any:
-        return self.shared.test_set
-
-    @property
-    def data_given(self) -> bool:
-        return self.shared.data_given
+    teacher = _from_shared("teacher", "The frozen teacher (``None`` without a teacher checkpoint).")
+    train_set = _from_shared("train_set", "The training set.")
+    test_set = _from_shared("test_set", "The test set.")
+    data_given = _from_shared("data_given", "Whether the data were passed in (``data=``) rather than loaded.")
+    test_loader = _from_shared("test_loader", "The test loader (data set order, no augmentation).")
+    teacher_test_acc = _from_shared("teacher_test_acc", "The teacher's test accuracy (``None`` without a teacher).")
 
     @property
     def train_loader(self) -> Any:
+        """The training loader of this student's seed (shared by the students with the same seed)."""
         return self.shared.train_loader(self.cfg.seed)
-
-    @property
-    def test_loader(self) -> Any:
-        return self.shared.test_loader
-
-    @property
-    def teacher_test_acc(self) -> float | None:
-        return self.shared.teacher_test_acc
 
     def teacher_test_logits(self) -> Tensor | None:
         """The teacher's logits on the test set (this process's shard), computed once per run."""
@@ -114,25 +102,24 @@ class Student:
     def student_step(
         self, images: Tensor, labels: Tensor, teacher_logits: Tensor | None, global_size: int | None = None
     ) -> StepOutput:
-        """Student forward, the method's loss parts (float32 by the functional core), backward, update.
+        """This student's :func:`~wttm_core.engine.step.distillation_step` (forward, loss parts, backward, update).
 
         Returns the detached loss parts, the student's logits and WTTM's weight ``U`` (Eq. 22, a metric). Reads
-        nothing back to the host (divergence is checked at the epoch's end), so the host can queue the next step
-        while a GPU runs this one.
+        nothing back to the host (divergence is checked at the epoch's end).
         """
         cfg = self.cfg
-        with autocast(cfg.device, cfg.amp, cache=not cfg.cuda_graphs):
-            student_logits = self.student_forward(images)
-        parts = self.method(student_logits, teacher_logits, labels)  # float32, unchecked kernels: no read-back
-        loss = parts.total * D.loss_scale(labels.shape[0], global_size or labels.shape[0], self.ctx)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        weights = sample_weights(teacher_logits, self.metric_gamma, "power-sum") if teacher_logits is not None else None
-        # detached, so that no output keeps this step's autograd graph (and its AccumulateGrad nodes) alive
-        detached = LossParts(parts.total.detach(), {name: v.detach() for name, v in parts.parts.items()})
-        return detached, student_logits.detach(), weights
+        return distillation_step(
+            self.student_forward,
+            self.method,
+            self.optimizer,
+            self.scaler,
+            (images, labels, teacher_logits),
+            device=cfg.device,
+            amp=cfg.amp,
+            cache=not cfg.cuda_graphs,
+            loss_scale=D.loss_scale(labels.shape[0], global_size or labels.shape[0], self.ctx),
+            metric_gamma=self.metric_gamma,
+        )
 
     # ------------------------------------------------------------------------------------ the epoch's end
     def end_epoch(self, epoch: int, meter: TrainMeter, lr: float, train_seconds: float) -> dict[str, Any] | None:

@@ -20,9 +20,10 @@ started are reported as skipped.
 
 Kernels run over IPC sockets rather than TCP on POSIX systems (no "Kernel is running over TCP without encryption"
 warning), with ``$WTTM_WORK_DIR`` set to the folder the runner was started in (where runs and caches go, see
-:func:`wttm_core.lab.experiments.project_root`) and ``$WTTM_FIGURE_IMAGES`` set to ``png`` (every figure also saved
-as an image, see :mod:`wttm_core.viz.export`). ``--index`` also writes ``<out>/index.html``: a page linking an
-HTML rendering of every executed notebook (``<out>/html/``) with its status and time.
+:func:`wttm_core.lab.experiments.project_root`) and ``$WTTM_FIGURE_IMAGES`` set to ``--images`` (``png`` by default:
+every figure also saved as an image, see :mod:`wttm_core.viz.export`; ``none``: no image). ``--index`` also
+writes ``<out>/index.html``: a page linking an HTML rendering of every executed notebook (``<out>/html/``, readable
+offline, see :mod:`wttm_core.lab.index`) with its status and time.
 
 Command line::
 
@@ -197,7 +198,7 @@ def _worker_env(work_dir: Path, images: str, progress_file: Path) -> dict[str, s
     env[PROGRESS_ENV] = str(progress_file)
     from wttm_core.viz.export import FIGURE_IMAGES_ENV
 
-    env[FIGURE_IMAGES_ENV] = "" if images == "none" else images
+    env[FIGURE_IMAGES_ENV] = images  # png / svg: every figure; none: no figure (unset would mean: batch runs)
     env.setdefault("PYTHONWARNINGS", "ignore")
     return env
 

@@ -139,36 +139,36 @@ def derivation_steps(student_logits: Tensor, teacher_logits: Tensor, temperature
     r = _derivation_routes(z, v, temperature)
     return [
         DerivationStep(
-            "KL = cross-entropy - entropy", "D(p||q_T) = H(p,q_T) - H(p)", terms["kd"], r["ce_p_qt"] - r["h_p"]
+            "KL = cross-entropy − entropy", "D(p‖q_T) = H(p, q_T) − H(p)", terms["kd"], r["ce_p_qt"] - r["h_p"]
         ),
         DerivationStep(
             "temperature = power transform (Eqs. 8-9)",
-            "log q_T = gamma log q - log U_gamma(q)",
+            "log q_T = γ log q − log U_γ(q)",
             r["row_gap"],
             torch.zeros_like(r["row_gap"]),
         ),
         DerivationStep(
             "cross-entropy splits",
-            "H(p,q_T) = gamma H(p,q) + log U_gamma(q)",
+            "H(p, q_T) = γ H(p, q) + log U_γ(q)",
             r["ce_p_qt"],
             gamma * r["ce_p_q"] + r["log_u"],
         ),
         DerivationStep(
-            "power sum is a Renyi entropy (Eqs. 4, 22)",
-            "log U_gamma(q) = (1-gamma) H_gamma(q)",
+            "power sum is a Rényi entropy (Eqs. 4, 22)",
+            "log U_γ(q) = (1−γ) H_γ(q)",
             r["log_u"],
             (1.0 - gamma) * r["renyi"],
         ),
-        DerivationStep("cross-entropy = entropy + KL", "H(p,q) = H(p) + D(p||q)", r["ce_p_q"], r["h_p"] + terms["ttm"]),
+        DerivationStep("cross-entropy = entropy + KL", "H(p, q) = H(p) + D(p‖q)", r["ce_p_q"], r["h_p"] + terms["ttm"]),
         DerivationStep(
             "Eq. 14",
-            "D(p||q_T) = gamma D(p||q) + (1-gamma) H_gamma(q) - (1-gamma) H(p)",
+            "D(p‖q_T) = γ D(p‖q) + (1−γ) H_γ(q) − (1−γ) H(p)",
             terms["kd"],
             gamma * terms["ttm"] + (1.0 - gamma) * terms["renyi"] - (1.0 - gamma) * terms["teacher_entropy"],
         ),
         DerivationStep(
             "Eq. 15",
-            "D(p||q) = T D(p||q_T) - (T-1) H_gamma(q) + (T-1) H(p)",
+            "D(p‖q) = T D(p‖q_T) − (T−1) H_γ(q) + (T−1) H(p)",
             terms["ttm"],
             _eq15_rhs(terms, temperature),
         ),

@@ -100,13 +100,7 @@ def _mean_divergence(x: Tensor, weight: Tensor, bias: Tensor, v: Tensor, tempera
 
 
 def train_shared_student(
-    data: SharedStudentData,
-    weighting: str,
-    gamma: float,
-    *,
-    steps: int = 300,
-    lr: float = 1.0,
-    record_every: int = 10,
+    data: SharedStudentData, weighting: str, gamma: float, *, steps: int = 300, lr: float = 1.0, record_every: int = 10
 ) -> SharedStudentRun:
     """Full-batch gradient descent of a linear student ``z = x W + b`` (zero start) on a weighted TTM term.
 

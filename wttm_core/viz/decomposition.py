@@ -99,6 +99,19 @@ def _cached_curves(
     return decomposition_over_temperature(z, v, temps)
 
 
+def _kd_term_note(kd_curve: np.ndarray, temps: np.ndarray) -> str:
+    """What to notice in :func:`tradeoff_spec`: where the KD term peaks and where it ends, against the growing
+    Rényi term and constant (the y axis is logarithmic, so a term near 1 stays readable next to terms near 20)."""
+    peak = int(np.argmax(kd_curve))
+    rises = f"rises to {kd_curve[peak]:.2f} near T = {temps[peak]:.2g}, then " if 0 < peak < len(kd_curve) - 1 else ""
+    ends = "lower" if kd_curve[-1] < kd_curve[0] else "higher"
+    return (
+        f"the KD term {rises}ends {ends} ({kd_curve[0]:.2f} at T = {temps[0]:.3g}, {kd_curve[-1]:.2f} at "
+        f"T = {temps[-1]:.3g}), while the Rényi term and the constant grow with T − 1 (log y axis: both are 0 "
+        "at T = 1)."
+    )
+
+
 def tradeoff_spec(
     student_logits: Any,
     teacher_logits: Any,
@@ -140,20 +153,14 @@ def tradeoff_spec(
             "marker": {"color": [styles[k][1] for k in styles], "size": 12, "line": {"color": "black", "width": 1}},
         }
     )
-    kd_curve = curves["kd"].numpy()
     layout = base_layout(
         "How the terms of Eq. 15 change with T",
         "temperature T",
         "batch mean (nats)",
         xaxis={"type": "log"},
+        yaxis={"type": "log"},
         margin={"t": NOTICE_MARGIN_TOP},
-        annotations=[
-            notice(
-                f"the KD term ends {'lower' if kd_curve[-1] < kd_curve[0] else 'higher'} ({kd_curve[0]:.2f} at "
-                f"T = {temps[0]:.3g}, {kd_curve[-1]:.2f} at T = {temps[-1]:.3g}) while the Rényi term and the "
-                "constant grow with T − 1."
-            )
-        ],
+        annotations=[notice(_kd_term_note(curves["kd"].numpy(), temps))],
     )
     return FigureSpec(traces, layout)
 
@@ -229,9 +236,9 @@ def optimal_students_readout(teacher_logits: Any, label: int, temperature: float
     gamma = 1.0 / float(temperature)
     rows = [
         ("T / β / KD λ (Eq. 19)", f"{float(temperature):.3g} / {float(beta):.3g} / {lam:.4f}"),
-        ("H(q*) KD / TTM, nats", f"{float(shannon_entropy(q_kd)):.4f} / {float(shannon_entropy(q_ttm)):.4f}"),
+        ("Shannon H(q*), KD / TTM, nats", f"{float(shannon_entropy(q_kd)):.4f} / {float(shannon_entropy(q_ttm)):.4f}"),
         (
-            "H_1/T(q*) KD / TTM, nats",
+            "Rényi H of order 1/T of q*, KD / TTM, nats",
             f"{float(renyi_entropy(q_kd, gamma)):.4f} / {float(renyi_entropy(q_ttm, gamma)):.4f}",
         ),
     ]

@@ -26,6 +26,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from wttm_core.runs import Run, Series, aggregate_series, group_runs
+from wttm_core.viz.panels import typeset
 from wttm_core.viz.style import COLORS, OKABE_ITO, FigureSpec, base_layout
 from wttm_core.viz.widgets import _copy_spec_into
 
@@ -153,7 +154,7 @@ def epoch_curves_figure(
                     line={"width": 0},
                     hoverinfo="skip",
                     showlegend=False,
-                    name=f"{label} +- std",
+                    name=f"{typeset(label)} ± s.d.",
                     legendgroup=label,
                 )
             )
@@ -163,7 +164,7 @@ def epoch_curves_figure(
                 x=list(series.epochs),
                 y=list(series.mean),
                 mode="lines+markers",
-                name=f"{label}{seeds}",
+                name=f"{typeset(label)}{seeds}",
                 line={"color": colour, "width": 2.5},
                 marker={"size": 6},
                 legendgroup=label,
@@ -192,13 +193,18 @@ def curves_note(curves: Mapping[str, Series], quantity: str, unit: str = "nats")
     ("H(q)"), ``unit`` its unit."""
     _check_curves(curves)
     labels = list(curves)
-    ends = ", ".join(f"{label} {curves[label].mean[-1]:.3f}" for label in labels) + (f" {unit}" if unit else "")
+    ends = ", ".join(f"{typeset(label)} {curves[label].mean[-1]:.3f}" for label in labels) + (
+        f" {unit}" if unit else ""
+    )
     if len(labels) < 2:
         return f"{quantity} at the last epoch: {ends}."
     first, second = (dict(zip(curves[label].epochs, curves[label].mean, strict=True)) for label in labels[:2])
     shared = sorted(set(first) & set(second))
     above = sum(second[e] > first[e] for e in shared)
-    return f"{labels[1]} is above {labels[0]} in {quantity} at {above} of {len(shared)} epochs; last epoch: {ends}."
+    first_label, second_label = typeset(labels[0]), typeset(labels[1])
+    return (
+        f"{second_label} is above {first_label} in {quantity} at {above} of {len(shared)} epochs; last epoch: {ends}."
+    )
 
 
 def _titled(title: str, epoch: int | None) -> str:
@@ -217,7 +223,7 @@ def _histogram_data(histograms: Mapping[str, Mapping[str, Sequence[float]]]) -> 
         total = sum(counts) or 1
         centres = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:], strict=True)]
         mean = sum(c * n for c, n in zip(centres, counts, strict=True)) / total
-        data.append({"x": centres, "y": [n / total for n in counts], "name": f"{label} (mean {mean:.2f})"})
+        data.append({"x": centres, "y": [n / total for n in counts], "name": f"{typeset(label)} (mean {mean:.2f})"})
     return data
 
 
@@ -322,7 +328,8 @@ def _superclass_data(
     elif sorted(order) != list(range(len(names))):
         raise ValueError(f"order must be a permutation of 0..{len(names) - 1}")
     return [
-        {"y": [names[i] for i in order], "x": [vals[i] for i in order], "name": label} for label, vals in values.items()
+        {"y": [names[i] for i in order], "x": [vals[i] for i in order], "name": typeset(label)}
+        for label, vals in values.items()
     ]
 
 
@@ -342,8 +349,8 @@ def superclass_figure(
     """
     figure = go.Figure()
     colours = label_colours(list(values))
-    for data in _superclass_data(names, values, order):
-        figure.add_trace(go.Bar(**data, orientation="h", marker={"color": colours[data["name"]]}))
+    for label, data in zip(values, _superclass_data(names, values, order), strict=True):
+        figure.add_trace(go.Bar(**data, orientation="h", marker={"color": colours[label]}))
     _layout(figure, title=_titled(title, epoch), x_title=x_title, y_title="superclass")
     figure.update_layout(barmode="group", height=max(420, 26 * len(names) * max(1, len(values)) // 2))
     return figure
@@ -399,18 +406,18 @@ def group_summary_figure(
     colours = label_colours(labels)
     figure = go.Figure(
         go.Scatter(
-            x=labels,
+            x=[typeset(label) for label in labels],
             y=means,
             mode="markers",
             error_y={"type": "data", "array": stds, "visible": True, "color": "#333333", "thickness": 2},
             marker={"color": [colours[label] for label in labels], "size": 16, "symbol": "diamond"},
-            name="mean +- std over seeds",
+            name="mean ± s.d. over seeds",
             hovertemplate="%{x}: %{y:.2f}<extra></extra>",
         )
     )
     figure.add_trace(
         go.Scatter(
-            x=[label for label in labels for _ in values[label]],
+            x=[typeset(label) for label in labels for _ in values[label]],
             y=[float(v) for label in labels for v in values[label]],
             mode="markers",
             marker={"color": "#222222", "size": 7, "symbol": "circle-open"},
@@ -450,7 +457,7 @@ def teacher_strength_figure(
                 x=list(teacher_accuracy),
                 y=list(means),
                 mode="lines+markers",
-                name=label,
+                name=typeset(label),
                 error_y={"type": "data", "array": list(stds), "visible": True},
                 line={"color": colours[label], "width": 2.5},
                 marker={"size": 8},
@@ -559,7 +566,7 @@ class LiveCurves:
                     x=[],
                     y=[],
                     mode="lines+markers",
-                    name=label,
+                    name=typeset(label),
                     legendgroup=label,
                     showlegend=first_of_label,
                     line={"color": self._colours[label], "width": 2},

@@ -3,9 +3,15 @@
 A static plotly figure in a notebook output carries only plotly's JSON mime type, which JupyterLab draws and
 nothing else does: ``jupyter nbconvert --to html``, nbviewer and GitHub show an empty output. With
 :func:`enable_figure_images` every figure a cell shows also carries a PNG (or SVG) of itself in the same output,
-so JupyterLab still shows the interactive figure and every other viewer shows the image. The notebook runner
-turns it on for its kernels through the environment variable :data:`FIGURE_IMAGES_ENV` (``png`` or ``svg``),
-read when :mod:`wttm_core.viz` is imported.
+so JupyterLab still shows the interactive figure and every other viewer shows the image.
+
+When: the environment variable :data:`FIGURE_IMAGES_ENV`, read when :mod:`wttm_core.viz` is imported, says
+``png`` or ``svg`` (always; the notebook runner sets ``png`` for its kernels), ``none`` (never) or nothing /
+``auto`` (the default): images in a *batch execution*, that is a notebook executed without a person at it -
+papermill, nbclient, ``jupyter nbconvert --execute``, ``wttm sweep``, the tests - with the notebook's
+``interactive`` parameter False (how the project's batch runs execute every notebook, see README). A kernel that a
+Jupyter server started (JupyterLab, Notebook, Voila: ``$JPY_SESSION_NAME`` is set) is never a batch execution,
+and neither is plain Python outside a kernel, so interactive use pays nothing and sees nothing new.
 
 The image is made by ``kaleido`` (plotly's exporter; version 1 drives a Chrome or Chromium already on the
 machine - Debian's ``chromium`` package works offline - through one browser kept open for the whole kernel,
@@ -20,12 +26,20 @@ import os
 import sys
 from typing import Any
 
-__all__ = ["FIGURE_IMAGES_ENV", "IMAGE_FORMATS", "enable_figure_images", "enable_from_environment", "figure_image"]
+__all__ = [
+    "FIGURE_IMAGES_ENV",
+    "IMAGE_FORMATS",
+    "batch_execution",
+    "enable_figure_images",
+    "enable_from_environment",
+    "figure_image",
+]
 
 FIGURE_IMAGES_ENV = "WTTM_FIGURE_IMAGES"
 IMAGE_FORMATS = ("png", "svg")
 RENDERER = "wttm_image"
 _MIME = {"png": "image/png", "svg": "image/svg+xml"}
+OFF, AUTO = ("none", "off", "0", "false"), ("", "auto")
 _state: dict[str, Any] = {"server": False, "failed": None}
 
 
@@ -68,8 +82,30 @@ def figure_image(figure: Any, fmt: str = "png") -> bytes | None:
         return None
 
 
-def enable_figure_images(fmt: str = "png") -> None:
-    """Make every plotly figure shown from now on carry a static ``fmt`` image next to its JSON."""
+def _in_kernel() -> Any:
+    """The running IPython kernel's shell, or ``None`` (plain Python, a terminal IPython)."""
+    if "IPython" not in sys.modules:
+        return None
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell if shell is not None and getattr(shell, "kernel", None) is not None else None
+
+
+def batch_execution() -> bool:
+    """Whether the figure being shown belongs to a batch execution: an IPython kernel that no Jupyter server
+    started (``$JPY_SESSION_NAME`` unset: papermill, nbclient, nbconvert) running a notebook whose ``interactive``
+    parameter is False."""
+    shell = _in_kernel()
+    if shell is None or os.environ.get("JPY_SESSION_NAME"):
+        return False
+    return shell.user_ns.get("interactive", True) is False
+
+
+def enable_figure_images(fmt: str = "png", *, only_in_batch: bool = False) -> None:
+    """Make every plotly figure shown from now on carry a static ``fmt`` image next to its JSON. With
+    ``only_in_batch`` only while :func:`batch_execution` holds, and the image renderer is added to the renderers
+    plotly chose for this frontend rather than replacing them."""
     import plotly.io as pio
     from plotly.io._base_renderers import MimetypeRenderer
 
@@ -78,19 +114,30 @@ def enable_figure_images(fmt: str = "png") -> None:
 
     class ImageRenderer(MimetypeRenderer):
         def to_mimebundle(self, fig_dict: dict[str, Any]) -> dict[str, Any]:
+            if only_in_batch and not batch_execution():
+                return {}
             image = figure_image(fig_dict, fmt)
             if image is None:
                 return {}
             return {_MIME[fmt]: base64.b64encode(image).decode() if fmt == "png" else image.decode()}
 
     pio.renderers[RENDERER] = ImageRenderer()
-    pio.renderers.default = f"plotly_mimetype+{RENDERER}"
+    if not only_in_batch:  # asked for: the figure's JSON and its image, whatever plotly chose before
+        pio.renderers.default = f"plotly_mimetype+{RENDERER}"
+        return
+    chosen = [name for name in (pio.renderers.default or "plotly_mimetype").split("+") if name and name != RENDERER]
+    pio.renderers.default = "+".join([*chosen, RENDERER])  # added to what plotly chose for this frontend
 
 
 def enable_from_environment() -> None:
-    """:func:`enable_figure_images` with the format named by :data:`FIGURE_IMAGES_ENV`, when it is set."""
+    """Turn figure images on as :data:`FIGURE_IMAGES_ENV` says: ``png`` / ``svg`` always, ``none`` never, unset or
+    ``auto``: PNG images in a batch execution (:func:`batch_execution`), checked as each figure is shown."""
     fmt = os.environ.get(FIGURE_IMAGES_ENV, "").strip().lower()
-    if not fmt:
+    if fmt in OFF:
+        return
+    if fmt in AUTO:
+        if _in_kernel() is not None and not os.environ.get("JPY_SESSION_NAME"):
+            enable_figure_images("png", only_in_batch=True)
         return
     if fmt not in IMAGE_FORMATS:
         print(f"{FIGURE_IMAGES_ENV}: expected one of {IMAGE_FORMATS}, got {fmt!r}; no figure images", file=sys.stderr)

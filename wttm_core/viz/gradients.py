@@ -173,12 +173,7 @@ def _simplex_layout(t: float) -> dict[str, Any]:
 
 
 def simplex_spec(
-    teacher_logits: Any,
-    temperature: float,
-    student_logits: Any,
-    *,
-    steps: int = 80,
-    lr: float = 2.0,
+    teacher_logits: Any, temperature: float, student_logits: Any, *, steps: int = 80, lr: float = 2.0
 ) -> FigureSpec:
     """The 3-class probability simplex: teacher, transformed teacher, student, gradient directions and flows.
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from wttm_core.viz.style import FigureSpec
 
-__all__ = ["NOTICE_MARGIN_TOP", "PANELS_WIDTH", "SYM", "add_notice", "notice", "side_by_side"]
+__all__ = ["NOTICE_MARGIN_TOP", "PANELS_WIDTH", "SYM", "add_notice", "notice", "notes_of", "side_by_side", "typeset"]
 
 SYM: dict[str, str] = {
     "gamma": "γ",
@@ -33,6 +33,33 @@ SYM: dict[str, str] = {
     "D_ttm": "D(p<sup>t</sup><sub>T</sub> ‖ q)",
     "D_kd": "D(p<sup>t</sup><sub>T</sub> ‖ q<sub>T</sub>)",
 }
+
+
+# ASCII spellings in run labels and generated sentences ("TTM (beta=36)", "KD + 10.8 Renyi(alpha=0.25)") and what a
+# student reads instead. Run labels themselves stay ASCII: they name run folders (orchestrate.slug) and cached runs.
+_TYPESET = (
+    (re.compile(r"\bRenyi\b"), "Rényi"),
+    (re.compile(r"\bbeta\b"), "β"),
+    (re.compile(r"\balpha\b"), "α"),
+    (re.compile(r"\bgamma\b"), "γ"),
+    (re.compile(r"\blambda\b"), "λ"),
+    (re.compile(r"\+- ?std\b"), "± s.d."),
+    (re.compile(r"\+-"), "±"),
+    (re.compile(r" -> "), " → "),
+    (re.compile(r"p\^t_T\b"), "pᵗ_T"),
+    (re.compile(r"p\^t\b"), "pᵗ"),
+)
+
+
+def typeset(text: str) -> str:
+    """``text`` as a student should read it: Greek letters for ``beta``/``alpha``/``gamma``/``lambda``, "Rényi",
+    "± s.d.", "±", "→" and "pᵗ" - for run labels and generated sentences shown in tables, legends and notes. Only
+    display text goes through this; labels used as keys (run folders, lookups) stay as they are."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    for pattern, replacement in _TYPESET:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 PANELS_WIDTH = 1100  # px: side-by-side panels, about the width of a JupyterLab main area at 1400 px
@@ -70,6 +97,20 @@ def notice(text: str, *, y: float = 1.0, width: int = 105) -> dict[str, Any]:
         "align": "left",
         "font": {"size": 12, "color": "#444444"},
     }
+
+
+def notes_of(specs: Sequence[FigureSpec], where: Sequence[str] = ("left", "middle", "right")) -> str:
+    """The :func:`notice` texts of ``specs`` as one note for :func:`side_by_side` ("left: ...; right: ..."), so the
+    panels keep what each single figure told the reader. Two panels are "left" and "right", three add "middle"."""
+    specs = list(specs)
+    names = [where[0], where[-1]] if len(specs) == 2 else list(where)[: len(specs)]
+    parts = []
+    for name, spec in zip(names, specs, strict=False):
+        for annotation in spec.layout.get("annotations", []):
+            text = str(annotation.get("text", ""))
+            if text.startswith("<i>Notice:</i> "):
+                parts.append(f"{name.capitalize()}: " + text.removeprefix("<i>Notice:</i> ").replace("<br>", " "))
+    return " ".join(parts)
 
 
 def add_notice(figure: Any, text: str) -> Any:
@@ -137,12 +178,14 @@ def side_by_side(
         layout[x_key], layout[y_key] = xaxis, yaxis
         for trace in spec.traces:
             placed = {**trace, "xaxis": _axis_key("x", i), "yaxis": _axis_key("y", i)}
-            if trace.get("name") in seen:  # one legend entry per name: panels often show the same runs
-                placed["showlegend"] = False
+            if trace.get("name") in seen or not spec.layout.get("showlegend", True):  # one legend entry per name
+                placed["showlegend"] = False  # (panels often show the same runs), none for a panel without a legend
             seen.add(trace.get("name"))
             traces.append(placed)
         panel_title = titles[i - 1] if titles is not None else spec.layout.get("title", {}).get("text", "")
         annotations.append(_panel_title(panel_title, lo + share / 2))
+    layout["showlegend"] = any(spec.layout.get("showlegend", True) for spec in specs)
+    layout["legend"] = {**layout.get("legend", {}), "y": -0.22}  # below two-line tick labels and the axis titles
     layout["title"] = {"text": title, "x": 0.02, "xanchor": "left"}
     layout["annotations"] = annotations
     layout["height"] = height

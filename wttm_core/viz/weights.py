@@ -151,7 +151,7 @@ def weight_share_spec(weights: Any, entropy: Any, gamma: float, *, groups: int =
     if groups > weights.size:
         raise ValueError(f"groups ({groups}) must not exceed the number of samples ({weights.size})")
     parts = _groups(entropy, groups)
-    labels = [f"{i + 1}: H {entropy[idx].min():.2f}-{entropy[idx].max():.2f}" for i, idx in enumerate(parts)]
+    labels = [f"{i + 1}<br>{entropy[idx].min():.2f}-{entropy[idx].max():.2f}" for i, idx in enumerate(parts)]
     ttm_share = [idx.size / weights.size for idx in parts]
     wttm_share = [float(weights[idx].sum() / weights.sum()) for idx in parts]
     traces = [
@@ -172,7 +172,7 @@ def weight_share_spec(weights: Any, entropy: Any, gamma: float, *, groups: int =
     ]
     layout = base_layout(
         f"WTTM moves weight to smooth teacher outputs (γ = {float(gamma):.3g})",
-        "teacher-entropy group, sharpest to smoothest (nats)",
+        f"fifths by teacher entropy H({SYM['pt']}) (nats)",
         "share of the total weight",
         barmode="group",
         yaxis={"rangemode": "tozero"},

@@ -108,16 +108,36 @@ def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
-def _changed(old: dict[str, Any] | None, new: dict[str, Any], skip: tuple[str, ...]) -> dict[str, Any]:
-    """The top-level entries of ``new`` that differ from ``old`` (all of them without ``old``)."""
-    return {k: v for k, v in new.items() if k not in skip and (old is None or k not in old or not _same(old[k], v))}
+def _leaf_changes(old: Any, new: dict[str, Any], skip: tuple[str, ...] = (), prefix: str = "") -> dict[str, Any]:
+    """The changes that turn ``old`` into ``new``, as ``{"dotted.path": value}`` down to the leaves.
+
+    Nested dicts are compared key by key, so a moved axis range becomes ``{"xaxis2.range": [...]}`` rather than
+    a whole new ``xaxis2`` container; a key that ``new`` drops is set to ``None`` (plotly's "back to the
+    default"), so no stale property (a ``visible=False``, a fixed range) outlives the spec that set it. Lists,
+    arrays and scalars are replaced whole. Without ``old`` every top-level entry of ``new`` is a change.
+    """
+    if not isinstance(old, dict):
+        return {f"{prefix}{k}": v for k, v in new.items() if k not in skip}
+    changes: dict[str, Any] = {}
+    for key, value in new.items():
+        if key in skip:
+            continue
+        if key in old and isinstance(old[key], dict) and isinstance(value, dict) and old[key] and value:
+            changes.update(_leaf_changes(old[key], value, prefix=f"{prefix}{key}."))
+        elif key not in old or not _same(old[key], value):
+            changes[f"{prefix}{key}"] = value
+    changes.update({f"{prefix}{key}": None for key in old if key not in new and key not in skip})
+    return changes
 
 
 def _copy_spec_into(figure: go.Figure, spec: FigureSpec, previous: FigureSpec | None = None) -> None:
     """Overwrite ``figure``'s traces and layout with ``spec`` in place (same number and types of traces).
 
-    With ``previous`` (the spec the figure currently shows) only the properties that changed are sent, which
-    keeps plotly's validation - the dominant cost of an update - small.
+    With ``previous`` (the spec the figure currently shows) only the properties that changed are sent, as
+    dotted paths down to the leaves (:func:`_leaf_changes`): that keeps plotly's validation - the dominant cost
+    of an update - small, and lets plotly.js apply a slider move as a cheap restyle / axis-range relayout instead
+    of replacing whole axis containers, which forces a full redraw of every subplot. Full redraws queued one
+    after another by fast slider moves are what left a live figure blank for a moment in a loaded browser.
     """
     if len(figure.data) != len(spec.traces):
         raise ValueError(
@@ -128,12 +148,12 @@ def _copy_spec_into(figure: go.Figure, spec: FigureSpec, previous: FigureSpec | 
         for i, (trace, new) in enumerate(zip(figure.data, spec.traces, strict=True)):
             if trace.type != new["type"]:
                 raise ValueError(f"build changed a trace's type from {trace.type!r} to {new['type']!r}")
-            update = _changed(previous.traces[i] if previous is not None else None, new, ("type",))
-            if update:
-                trace.update(update, overwrite=True)
-        update = _changed(previous.layout if previous is not None else None, spec.layout, ("template",))
-        if update:
-            figure.layout.update(update, overwrite=True)
+            old = previous.traces[i] if previous is not None else None
+            for path, value in _leaf_changes(old, new, ("type",)).items():
+                trace[path] = value
+        old_layout = previous.layout if previous is not None else None
+        for path, value in _leaf_changes(old_layout, spec.layout, ("template",)).items():
+            figure.layout[path] = value
 
 
 class LivePanel:

@@ -72,8 +72,9 @@ class Comparison:
     """The comparison of measurements ``a`` (label ``label_a``) against ``b``; ``difference = mean_a - mean_b``.
 
     ``t``/``df``/``p_value`` come from the paired t-test when ``paired`` (per-seed differences) and from Welch's
-    test otherwise; ``ci`` is the ``1 - alpha`` interval of the difference at the same (Holm-adjusted) level as the
-    verdict; ``p_adjusted`` is Holm's p-value when the comparison is one of several (else ``p_value``);
+    test otherwise; ``ci`` is the ``1 - alpha`` interval of this comparison alone (not Holm-adjusted: among several
+    comparisons the verdict can say "within noise" while ``ci`` excludes zero, and ``reason`` then says so);
+    ``p_adjusted`` is Holm's p-value when the comparison is one of several (else ``p_value``);
     ``test_se`` is the test set's binomial standard error of the difference (an upper bound; ``None`` when the
     test size is unknown); ``diff_std`` is the spread a seed adds to the difference (``s_d`` for paired runs,
     ``sqrt(s_a^2 + s_b^2)`` otherwise).
@@ -306,7 +307,9 @@ def _judged(c: Comparison, p: float) -> Comparison:
     """``c`` with ``p_adjusted = p`` and the verdict that follows (see the module docstring)."""
     z = NormalDist().inv_cdf(1.0 - c.alpha / 2.0)  # 1.96 at alpha = 0.05
     if p >= c.alpha:
-        verdict, reason = "within noise", "the interval of the difference includes zero"
+        excludes_zero = c.ci is not None and (c.ci[0] > 0 or c.ci[1] < 0) and p > (c.p_value or 0.0)
+        holm_note = "not after Holm's correction for the comparisons made together; the interval is one comparison's"
+        verdict, reason = "within noise", holm_note if excludes_zero else "the interval of the difference includes zero"
     elif c.test_se is not None and abs(c.difference) <= z * c.test_se:
         verdict, reason = "within noise", "beyond the seeds' noise but within the test set's sampling error"
     else:
