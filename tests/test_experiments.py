@@ -382,6 +382,42 @@ def test_setup_questions_checks_its_protocol() -> None:
     assert setup_questions("smoke", strengths=["train:resnet20"]).strengths == ["train:resnet20", "train:resnet8"]
 
 
+def test_comparison_with_the_reference_flags_a_different_setup() -> None:
+    """A run whose setup differs from the reference's (here: 2 epochs against a budget-cut 1) is flagged."""
+    from wttm_core.lab.experiments.questions import (
+        QuestionResult,
+        compare_with_reference,
+        reference_path,
+        setup_differences,
+        setup_questions,
+    )
+    from wttm_core.lab.experiments.stats import compare
+
+    verdict = compare([10.0, 12.0, 11.0], [9.0, 11.5, 10.0], label_a="KD", label_b="CE", paired=True, test_size=1000)
+    result = QuestionResult("Q8: test", {}, {}, [verdict])
+    setup = setup_questions("cpu-quick")
+    assert setup.epochs == 2
+    reference = {
+        "setup": setup.describe().replace("2 epoch(s)", "1 epoch(s)", 1),
+        "comparisons": [{"question": "Q8", "comparison": "KD - CE", "difference": 1.0, "ci": [-1.0, 3.0],
+                         "verdict": "within noise"}],  # fmt: skip
+    }
+    differences = setup_differences(setup, reference)
+    assert len(differences) == 1 and "2 epoch(s)" in differences[0] and "1 epoch(s)" in differences[0]
+    rows = compare_with_reference([result], reference, setup)
+    assert [row["setup"] for row in rows] == ["DIFFERS: not the same experiment"]
+    assert rows[0]["reference"] == "+1.00 [-1.00, +3.00]"
+    same = compare_with_reference([result], reference, reference["setup"])
+    assert same[0]["setup"] == "same" and setup_differences(reference["setup"], reference) == []
+    assert "setup" not in compare_with_reference([result], reference)[0]  # no setup given: no column
+    assert setup_differences(setup, {"comparisons": []}) == []  # a reference without a setup: nothing to flag
+    extra = setup_differences(setup.describe() + "\n- one more line", reference)
+    assert extra[-1] == "here: one more line | reference: (none)"
+    # the shipped reference records its setup, so the notebook can flag a different one
+    shipped = json.loads(reference_path("cpu-quick").read_text())
+    assert isinstance(shipped["setup"], str) and "epoch(s)" in shipped["setup"]
+
+
 def test_load_examples_splits_runs_by_the_manifest(tmp_path: Path) -> None:
     from wttm_core.lab.experiments.examples import example_variants, load_examples
 

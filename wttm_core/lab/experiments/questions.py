@@ -67,6 +67,7 @@ __all__ = [
     "reference_record",
     "reference_path",
     "compare_with_reference",
+    "setup_differences",
     "findings",
 ]
 
@@ -704,10 +705,31 @@ def _agreement(mine: Mapping[str, Any], ref: Mapping[str, Any]) -> str:
     return "agrees"
 
 
-def compare_with_reference(results: Sequence[QuestionResult], reference: Mapping[str, Any]) -> list[dict[str, Any]]:
+def setup_differences(setup: QuestionSetup | str, reference: Mapping[str, Any]) -> list[str]:
+    """Where this run's setup (``setup`` or its :meth:`QuestionSetup.describe`) differs from the reference's
+    ``"setup"``: one ``"here: ... | reference: ..."`` line per differing line of the two descriptions (in order;
+    a line only one side has is shown against ``"(none)"``). Empty when they are the same, or when the
+    reference records no setup. The description holds the epochs *after* the time budget's cut, so a run
+    cut to 1 epoch is told apart from one that trained 2."""
+    theirs = reference.get("setup")
+    if not isinstance(theirs, str):
+        return []
+    mine = setup if isinstance(setup, str) else setup.describe()
+    a, b = mine.splitlines(), theirs.splitlines()
+    a, b = a + ["(none)"] * (len(b) - len(a)), b + ["(none)"] * (len(a) - len(b))
+    return [f"here: {x.removeprefix('- ')} | reference: {y.removeprefix('- ')}" for x, y in zip(a, b, strict=True) if x != y]
+
+
+def compare_with_reference(
+    results: Sequence[QuestionResult], reference: Mapping[str, Any], setup: QuestionSetup | str | None = None
+) -> list[dict[str, Any]]:
     """One row per comparison of this run: its difference and interval next to the reference's, and whether the
-    two agree (:func:`_agreement`); comparisons the reference lacks are marked ``"not in the reference"``."""
+    two agree (:func:`_agreement`); comparisons the reference lacks are marked ``"not in the reference"``. Given
+    this run's ``setup``, a setup that differs from the reference's (:func:`setup_differences`: other epochs,
+    sizes, teacher, ...) is flagged on every row, so that runs of different experiments are not read as a
+    disagreement of the same one: each row then has a ``"setup"`` entry, ``"same"`` or ``"DIFFERS: ..."``."""
     by_key = {(r["question"], r["comparison"]): r for r in reference.get("comparisons", [])}
+    differs = setup is not None and bool(setup_differences(setup, reference))
     rows = []
     for mine in (row for result in results for row in _record(result)):
         ref = by_key.get((mine["question"], mine["comparison"]))
@@ -727,6 +749,8 @@ def compare_with_reference(results: Sequence[QuestionResult], reference: Mapping
                 "agreement": _agreement(mine, ref) if ref is not None else "not in the reference",
             }
         )
+        if setup is not None:
+            rows[-1]["setup"] = "DIFFERS: not the same experiment" if differs else "same"
     return rows
 
 
