@@ -399,8 +399,9 @@ def test_comparison_with_the_reference_flags_a_different_setup() -> None:
     assert setup.epochs == 2
     reference = {
         "setup": setup.describe().replace("2 epoch(s)", "1 epoch(s)", 1),
-        "comparisons": [{"question": "Q8", "comparison": "KD - CE", "difference": 1.0, "ci": [-1.0, 3.0],
-                         "verdict": "within noise"}],  # fmt: skip
+        "comparisons": [
+            {"question": "Q8", "comparison": "KD - CE", "difference": 1.0, "ci": [-1.0, 3.0], "verdict": "within noise"}
+        ],  # fmt: skip
     }
     differences = setup_differences(setup, reference)
     assert len(differences) == 1 and "2 epoch(s)" in differences[0] and "1 epoch(s)" in differences[0]
@@ -416,6 +417,32 @@ def test_comparison_with_the_reference_flags_a_different_setup() -> None:
     # the shipped reference records its setup, so the notebook can flag a different one
     shipped = json.loads(reference_path("cpu-quick").read_text())
     assert isinstance(shipped["setup"], str) and "epoch(s)" in shipped["setup"]
+
+
+def test_teacher_knowledge_measures_accuracy_superclasses_and_families(teacher_file: Path) -> None:
+    """Question 9's teachers compared on more than accuracy, each number against an independent computation."""
+    from types import SimpleNamespace
+
+    from wttm_core.data import superclass_family
+    from wttm_core.lab.experiments.questions import teacher_knowledge
+
+    test = load_data("synthetic", 64, 64)[1]
+    ctx = SimpleNamespace(
+        data=(None, test), teacher_checkpoints={"a": str(teacher_file)}, setup=SimpleNamespace(device="cpu")
+    )
+    known = teacher_knowledge(ctx)["a"]
+    probs = torch.softmax(teacher_logits(teacher_file, test, device="cpu"), dim=1).double()
+    labels, coarse = test.labels, test.fine_to_coarse
+    assert known["accuracy"] == pytest.approx(100 * (probs.argmax(1) == labels).double().mean().item())
+    supers = torch.stack([probs[:, coarse == s].sum(1) for s in range(20)], dim=1)
+    assert known["superclass accuracy"] == pytest.approx(
+        100 * (supers.argmax(1) == coarse[labels]).double().mean().item()
+    )
+    family, true = superclass_family(), coarse[labels]
+    same = (family[None, :] == family[true][:, None]) & (torch.arange(20)[None, :] != true[:, None])
+    other = supers.sum(1) - supers[torch.arange(64), true]
+    assert known["mass in family"] == pytest.approx(100 * ((supers * same).sum() / other.sum()).item(), rel=1e-6)
+    assert 0 < known["chance"] < 100
 
 
 def test_load_examples_splits_runs_by_the_manifest(tmp_path: Path) -> None:

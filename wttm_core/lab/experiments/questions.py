@@ -61,6 +61,7 @@ __all__ = [
     "question8_noisy",
     "tune_questions",
     "question9",
+    "teacher_knowledge",
     "question10",
     "renyi_question",
     "run_all",
@@ -613,6 +614,31 @@ def question9(ctx: QuestionContext) -> QuestionResult:
     )
 
 
+def teacher_knowledge(ctx: QuestionContext) -> dict[str, dict[str, float]]:
+    """What each of question 9's teachers knows, on the test set, beyond its accuracy (all in %): ``accuracy``
+    (top-1), ``superclass accuracy`` (the superclass holding most of its probability is the true one) and
+    ``mass in family`` - of the probability it puts on *other* superclasses, the share inside the true
+    superclass's family (:data:`wttm_core.data.SUPERCLASS_FAMILIES`), next to ``chance``, the share a uniform
+    spread would give (:func:`wttm_core.data.family_statistics`). Two teachers can rank differently on each."""
+    import torch
+
+    from wttm_core.data import family_statistics
+
+    test = ctx.data[1]
+    labels = torch.as_tensor(test.labels)
+    out = {}
+    for name, path in ctx.teacher_checkpoints.items():
+        probs = torch.softmax(orchestrate.teacher_logits(path, test, device=ctx.setup.device), dim=1).cpu()
+        stats = family_statistics(probs, labels, torch.as_tensor(test.fine_to_coarse))
+        out[name] = {
+            "accuracy": 100.0 * (probs.argmax(dim=1) == labels).double().mean().item(),
+            "superclass accuracy": 100.0 * (1.0 - stats["superclass_error_rate"]),
+            "mass in family": 100.0 * stats["other_superclass_mass_in_family"],
+            "chance": 100.0 * stats["other_superclass_mass_in_family_chance"],
+        }
+    return out
+
+
 def _weighting_variants(ctx: QuestionContext) -> list[Variant]:
     s = ctx.setup
     if "weight_means" not in ctx.cache:
@@ -717,7 +743,9 @@ def setup_differences(setup: QuestionSetup | str, reference: Mapping[str, Any]) 
     mine = setup if isinstance(setup, str) else setup.describe()
     a, b = mine.splitlines(), theirs.splitlines()
     a, b = a + ["(none)"] * (len(b) - len(a)), b + ["(none)"] * (len(a) - len(b))
-    return [f"here: {x.removeprefix('- ')} | reference: {y.removeprefix('- ')}" for x, y in zip(a, b, strict=True) if x != y]
+    return [
+        f"here: {x.removeprefix('- ')} | reference: {y.removeprefix('- ')}" for x, y in zip(a, b, strict=True) if x != y
+    ]
 
 
 def compare_with_reference(
