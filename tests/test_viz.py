@@ -211,6 +211,18 @@ def test_simplex_figure_geometry():
         vg.simplex_spec([1.0, 2.0], 4.0, z).to_figure()
 
 
+def test_simplex_notice_follows_the_temperature():
+    """At T = 1 the KD and TTM flows are one (q_T = q, p^t_T = p^t): the note must not call the teacher sharper."""
+    v, z = [3.0, 1.0, -1.0], [0.0, 2.5, 0.0]
+    at_one = vg.simplex_spec(v, 1.0, z, steps=200).to_figure()
+    note = at_one.layout.annotations[0].text
+    assert "coincide" in note and "sharper" not in note
+    kd_flow, ttm_flow = at_one.data[2], at_one.data[3]  # the figure agrees with the note
+    assert np.allclose(kd_flow.x, ttm_flow.x) and np.allclose(kd_flow.y, ttm_flow.y)
+    above = vg.simplex_notice(4.0)
+    assert "sharper teacher" in above and "coincide" not in above
+
+
 def test_flow_curves_spec():
     v = th.sample_teacher_logits(8, 10, num_superclasses=5, seed=0)[0].double()
     flows = {"KD": th.gradient_flow(v, "kd", 4.0, steps=6), "TTM": th.gradient_flow(v, "ttm", 4.0, steps=6)}
