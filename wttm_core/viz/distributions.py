@@ -94,7 +94,8 @@ def power_transform_spec(
     spec = distribution_bars_spec(
         {
             "teacher p<sup>t</sup>": p,
-            f"transformed p<sup>t</sup><sub>T</sub> (γ = {gamma:.3g})": transformed,
+            # no gamma in the name (the title has it): side by side with renyi_spec, one legend entry for both
+            "transformed p<sup>t</sup><sub>T</sub>": transformed,
         },
         title=f"Power transform with γ = 1/T = {gamma:.3g} (T = {float(temperature):.3g})",
         class_names=class_names,
