@@ -285,8 +285,9 @@ def sharpness_spec(teacher_logits: Any, label: int, temperature: float, beta: fl
                 "y": [0.0],
                 "mode": "markers+text",
                 "name": f"{key.upper()}'s best student: s = {best:.2f}",
-                "text": [f"s = {best:.2f}"],
-                "textposition": "top center",
+                "text": [f"s = {best:.2f}"],  # TTM's optimum is the smoother (smaller s): labels apart when close
+                "textposition": "top right" if key == "kd" else "top left",
+                "textfont": {"color": COLORS[key]},
                 "marker": {"color": COLORS[key], "size": 14, "symbol": "star"},
             }
         )
