@@ -17,7 +17,7 @@ from wttm_core.viz import decomposition as vdec
 from wttm_core.viz import distributions as vd
 from wttm_core.viz import gradients as vg
 from wttm_core.viz import weights as vw
-from wttm_core.viz.style import COLORS, OKABE_ITO, as_array, base_layout
+from wttm_core.viz.style import COLORS, LOG_AXIS, OKABE_ITO, as_array, base_layout
 
 F64 = torch.float64
 UPDATE_BUDGET_S = 0.050  # issue 5: a slider update recomputes its figures in well under 50 ms
@@ -209,6 +209,18 @@ def test_simplex_figure_geometry():
     assert fig.layout.xaxis.visible is False and _title(fig).startswith("KD and TTM")
     with pytest.raises(ValueError, match="3 logits"):
         vg.simplex_spec([1.0, 2.0], 4.0, z).to_figure()
+
+
+def test_log_axes_label_minor_ticks_in_full():
+    """A "2" printed right of "10" on a log axis means 20: base_layout asks plotly for complete minor labels."""
+    assert LOG_AXIS == {"type": "log", "minorloglabels": "complete"}
+    fig = vdec.sharpness_spec(torch.tensor([2.0, 0.0, -1.0], dtype=F64), 0, 4.0, 36.0).to_figure()
+    assert fig.layout.xaxis.type == "log" and fig.layout.xaxis.minorloglabels == "complete"
+    z = torch.zeros(4, 5, dtype=F64)
+    v = th.sample_teacher_logits(4, 5, num_superclasses=5, seed=0)[0].double()
+    fig = vdec.tradeoff_spec(z, v, 3.0).to_figure()
+    assert fig.layout.xaxis.minorloglabels == fig.layout.yaxis.minorloglabels == "complete"
+    assert vd.renyi_spec(torch.softmax(v[0], -1), 2.0).to_figure().layout.xaxis.minorloglabels == "complete"
 
 
 def test_simplex_notice_follows_the_temperature():

@@ -17,7 +17,7 @@ import torch
 from wttm_core.functional import power_sum, power_transform, renyi_entropy, shannon_entropy
 from wttm_core.theory import renyi_curve
 from wttm_core.viz.panels import SYM, side_by_side
-from wttm_core.viz.style import COLORS, OKABE_ITO, FigureSpec, as_array, base_layout
+from wttm_core.viz.style import COLORS, LOG_AXIS, OKABE_ITO, FigureSpec, as_array, base_layout
 from wttm_core.viz.widgets import readout_table
 
 __all__ = [
@@ -171,7 +171,7 @@ def renyi_spec(teacher_probs: Any, temperature: float, *, alphas: Sequence[float
         f"Rényi entropy against its order (T = {float(temperature):.3g})",
         "order α (log scale)",
         "Rényi entropy H<sub>α</sub> (nats)",
-        xaxis={"type": "log"},
+        xaxis=dict(LOG_AXIS),
         yaxis={"range": [0.0, 1.05 * log_k]},
     )
     return FigureSpec(traces, layout)

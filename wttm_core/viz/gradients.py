@@ -12,7 +12,7 @@ import torch
 from wttm_core.functional import kd_grad, power_transform, ttm_grad
 from wttm_core.theory import SIMPLEX_VERTICES, FlowResult, gradient_flow, probability_velocity, simplex_xy
 from wttm_core.viz.panels import NOTICE_MARGIN_TOP, SYM, notice
-from wttm_core.viz.style import COLORS, FigureSpec, as_array, base_layout
+from wttm_core.viz.style import COLORS, LOG_AXIS, FigureSpec, as_array, base_layout
 
 __all__ = [
     "simplex_spec",
@@ -278,7 +278,7 @@ def flow_curves_spec(
         raise ValueError(f"quantities must be a non-empty subset of {sorted(QUANTITY_LABELS)}, got {list(quantities)}")
     traces, last_step = _quantity_traces(results, quantities, log_y)
     traces += _reference_traces(references or {}, last_step)
-    extra: dict[str, Any] = {"yaxis": {"type": "log"}} if log_y else {}
+    extra: dict[str, Any] = {"yaxis": dict(LOG_AXIS)} if log_y else {}
     if note:
         extra["annotations"] = [notice(note)]
         extra["margin"] = {"l": 70, "r": 30, "t": NOTICE_MARGIN_TOP, "b": 60}
