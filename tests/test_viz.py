@@ -211,6 +211,14 @@ def test_simplex_figure_geometry():
         vg.simplex_spec([1.0, 2.0], 4.0, z).to_figure()
 
 
+def test_power_transform_note_says_which_way_the_transform_goes():
+    p = torch.softmax(torch.tensor([3.0, 1.0, 0.0, -1.0], dtype=F64), -1)
+    flatter, sharper, same = (vd.power_transform_note(p, t) for t in (4.0, 0.25, 1.0))
+    assert "flatter" in flatter and f"{float(W.power_transform(p, 0.25).max()):.2f}" in flatter
+    assert "sharper" in sharper and "spreads" not in sharper  # T < 1 takes mass from the other classes
+    assert "changes nothing" in same and f"has {float(p.max()):.2f}" in same
+
+
 def test_log_axes_label_minor_ticks_in_full():
     """A "2" printed right of "10" on a log axis means 20: base_layout asks plotly for complete minor labels."""
     assert LOG_AXIS == {"type": "log", "minorloglabels": "complete"}

@@ -25,6 +25,7 @@ __all__ = [
     "distribution_bars_spec",
     "power_transform_spec",
     "power_transform_readout",
+    "power_transform_note",
     "power_transform_panels_spec",
     "renyi_spec",
     "pointwise_map_spec",
@@ -102,6 +103,20 @@ def power_transform_spec(
     )
     spec.layout["yaxis"] = {**spec.layout["yaxis"], "range": [0.0, 1.0]}
     return spec
+
+
+def power_transform_note(teacher_probs: Any, temperature: float) -> str:
+    """A "what to notice" line for a teacher output and its power transform at ``temperature`` (Eqs. 7-9): the top
+    class's share before and after, and which way the rest moves - flatter for T > 1, sharper for T < 1."""
+    p = _probs(teacher_probs, "teacher_probs")
+    t = float(temperature)
+    top, after = float(p.max()), float(power_transform(p, 1.0 / t).max())
+    start = f"the teacher's top class has {top:.2f}; at T = {t:.3g} the transformed teacher gives it {after:.2f}"
+    if abs(t - 1.0) < 0.005:
+        return f"{start}: at T = 1 the transform changes nothing."
+    if t > 1:
+        return f"{start} and spreads the rest over the other classes (flatter)."
+    return f"{start} and takes probability from the other classes (sharper)."
 
 
 def power_transform_readout(teacher_probs: Any, temperature: float) -> str:
