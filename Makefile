@@ -42,7 +42,8 @@ lab: $(STAMP)
 present: $(STAMP)
 	$(BIN)/wttm present
 
-## sweep: re-execute a notebook over a parameter grid (SWEEP=path.yaml) into build/sweeps/<name>/
+## sweep: re-execute a notebook over a parameter grid (SWEEP=path.yaml) into build/sweeps/<name>/; the points'
+## student runs that share a teacher train first as one cohort (notebook 05)
 sweep: $(STAMP)
 	$(BIN)/wttm sweep $(SWEEP)
 

@@ -30,7 +30,7 @@ from wttm_core.engine.distributed import DistContext
 from wttm_core.engine.shared import Shared
 from wttm_core.models import read_checkpoint
 
-TIMING = ("seconds", "train_seconds", "eval_seconds", "images_per_s")
+TIMING = ("seconds", "train_seconds", "eval_seconds", "images_per_s", "cohort_students")  # who shared the time
 
 
 @pytest.fixture(scope="module")

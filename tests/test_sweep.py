@@ -181,6 +181,12 @@ def test_ci_grid_executes_notebook_05_with_the_smoke_profile(tmp_path: Path) -> 
     assert sorted(float(r["gamma"]) for r in rows) == [0.2, 0.4]
     assert all(r["label"] == "WTTM" and float(r["last_mean"]) >= 0 and r["runs"] == "2" for r in rows)
     assert report.plot_path is not None and report.plot_path.is_file()
+    # issue 15: the two points share the teacher, so their 2 x 2 students trained as one cohort before the
+    # notebooks ran, and each notebook found its runs finished and trained nothing
+    assert all(r["cohort_size"] == "4" for r in rows)
+    for outcome in report.outcomes:
+        text = json.dumps(json.loads((outcome.directory / "notebook.ipynb").read_text())["cells"])
+        assert text.count("finished before, reusing") == 2 and ": training" not in text
 
 
 def test_a_plot_that_cannot_be_drawn_is_reported_not_fatal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

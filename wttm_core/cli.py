@@ -294,6 +294,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from wttm_core.models import load_checkpoint
 
     model = load_checkpoint(args.checkpoint, arch=args.arch)
+    options = {"similarity": args.synthetic_similarity} if args.dataset == "synthetic" else {}
     dataset = load_dataset(
         args.dataset,
         "test",
@@ -301,6 +302,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         size=args.test_size,
         seed=args.data_seed,
         download=args.download,
+        **options,
     )
     result = evaluate_model(model, dataset, device=args.device, amp=args.amp, batch_size=args.batch_size)
     if args.json:

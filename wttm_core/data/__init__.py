@@ -22,7 +22,16 @@ from .names import (
     SUPERCLASS_MEMBERS,
     cifar100_fine_to_coarse,
 )
-from .synthetic import DEFAULT_DIFFICULTY, make_synthetic, make_synthetic_with_latents, synthetic_prototypes
+from .synthetic import (
+    DEFAULT_DIFFICULTY,
+    DEFAULT_SIMILARITY,
+    SUPERCLASS_FAMILIES,
+    family_statistics,
+    make_synthetic,
+    make_synthetic_with_latents,
+    superclass_family,
+    synthetic_prototypes,
+)
 from .transforms import CIFAR100_MEAN, CIFAR100_STD, crop_flip, crop_windows, normalize, sample_crop_flip
 
 __all__ = [
@@ -32,6 +41,8 @@ __all__ = [
     "CIFAR100_SUPERCLASS_NAMES",
     "DATASET_NAMES",
     "DEFAULT_DIFFICULTY",
+    "DEFAULT_SIMILARITY",
+    "SUPERCLASS_FAMILIES",
     "SPLITS",
     "SUPERCLASS_MEMBERS",
     "DatasetNotFoundError",
@@ -41,6 +52,7 @@ __all__ = [
     "crop_flip",
     "crop_windows",
     "download_cifar100",
+    "family_statistics",
     "load_cifar100",
     "load_dataset",
     "make_synthetic",
@@ -50,6 +62,7 @@ __all__ = [
     "reference_transform",
     "sample_crop_flip",
     "stratified_subsample_indices",
+    "superclass_family",
     "validation_split",
     "with_label_noise",
     "synthetic_prototypes",

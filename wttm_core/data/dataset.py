@@ -172,7 +172,8 @@ def load_dataset(
             gives exactly the first ``size`` samples of the default set.
         seed: synthetic generator seed; CIFAR-100 subsample seed.
         download: CIFAR-100 only: fetch the archive when it is missing.
-        **options: source-specific options: ``difficulty`` for the synthetic set, ``check_md5`` for CIFAR-100.
+        **options: source-specific options: ``difficulty`` and ``similarity`` for the synthetic set, ``check_md5``
+            for CIFAR-100.
     """
     if name not in DATASET_NAMES:
         raise ValueError(f"name must be one of {list(DATASET_NAMES)}, got {name!r}")

@@ -52,8 +52,9 @@ def crop_windows(
     """Cut a ``height`` x ``width`` window per image at its (top, left) offset, mirrored where ``flips``.
 
     ``images`` is [B, C, H, W] (H >= height + max top offset, likewise for W); the result is [B, C, height,
-    width] with the input's dtype and device. Two ``gather`` passes (rows, then columns) - several times
-    faster on the CPU than one four-way advanced index.
+    width] with the input's dtype and device. Two ``gather`` passes (rows, then columns): about 2x faster
+    on the CPU than one four-way advanced index (measured 2026-12-02: 512 uint8 images, 40 -> 32 px, one thread,
+    15.5 vs 32.2 ms, AMD EPYC under load; the results are equal).
     """
     b, c = images.shape[:2]
     device = images.device

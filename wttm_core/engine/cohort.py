@@ -44,6 +44,7 @@ SHARED_FIELDS = (
     "train_size",
     "test_size",
     "data_seed",
+    "synthetic_similarity",
     "download",
     "loader",
     "num_workers",

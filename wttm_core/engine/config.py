@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from wttm_core._checks import check_number
+from wttm_core.data.synthetic import DEFAULT_SIMILARITY
 from wttm_core.engine.methods import WEIGHTINGS, Method, MethodSpec, build_method, parse_method
 from wttm_core.engine.runtime import (
     AMP_MODES,
@@ -49,7 +50,8 @@ LOADERS = ("device", "reference")
 EVAL_PRECISIONS = ("fp32", "amp")
 # Fields added after runs were first written: the value a run directory without the field was made with, so that
 # such a run resumes as it started (unless the caller sets the field).
-LEGACY_VALUES: dict[str, Any] = {"eval_precision": "amp"}
+# (synthetic_similarity: the synthetic set had no shared superclass components before the field existed)
+LEGACY_VALUES: dict[str, Any] = {"eval_precision": "amp", "synthetic_similarity": 0.0}
 # The configuration fields that set loss-term hyper-parameters (the table's ``field`` names).
 METHOD_FIELDS = tuple(dict.fromkeys(p.field for term in TERMS.values() for p in term.params if p.field is not None))
 # Fields that do not change what is computed: two configs differing only here describe the same run.
@@ -116,6 +118,12 @@ class TrainConfig:
     train_size: int | None = _flag(None, "training images (default: all)", "data")
     test_size: int | None = _flag(None, "test images (default: all)", "data")
     data_seed: int = _flag(0, "synthetic-set seed / CIFAR subsample seed", "data", cli=KEEP, parse="seed")
+    synthetic_similarity: float = _flag(
+        DEFAULT_SIMILARITY,
+        f"synthetic set: how alike superclasses of one family look, in [0, 1) ({DEFAULT_SIMILARITY})",
+        "data",
+        cli=KEEP,
+    )
     download: bool = _flag(False, "download CIFAR-100 when it is missing", "data")
     loader: str = _flag("device", "device (GPU-resident, default) or reference (DataLoader)", "execution", cli=KEEP)
     num_workers: int = _flag(0, "DataLoader workers of --loader reference (0)", "execution", cli=KEEP)
@@ -218,6 +226,7 @@ def _validate(cfg: TrainConfig, model_names: tuple[str, ...]) -> None:
     for name in ("momentum", "weight_decay", "kd_weight", "label_smoothing"):
         _check_float(name, getattr(cfg, name), positive=False)
     _check_float("ce_weight", cfg.ce_weight, positive=False, allow_none=True)
+    check_number("synthetic_similarity", cfg.synthetic_similarity, low=0, high=1, high_open=True)
     if cfg.label_smoothing >= 1:
         raise ValueError(f"label_smoothing must be < 1, got {cfg.label_smoothing}")
     if cfg.milestones is not None:
@@ -340,8 +349,10 @@ def identity(data: dict[str, Any]) -> dict[str, Any]:
     """The part of a config dict that decides what is computed (used to recognise the same run on disk); a field
     added since the dict was written counts with the value it was made with (:data:`LEGACY_VALUES`)."""
     names = {f.name for f in dataclasses.fields(TrainConfig)}
-    found = {k: v for k, v in data.items() if k in names and k not in _NOT_IDENTITY}
-    return {**LEGACY_VALUES, **found}
+    found = {**LEGACY_VALUES, **{k: v for k, v in data.items() if k in names and k not in _NOT_IDENTITY}}
+    if found.get("dataset") != "synthetic":  # only the synthetic set has it: CIFAR-100 runs match either way
+        found.pop("synthetic_similarity", None)
+    return found
 
 
 def git_commit(folder: str | Path | None = None) -> str | None:

@@ -25,7 +25,7 @@ def evaluate_model(
     """Top-1 / top-5 accuracy (percent) and mean cross-entropy of ``model`` on an ``ImageDataset``.
 
     ``amp="off"`` (the default) evaluates in float32, which is what published accuracies mean; ``"auto"`` uses
-    the device's training default (faster, may move the accuracy by a few hundredths).
+    the device's training default (faster; its effect on accuracy is not measured separately).
     """
     from wttm_core.data import DeviceLoader
 

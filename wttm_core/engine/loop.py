@@ -264,6 +264,7 @@ class Cohort:
                     if self._graph is not None:
                         self._graph.reset()
                     continue
+                record["cohort_students"] = len(due)  # who shared the epoch's wall time (its train_seconds)
                 improved = member.best["epoch"] == epoch + 1
                 persistence.save_epoch(member, epoch, record, improved, stream.generators)
                 for callback in callbacks if self.ctx.is_main else ():

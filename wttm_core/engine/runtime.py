@@ -75,7 +75,8 @@ def cpu_has_fast_bf16() -> bool:
 def cpu_description() -> str:
     """The CPU's model name (from ``/proc/cpuinfo`` where there is one) and its bf16 matrix instructions.
 
-    Speed numbers depend on these: bf16 autocast is about 2x on AVX512-BF16 and more with AMX tiles.
+    Speed numbers depend on these: bf16 autocast uses AVX512-BF16 or AMX tiles where the CPU has them (the whole
+    fast path measured 2.24x the reference on AVX512-BF16, ``benchmarks/RESULTS.md``).
     """
     name = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):

@@ -33,6 +33,8 @@ def load_data(cfg: TrainConfig, data: tuple[Any, Any] | None) -> tuple[Any, Any]
     if cfg.dataset == "cifar100" and not cfg.download and not Path(cfg.data_dir).is_dir():
         raise ValueError(f"data_dir: {cfg.data_dir} does not exist (CIFAR-100 is read from there)")
     common = {"data_dir": cfg.data_dir, "seed": cfg.data_seed, "download": cfg.download}
+    if cfg.dataset == "synthetic":
+        common["similarity"] = cfg.synthetic_similarity
     train_set = load_dataset(cfg.dataset, "train", size=cfg.train_size, **common)
     test_set = load_dataset(cfg.dataset, "test", size=cfg.test_size, **common)
     return train_set, test_set

@@ -1,13 +1,14 @@
-"""The small trained teacher shipped in ``data/teachers/``, so the default profile does not train one first.
+"""The small trained teachers shipped in ``data/teachers/``, so the default profile does not train one first.
 
-Notebooks 05 and 07 (profile ``cpu-quick``) distil from a resnet20 trained with cross-entropy for 6 epochs on the
-first 5,000 synthetic images; notebook 07 also needs that teacher after 2 and 4 epochs (question 9: teacher
-strength). Training it costs minutes on a laptop CPU (13 on a busy 2-core machine), so the project ships it:
-``data/teachers/synthetic-resnet20-n5000-e6-s0.pth`` holds the three snapshots with every weight matrix stored as
-int8 with one float32 scale per output channel (symmetric per-channel quantisation) and the remaining tensors
-(batch-norm, biases) as float16 - 0.89 MB instead of 3.4 MB in float32 - together with the training
-configuration, a digest of the data it was trained on and the test accuracy of each *dequantised* snapshot (the
-network the students actually see: 16.6 / 38.7 / 58.7 % after 2 / 4 / 6 epochs; the float32 teacher had 58.9 %).
+Notebooks 05 and 07 (profile ``cpu-quick``) distil from a resnet20 trained with cross-entropy for 15 epochs on the
+first 5,000 synthetic images (the default stand-in: graded superclass similarity, :mod:`wttm_core.data.synthetic`);
+notebook 07's question 9 also needs a resnet8 trained alike (the weaker architecture). Training them costs many
+minutes on a laptop CPU, so the project ships them: ``data/teachers/synthetic-resnet20-n5000-e15-s0.pth`` (the
+resnet20 after 2, 4 and 15 epochs) and ``data/teachers/synthetic-resnet8-n5000-e15-s0.pth`` (after 15 epochs) hold
+every weight matrix as int8 with one float32 scale per output channel (symmetric per-channel quantisation) and the
+remaining tensors (batch-norm, biases) as float16, together with the training configuration, a digest of the data
+it was trained on and the test accuracy of each *dequantised* snapshot (the network the students actually see;
+numbers in ``benchmarks/RESULTS.md``, "The shipped teachers").
 
 :func:`find_shipped_teacher` returns the shipped file when it fits a requested teacher run: same architecture,
 data set, sizes, epochs, seed and recipe (the execution settings - device, precision - may differ) and the same
@@ -15,9 +16,9 @@ training data, byte for byte (a changed data generator makes the file unusable a
 before). The file's SHA-256 is checked against :data:`SHIPPED_TEACHERS` before anything is read from it.
 :func:`install_shipped_teacher` writes it out as an ordinary finished teacher run directory.
 
-``python -m wttm_core.lab.shipped_teacher build`` retrains it from scratch (CPU, one thread, a fixed seed) and
-writes the file; ``... build --check`` compares the result's digest with the shipped one (bit-for-bit equality
-holds on the same CPU type and PyTorch version; other CPUs may round differently).
+``python -m wttm_core.lab.shipped_teacher build --name NAME`` retrains one from scratch (CPU, one thread, a fixed
+seed) and writes its file (``--name all``: every one); ``... build --check`` compares the result's digest with the
+shipped one (bit-for-bit equality holds on the same CPU type and PyTorch version; other CPUs may round differently).
 """
 
 from __future__ import annotations
@@ -75,19 +76,19 @@ class ShippedTeacher:
         return f"python -m wttm_core.lab.shipped_teacher build --name {self.name}"
 
 
+def _synthetic(arch: str, epochs: int, snapshots: tuple[int, ...], sha256: str) -> ShippedTeacher:
+    """A teacher trained on the first 5,000 synthetic training images, scored on the first 1,000 test images."""
+    name = f"synthetic-{arch}-n5000-e{epochs}-s0"
+    return ShippedTeacher(name, f"data/teachers/{name}.pth", sha256, arch, 5000, 1000, epochs, snapshots)
+
+
 SHIPPED_TEACHERS: dict[str, ShippedTeacher] = {
     t.name: t
     for t in (
-        ShippedTeacher(
-            name="synthetic-resnet20-n5000-e6-s0",
-            path="data/teachers/synthetic-resnet20-n5000-e6-s0.pth",
-            sha256="f2bb3f879ca0b6e3c53c9b570640c9300e9b69225bb7ca307d338997fbe5183c",
-            arch="resnet20",
-            train_size=5000,
-            test_size=1000,
-            epochs=6,
-            snapshots=(2, 4, 6),
-        ),
+        # notebooks 05-07 (profile cpu-quick); the snapshots after 2 and 4 epochs serve question 9 by epochs
+        _synthetic("resnet20", 6, (2, 4, 6), "89694fcf38f522b2759d5c315f6fb66cfe28fb5381cf98f004ed7f74328dba1b"),
+        # notebook 07's question 9 at cpu-quick: the other architecture, same budget
+        _synthetic("resnet8", 6, (6,), "323bb64a12f6b416610b620c35414b195d895fb4649f5421b3b083f9953358e6"),
     )
 }
 
@@ -359,23 +360,13 @@ def build_shipped_teacher(name: str, out: str | Path, *, threads: int = 1, log: 
     return _file_sha256(out)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m wttm_core.lab.shipped_teacher build [--name NAME] [--out PATH] [--check]``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m wttm_core.lab.shipped_teacher", description=__doc__.splitlines()[0]
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    build = sub.add_parser("build", help="retrain a shipped teacher from scratch and write its file")
-    build.add_argument("--name", default=next(iter(SHIPPED_TEACHERS)), choices=sorted(SHIPPED_TEACHERS))
-    build.add_argument("--out", help="file to write (default: a temporary file when --check, else the shipped path)")
-    build.add_argument("--check", action="store_true", help="compare the new file's SHA-256 with the recorded one")
-    build.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv)
-    teacher = SHIPPED_TEACHERS[args.name]
-    if args.out:
-        out = Path(args.out)
-    elif args.check:
-        out = Path(tempfile.mkdtemp(prefix="wttm-teacher-check-")) / Path(teacher.path).name
+def _build_one(name: str, out: str | None, check: bool, threads: int) -> int:
+    """Build the shipped teacher ``name`` (see :func:`main`); 0, 1 (``check`` found another digest) or 2."""
+    teacher = SHIPPED_TEACHERS[name]
+    if out:
+        path = Path(out)
+    elif check:
+        path = Path(tempfile.mkdtemp(prefix="wttm-teacher-check-")) / Path(teacher.path).name
     else:
         from wttm_core.resources import checkout_root
 
@@ -383,14 +374,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         if root is None:
             print("error: --out: no checkout to write the shipped file into; give --out", file=sys.stderr)
             return 2
-        out = root / teacher.path
-    digest = build_shipped_teacher(args.name, out, threads=args.threads)
-    print(f"sha256 {digest}  {out}")
-    if args.check:
-        same = digest == teacher.sha256
-        print("identical to the shipped file" if same else f"DIFFERS from the shipped file ({teacher.sha256})")
-        return 0 if same else 1
-    return 0
+        path = root / teacher.path
+    digest = build_shipped_teacher(name, path, threads=threads)
+    print(f"sha256 {digest}  {path}")
+    if not check:
+        return 0
+    same = digest == teacher.sha256
+    print("identical to the shipped file" if same else f"DIFFERS from the shipped file ({teacher.sha256})")
+    return 0 if same else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m wttm_core.lab.shipped_teacher build [--name NAME|all] [--out PATH] [--check]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m wttm_core.lab.shipped_teacher", description=__doc__.splitlines()[0]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    build = sub.add_parser("build", help="retrain a shipped teacher from scratch and write its file")
+    build.add_argument("--name", default=next(iter(SHIPPED_TEACHERS)), choices=[*sorted(SHIPPED_TEACHERS), "all"])
+    build.add_argument("--out", help="file to write (default: a temporary file when --check, else the shipped path)")
+    build.add_argument("--check", action="store_true", help="compare the new file's SHA-256 with the recorded one")
+    build.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    names = list(SHIPPED_TEACHERS) if args.name == "all" else [args.name]
+    if args.out and len(names) > 1:
+        parser.error("--out: one file, but --name all builds several; give --name")
+    codes = [_build_one(name, args.out, args.check, args.threads) for name in names]
+    return max(codes)
 
 
 if __name__ == "__main__":

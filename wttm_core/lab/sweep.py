@@ -25,13 +25,26 @@ runs, naming it and the known ones. A point is identified by its parameters, the
 SHA-256 of the notebook: a re-run skips points whose ``done.json`` records the same identity and re-runs those
 whose fixed parameters or notebook changed, and retries failed ones. The command exits with 1 when any point
 failed (and lists them), 2 on a bad sweep file.
+
+Points that share a teacher train as cohorts: for a notebook with a planner in :data:`PLANNERS` (notebook 05),
+before the points execute, the sweep asks the notebook's own setup functions which student runs each point to
+be run will train (its parameters with the notebook's defaults; a teacher or a learning-rate pilot the setup
+needs is trained and cached first, as the notebook would), trains the runs that share a teacher and data as one
+cohort (one teacher pass per batch for all; :func:`~wttm_core.lab.experiments.orchestrate.train_variant_runs`)
+into the folders where each notebook reads them, and then executes the notebooks, which find their runs
+finished and train nothing. Finished runs are reused and interrupted ones resumed (their locks held meanwhile);
+a point the planner cannot plan (a bad parameter, a default that is not a literal) runs as before, and so does
+every point with ``--no-cohorts``.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import contextlib
 import csv
 import hashlib
+import importlib
 import io
 import itertools
 import json
@@ -64,10 +77,16 @@ __all__ = [
     "read_results",
     "run_sweep",
     "collect_rows",
+    "PLANNERS",
+    "notebook_defaults",
+    "train_points_together",
     "main",
 ]
 
 RESULTS_FILE = "results.json"
+#: Notebooks whose student runs a sweep can plan ahead ("module:function", called as ``f(parameters, log=...)``
+#: and returning the :class:`~wttm_core.lab.experiments.orchestrate.VariantRuns` the notebook will train).
+PLANNERS: dict[str, str] = {"05_train_students.ipynb": "wttm_core.lab.experiments.students:sweep_runs"}
 _SPEC_KEYS = frozenset({"name", "notebook", "parameters", "grid", "points", "results_parameter", "plot", "timeout"})
 Executor = Callable[..., Any]
 
@@ -319,8 +338,12 @@ def run_sweep(
     execute: Executor | None = None,
     force: bool = False,
     log: Callable[[str], None] = print,
+    cohorts: bool = True,
 ) -> SweepReport:
     """Execute every point of ``spec`` (skipping those done before unless ``force``), then collect and plot.
+
+    With ``cohorts`` the student runs of the points to execute are first trained together where they share a
+    teacher (:func:`train_points_together`), so that the notebooks find them finished.
 
     ``execute(src, dst, parameters=..., timeout=...)`` runs one notebook (default:
     :func:`wttm_core.notebook_runner.execute_notebook`, papermill with kernel ``python3``). A point whose
@@ -330,16 +353,20 @@ def run_sweep(
     root = Path(out) / spec.name
     (root / "points").mkdir(parents=True, exist_ok=True)
     points = expand_points(spec)
+    directories = [root / "points" / point_id(point) for point in points]
+    pairs = list(zip(points, directories, strict=True))
+    done = [not force and _done_identity(d) == point_identity(spec, p) for p, d in pairs]
+    if cohorts:
+        todo = [pair for pair, skip in zip(pairs, done, strict=True) if not skip]
+        train_points_together(spec, todo, log=log)
     outcomes: list[PointOutcome] = []
-    for index, point in enumerate(points, start=1):
-        directory = root / "points" / point_id(point)
-        identity = point_identity(spec, point)
-        if not force and _done_identity(directory) == identity:
+    for index, (point, directory) in enumerate(pairs, start=1):
+        if done[index - 1]:
             log(f"[{index}/{len(points)}] skip (done before): {directory.name}")
             outcomes.append(PointOutcome(point, directory, "skipped", 0.0))
             continue
         log(f"[{index}/{len(points)}] run: {directory.name}")
-        outcomes.append(_run_point(spec, point, directory, identity, execute, log))
+        outcomes.append(_run_point(spec, point, directory, point_identity(spec, point), execute, log))
 
     rows = collect_rows(outcomes)
     csv_path = root / "summary.csv"
@@ -360,8 +387,7 @@ def _run_point(
     log: Callable[[str], None],
 ) -> PointOutcome:
     """Execute one point into ``directory``; a failure is recorded in ``failed.json`` and returned, not raised."""
-    parameters = {**spec.parameters, **point}
-    parameters[spec.results_parameter] = str((directory / "results").resolve())
+    parameters = _injected(spec, point, directory)
     directory.mkdir(parents=True, exist_ok=True)
     for stale in ("done.json", "failed.json"):
         (directory / stale).unlink(missing_ok=True)
@@ -382,6 +408,74 @@ def _run_point(
     write_json(directory / "done.json", {**identity, "seconds": seconds})
     log(f"    done in {seconds:.1f} s")
     return PointOutcome(point, directory, "done", seconds)
+
+
+def _injected(spec: SweepSpec, point: dict[str, Any], directory: Path) -> dict[str, Any]:
+    """The parameters papermill injects into the point's notebook: the fixed ones, the point's, the results
+    folder."""
+    return {**spec.parameters, **point, spec.results_parameter: str((directory / "results").resolve())}
+
+
+def notebook_defaults(notebook: str | Path) -> dict[str, Any]:
+    """The values the notebook's ``parameters`` cell assigns, for those that are Python literals (papermill's
+    inspection gives their source text)."""
+    import papermill
+
+    defaults = {}
+    for name, info in papermill.inspect_notebook(str(notebook)).items():
+        try:
+            defaults[name] = ast.literal_eval(info["default"])
+        except (ValueError, SyntaxError, TypeError):
+            continue  # not a literal: a planner that needs it cannot plan this notebook
+    return defaults
+
+
+def _planner(notebook: Path) -> Callable[..., list[Any]] | None:
+    """The planning function of ``notebook`` in :data:`PLANNERS` (``None``: its points are not planned)."""
+    target = PLANNERS.get(notebook.name)
+    if target is None:
+        return None
+    module, name = target.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def train_points_together(
+    spec: SweepSpec, points: Sequence[tuple[dict[str, Any], Path]], *, log: Callable[[str], None] = print
+) -> int:
+    """Train the student runs that the ``(point, directory)`` pairs' notebooks will train, the runs that share a
+    teacher and data as one cohort, where each notebook will read them; return how many runs were trained.
+
+    Runs with the notebook's working folder (the kernel's: the notebook's own folder), so that relative paths
+    and caches resolve as in the notebook. A point that cannot be planned, or a cohort that fails, is logged
+    and left to its notebook (which trains what is missing, or fails with the error in ``failed.json``).
+    """
+    from wttm_core.lab.experiments.orchestrate import train_variant_runs, with_shared_data
+
+    planner = _planner(spec.notebook)
+    if planner is None or not points:
+        return 0
+    notebook = spec.notebook.resolve()
+    defaults = notebook_defaults(notebook)
+    batches: list[Any] = []
+    datasets: list[Any] = []  # one copy of each distinct data set, however many points load it
+    with contextlib.chdir(notebook.parent):
+        for point, directory in points:
+            try:
+                planned = planner({**defaults, **_injected(spec, point, directory.resolve())}, log=log)
+                batches += [with_shared_data(batch, datasets) for batch in planned]
+            except Exception as error:  # the notebook reports it (or trains its runs itself)
+                log(f"    {directory.name}: not planned ahead ({_error_text(error)}); its notebook trains its runs")
+        if not batches:
+            return 0
+        log(f"cohorts: training the student runs of {len(points)} point(s) together where they share a teacher")
+        start = time.perf_counter()
+        try:
+            trained = train_variant_runs(batches, log=log)
+        except Exception as error:  # each notebook then trains (or reports) what is missing
+            log(f"cohorts: stopped ({_error_text(error)}); each notebook trains what is missing")
+            return 0
+    log(f"cohorts: {trained} run(s) trained in {time.perf_counter() - start:.1f} s")
+    return trained
 
 
 def _cell(value: Any) -> Any:
@@ -445,6 +539,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="build/sweeps", help="parent folder of the output (default %(default)s)")
     parser.add_argument("--force", action="store_true", help="re-run points that are already done")
     parser.add_argument("--list", action="store_true", help="print the points and exit")
+    parser.add_argument(
+        "--no-cohorts",
+        dest="cohorts",
+        action="store_false",
+        help="let each point's notebook train its own runs (by default the points' runs that share a teacher "
+        "are trained together first, one teacher pass per batch for all)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -454,7 +555,7 @@ def run(args: argparse.Namespace) -> int:
         for point in expand_points(spec):
             print(point_id(point), json.dumps(point))
         return 0
-    report = run_sweep(spec, out=args.out, force=args.force)
+    report = run_sweep(spec, out=args.out, force=args.force, cohorts=args.cohorts)
     counts = {status: sum(o.status == status for o in report.outcomes) for status in ("done", "skipped", "failed")}
     print(f"sweep {spec.name}: {counts['done']} run, {counts['skipped']} skipped, {counts['failed']} failed")
     print(f"summary: {report.csv_path}" + (f", plot: {report.plot_path}" if report.plot_path else ""))

@@ -29,7 +29,7 @@ def sample_teacher_logits(
     are ``s`` on ``y``, ``s * sibling_weight`` on the other classes of ``y``'s superclass (consecutive blocks of
     ``K / num_superclasses`` classes, as in CIFAR-100's coarse labels) and Gaussian noise of scale ``noise * s / 4``
     everywhere. The mix of confident and ambiguous samples gives WTTM's weights (Eq. 22) a realistic spread;
-    with the defaults the arg-max agrees with ``y`` on about 95% of samples.
+    with the defaults the arg-max agrees with ``y`` on about 81% of samples (80.6-81.0% over seeds 0-2, 20,000 each).
     """
     n = _check_int("n", n, 1)
     num_classes = _check_int("num_classes", num_classes, 2)

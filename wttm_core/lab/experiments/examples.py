@@ -1,8 +1,9 @@
 """The example runs that notebook 06 reads (``data/example_runs/``): the paper's Figs. 1-3 on the synthetic set.
 
-``python -m wttm_core.lab.experiments.examples --out data/example_runs`` trains (on the CPU, in minutes on a quiet
-2-core machine) a resnet20 teacher on 5,000 synthetic images (6 epochs) and then resnet8 students (6 epochs on the
-first 2,000 images, 2 seeds) for the three figures:
+``python -m wttm_core.lab.experiments.examples --out data/example_runs`` takes a resnet20 teacher trained on 5,000
+synthetic images (6 epochs: the one shipped in ``data/teachers/``, trained when it does not fit) and trains (on
+the CPU, in minutes on a quiet 2-core machine) resnet8 students (6 epochs on the first 2,000 images, 3 seeds) for
+the three figures:
 
 * Fig. 1 - KD (T = 4, lambda = 0.9), TTM (gamma = 1/4, beta = 36, the beta of Eq. 19 for that KD) and WTTM
   (beta = 36 / mean U, mean U of Eq. 22 measured on the training set under the teacher);

@@ -9,6 +9,9 @@ what experiments need around it:
 * :func:`run_variants` trains every variant for every seed into ``<root>/<label>-s<seed>/``, records the
   per-epoch diagnostics (:mod:`~wttm_core.lab.experiments.diagnostics`), deletes the checkpoints it does not need
   and skips runs that already finished with the identical configuration;
+* :func:`train_variant_runs` trains the runs of several such calls (:class:`VariantRuns`: a sweep's points, each
+  in its own folder) as one cohort where they share the teacher and the data, so that each call then finds its
+  runs finished;
 * :func:`load_data` / :func:`teacher_logits` load a data set once and evaluate a teacher on it.
 """
 
@@ -51,6 +54,9 @@ __all__ = [
     "ensure_teacher",
     "teacher_logits",
     "run_variants",
+    "VariantRuns",
+    "train_variant_runs",
+    "with_shared_data",
 ]
 
 _CHECKPOINTS = ("checkpoint.pth", "best.pth", "state.pth")
@@ -378,28 +384,124 @@ def run_variants(
     with each epoch it finished before. Checkpoints are deleted after each run
     unless ``keep_checkpoints``; ``diagnostics`` adds ``diagnostics.jsonl`` (entropy histograms, superclasses).
     """
-    if not variants:
-        raise ValueError("variants must not be empty")
-    if not seeds:
-        raise ValueError(f"seeds must be a non-empty list of non-negative integers, got {seeds!r}")
-    for seed in seeds:
-        check_number("seeds", seed, low=0, integer=True)
-    labels = [v.label for v in variants]
-    if len({slug(label) for label in labels}) != len(labels):
-        raise ValueError(f"variants need distinct labels (as folder names), got {labels}")
-    root = resolve_path(root)
-    specs = [RunSpec(variant, seed) for variant in variants for seed in seeds]
-    outs = [root / spec.name for spec in specs]
-    configs = [_run_config(base, spec, out, data) for spec, out in zip(specs, outs, strict=True)]
+    batch = VariantRuns(variants, seeds, base, root, data, diagnostics, keep_checkpoints)
+    specs, outs, configs = batch.expand()
     left = [_epochs_left(out, config, reuse) for out, config in zip(outs, configs, strict=True)]
     progress = Progress("training", sum(left))
-    with contextlib.ExitStack() as locks:
-        for out in sorted(set(outs)):
-            locks.enter_context(_exclusive(out))
+    with _all_locked(outs):
         pending = _runs_to_train(specs, outs, configs, reuse, on_epoch, progress, log)
         if pending:  # the runs still to train share the teacher: one cohort (halved while it does not fit)
             _train_cohort(pending, data, diagnostics, keep_checkpoints, log)
         return [read_run(out) for out in outs]
+
+
+@dataclass(frozen=True)
+class VariantRuns:
+    """The arguments of one :func:`run_variants` call, to train the runs of several calls together
+    (:func:`train_variant_runs`: a sweep's points that share a teacher)."""
+
+    variants: Sequence[Variant]
+    seeds: Sequence[int]
+    base: TrainConfig
+    root: str | Path
+    data: tuple[Any, Any] | None = None
+    diagnostics: bool = True
+    keep_checkpoints: bool = False
+
+    def expand(self) -> tuple[list[RunSpec], list[Path], list[TrainConfig]]:
+        """Check the arguments; every run's spec, output folder and configuration, as :func:`run_variants` has
+        them."""
+        if not self.variants:
+            raise ValueError("variants must not be empty")
+        if not self.seeds:
+            raise ValueError(f"seeds must be a non-empty list of non-negative integers, got {self.seeds!r}")
+        for seed in self.seeds:
+            check_number("seeds", seed, low=0, integer=True)
+        labels = [v.label for v in self.variants]
+        if len({slug(label) for label in labels}) != len(labels):
+            raise ValueError(f"variants need distinct labels (as folder names), got {labels}")
+        root = resolve_path(self.root)
+        specs = [RunSpec(variant, seed) for variant in self.variants for seed in self.seeds]
+        outs = [root / spec.name for spec in specs]
+        configs = [_run_config(self.base, spec, out, self.data) for spec, out in zip(specs, outs, strict=True)]
+        return specs, outs, configs
+
+    def run(self, **options: Any) -> list[Run]:
+        """:func:`run_variants` with these arguments (``options``: ``reuse``, ``on_epoch``, ``log``)."""
+        fields = {"diagnostics": self.diagnostics, "keep_checkpoints": self.keep_checkpoints}
+        return run_variants(
+            self.variants, self.seeds, base=self.base, root=self.root, data=self.data, **fields, **options
+        )
+
+
+@contextlib.contextmanager
+def _all_locked(outs: Sequence[Path]) -> Iterator[None]:
+    """Hold the lock of every folder in ``outs`` (taken in sorted order, so two processes never deadlock)."""
+    with contextlib.ExitStack() as locks:
+        for out in sorted(set(outs)):
+            locks.enter_context(_exclusive(out))
+        yield
+
+
+def train_variant_runs(batches: Sequence[VariantRuns], *, log: Callable[[str], None] = print) -> int:
+    """Train the unfinished runs of several :func:`run_variants` calls, as few cohorts as possible; return how
+    many runs were trained.
+
+    Runs whose resolved configurations agree on everything a cohort shares
+    (:data:`~wttm_core.engine.cohort.SHARED_FIELDS`: the teacher, the data, the batch size, ...) and whose
+    in-memory data sets are equal train as one cohort; each run is written where its own :func:`run_variants`
+    call reads it, which then finds it finished and trains nothing. Finished runs are skipped, interrupted ones
+    resumed, exactly as :func:`run_variants` does.
+    """
+    groups: dict[tuple[Any, ...], list[tuple[RunSpec, Path, TrainConfig]]] = {}
+    datasets: list[tuple[Any, Any] | None] = []
+    for batch in batches:
+        specs, outs, configs = batch.expand()
+        data = with_shared_data(batch, datasets).data  # first: it may add the batch's data to the list
+        index = next(i for i, known in enumerate(datasets) if known is data)
+        for spec, out, config in zip(specs, outs, configs, strict=True):
+            key = (index, batch.diagnostics, batch.keep_checkpoints, _shared_key(config))
+            groups.setdefault(key, []).append((spec, out, config))
+    trained = 0
+    for (index, diagnostics, keep_checkpoints, _), members in groups.items():
+        specs, outs, configs = (list(column) for column in zip(*members, strict=True))
+        left = [_epochs_left(out, config, True) for out, config in zip(outs, configs, strict=True)]
+        with _all_locked(outs):
+            pending = _runs_to_train(specs, outs, configs, True, None, Progress("training", sum(left)), log)
+            if pending:
+                _train_cohort(pending, datasets[index], diagnostics, keep_checkpoints, log)
+        trained += len(pending)
+    return trained
+
+
+def with_shared_data(batch: VariantRuns, known: list[tuple[Any, Any] | None]) -> VariantRuns:
+    """``batch`` on the data set of ``known`` that equals its own (the same images and labels), or on its own,
+    which is then added to ``known``: the points of a sweep load equal data sets, and one copy is enough."""
+    for data in known:
+        if _same_data(data, batch.data):
+            return batch if data is batch.data else dataclasses.replace(batch, data=data)
+    known.append(batch.data)
+    return batch
+
+
+def _shared_key(config: TrainConfig) -> tuple[str, ...]:
+    """What students of one cohort must share (:data:`~wttm_core.engine.cohort.SHARED_FIELDS`), resolved."""
+    from wttm_core.engine.cohort import SHARED_FIELDS
+
+    resolved = resolve_config(config)
+    return tuple(repr(getattr(resolved, name)) for name in SHARED_FIELDS)
+
+
+def _same_data(a: tuple[Any, Any] | None, b: tuple[Any, Any] | None) -> bool:
+    """Whether two in-memory ``(train, test)`` data sets hold the same images and labels (``None``: none given)."""
+    if a is None or b is None or a is b:
+        return a is b
+    for first, second in zip(a, b, strict=True):
+        if first.num_classes != second.num_classes or first.images.shape != second.images.shape:
+            return False
+        if not (torch.equal(first.images, second.images) and torch.equal(first.labels, second.labels)):
+            return False
+    return True
 
 
 Pending = tuple[Path, TrainConfig, bool, list[Callable[[dict[str, Any]], None]]]  # out, config, resume, callbacks

@@ -10,7 +10,7 @@ be judged against the noise, and there are two kinds of it:
   differences ``d_i = a_i - b_i`` are the natural unit. The paired t interval ``mean(d) +- t_{n-1} s_d / sqrt(n)``
   removes the part of the noise both methods share. Unpaired samples fall back to Welch's interval.
 * **test-set noise**: an accuracy measured on ``N`` test images has the binomial standard error
-  ``sqrt(p (1 - p) / N)`` (about 1.1 points at 1,000 images and 60 %); no number of seeds removes it, because
+  ``sqrt(p (1 - p) / N)`` (1.5 points at 1,000 images and 60 %, 1.1 at 2,000); no number of seeds removes it, because
   every seed is scored on the same images. For a difference of two methods it is at most
   ``sqrt(se_a^2 + se_b^2)`` (errors of the two models independent; correlated errors make it smaller).
 

@@ -42,11 +42,11 @@ from wttm_core.lab.experiments.budget import Plan, check_budget, pilot_seconds_p
 from wttm_core.lab.experiments.orchestrate import (
     EpochHook,
     TeacherSource,
+    VariantRuns,
     ensure_teacher,
     load_data,
     parse_teacher,
     resolve_path,
-    run_variants,
 )
 from wttm_core.lab.experiments.stats import Comparison
 from wttm_core.lab.experiments.tables import accuracy_rows, comparisons, markdown_table
@@ -65,6 +65,11 @@ __all__ = [
     "setup_students",
     "prepare_students",
     "run_students",
+    "StudentPlan",
+    "plan_students",
+    "notebook_setup",
+    "sweep_runs",
+    "epoch_timing",
     "results_records",
     "timing_rows",
     "main",
@@ -391,7 +396,9 @@ class StudentResults:
                 ("best", "best acc. (%)"),
                 ("last", "last acc. (%)"),
                 ("paper", paper_header),
-                ("seconds_per_epoch", "s / epoch"),
+                ("cohort_size", "trained together"),
+                ("seconds_per_epoch", "cohort s / epoch"),
+                ("seconds_per_student_epoch", "share per student (s / epoch)"),
             ],
         )
 
@@ -479,35 +486,96 @@ def run_students(
     start = time.perf_counter()
     if context is None:
         context = prepare_students(setup, log=log)
-    data, base = context.data, context.base
-    variants = _variants(setup)
-    pilot = plan = None
-    if setup.tune_lr:
-        pilot = _pilot(setup, context, variants, log)
-        variants = with_learning_rates(variants, pilot.chosen)
-        plan = _plan(setup, pilot, runs=len(variants) * len(setup.seeds), images=len(data[0]))
-        log(plan.describe())
-        if plan.epochs != setup.epochs:
-            setup.epochs, base = plan.epochs, dataclasses.replace(base, epochs=plan.epochs, milestones=None)
-    runs = run_variants(
-        variants, setup.seeds, base=base, root=setup.out_dir, data=data, on_epoch=on_epoch, reuse=reuse, log=log
-    )
+    runs_plan = plan_students(setup, context, log=log)
+    runs = runs_plan.runs.run(on_epoch=on_epoch, reuse=reuse, log=log)
     groups = group_runs(runs)
     from wttm_core.paper import paper_results_for
 
     rows = accuracy_rows(groups, paper=paper_results_for(*setup.paper_pair), pair=setup.paper_pair)
     for row in rows:
         group = groups[row["label"]]
-        per_epoch = [r.summary["train_seconds"] / max(r.summary["epochs_completed"], 1) for r in group if r.summary]
-        row["seconds_per_epoch"] = round(sum(per_epoch) / len(per_epoch), 2) if per_epoch else None
+        row.update(epoch_timing(group))
         for key in ("method", "gamma", "beta", "lr"):
             row[key] = group[0].config.get(key)
     pairs = _verdict_pairs(list(groups))
     verdicts = comparisons(groups, pairs=pairs) if pairs else []
     seconds = time.perf_counter() - start
     return StudentResults(
-        setup, context.teacher_dir, context.teacher_checkpoint, runs, groups, rows, verdicts, seconds, pilot, plan
+        setup,
+        context.teacher_dir,
+        context.teacher_checkpoint,
+        runs,
+        groups,
+        rows,
+        verdicts,
+        seconds,
+        runs_plan.pilot,
+        runs_plan.plan,
     )
+
+
+@dataclass
+class StudentPlan:
+    """What :func:`run_students` will train, once the pilot (if any) has chosen the rates and the budget the
+    epochs: the :func:`~wttm_core.lab.experiments.orchestrate.run_variants` arguments, the pilot and the plan."""
+
+    runs: VariantRuns
+    pilot: Pilot | None = None
+    plan: Plan | None = None
+
+
+def plan_students(setup: StudentSetup, context: StudentContext, *, log: Callable[[str], None] = print) -> StudentPlan:
+    """Run the learning-rate pilot (when ``setup.tune_lr``; cached) and fit the epochs to the time budget; return
+    the student runs to train. ``setup.epochs`` becomes the budget's epochs."""
+    base, variants = context.base, _variants(setup)
+    pilot = plan = None
+    if setup.tune_lr:
+        pilot = _pilot(setup, context, variants, log)
+        variants = with_learning_rates(variants, pilot.chosen)
+        plan = _plan(setup, pilot, runs=len(variants) * len(setup.seeds), images=len(context.data[0]))
+        log(plan.describe())
+        if plan.epochs != setup.epochs:
+            setup.epochs, base = plan.epochs, dataclasses.replace(base, epochs=plan.epochs, milestones=None)
+    return StudentPlan(VariantRuns(variants, setup.seeds, base, setup.out_dir, context.data), pilot, plan)
+
+
+# notebook 05's parameters that its setup cell passes to setup_students under the same name
+_NOTEBOOK_KEYWORDS = (
+    "dataset",
+    "data_dir",
+    "device",
+    "teacher",
+    "teacher_epochs",
+    "student",
+    "methods",
+    "epochs",
+    "seeds",
+    "gamma",
+    "beta",
+    "tune_lr",
+    "time_budget_s",
+)
+
+
+def notebook_setup(parameters: Mapping[str, Any]) -> StudentSetup:
+    """The setup notebook 05's setup cell makes from its parameters (every one of them, defaults included):
+    ``quiet`` is ``not interactive`` and a sweep point (``results_dir`` set) keeps its runs next to its results."""
+    results_dir = parameters["results_dir"]
+    return setup_students(
+        parameters["profile"],
+        **{key: parameters[key] for key in _NOTEBOOK_KEYWORDS},
+        quiet=not parameters["interactive"],
+        out_dir=None if results_dir is None else str(Path(results_dir).parent / "runs"),
+    )
+
+
+def sweep_runs(parameters: Mapping[str, Any], *, log: Callable[[str], None] = print) -> list[VariantRuns]:
+    """The student runs notebook 05 will train with ``parameters`` (a sweep point's, defaults included): the
+    setup, the data and the teacher (trained and cached here if needed), the pilot, then the runs - exactly what
+    the notebook's cells compute, so that a sweep can train the points that share a teacher as one cohort
+    (:func:`wttm_core.lab.sweep.run_sweep`) and the notebook then finds its runs finished."""
+    setup = notebook_setup(parameters)
+    return [plan_students(setup, prepare_students(setup, log=log), log=log).runs]
 
 
 def _plan(setup: StudentSetup, pilot: Pilot, *, runs: int, images: int) -> Plan:
@@ -554,9 +622,34 @@ def _teacher_epoch_seconds(context: StudentContext) -> list[float]:
     return [round(row["train_seconds"], 2) for row in read_run(context.teacher_dir).metrics if row.get("train_seconds")]
 
 
+def epoch_timing(runs: Sequence[Run]) -> dict[str, Any]:
+    """The training time per epoch of one method's runs, honest about cohorts (means over seeds and epochs).
+
+    Students trained together (a cohort: one teacher pass per batch for all) share every epoch's wall time, so
+    it cannot be attributed to one of them: ``seconds_per_epoch`` is the wall time of an epoch of the whole
+    cohort, ``cohort_size`` how many students trained in it (1: alone; ``"a-b"`` when the runs differ) and
+    ``seconds_per_student_epoch`` that time divided by the cohort's size - one student's share when it trains
+    with the others, not what it would cost alone. Runs written before cohorts count as trained alone.
+    """
+    records = [m for r in runs for m in r.metrics if m.get("train_seconds") is not None]
+    if not records:
+        return {"seconds_per_epoch": None, "cohort_size": None, "seconds_per_student_epoch": None}
+    sizes = [int(m.get("cohort_students") or 1) for m in records]
+    low, high = min(sizes), max(sizes)
+    return {
+        "seconds_per_epoch": round(sum(m["train_seconds"] for m in records) / len(records), 2),
+        "cohort_size": low if low == high else f"{low}-{high}",
+        "seconds_per_student_epoch": round(
+            sum(m["train_seconds"] / n for m, n in zip(records, sizes, strict=True)) / len(records), 2
+        ),
+    }
+
+
 def timing_rows(results: StudentResults) -> list[dict[str, Any]]:
     """Per method: training seconds of the first epoch (warm-up included) and the mean of the later ones, and
-    images/s of the later epochs (all epochs when there is only one), averaged over seeds."""
+    images/s of the later epochs (all epochs when there is only one), averaged over seeds. Students trained as a
+    cohort share these seconds (``cohort``: how many; see :func:`epoch_timing`), and their images/s is each
+    student's images over the cohort's wall time."""
     rows = []
     for label, runs in results.groups.items():
         first = [r.metrics[0]["train_seconds"] for r in runs if r.metrics]
@@ -565,6 +658,7 @@ def timing_rows(results: StudentResults) -> list[dict[str, Any]]:
             {
                 "label": label,
                 "runs": len(runs),
+                "cohort": epoch_timing(runs)["cohort_size"],
                 "first_epoch_s": round(sum(first) / len(first), 2) if first else None,
                 "later_epoch_s": round(sum(m["train_seconds"] for m in later) / len(later), 2) if later else None,
                 "images_per_s": round(sum(m["images_per_s"] or 0.0 for m in later) / len(later)) if later else None,
@@ -588,6 +682,8 @@ def results_records(results: StudentResults) -> list[dict[str, Any]]:
         "last_std",
         "paper_accuracy",
         "seconds_per_epoch",
+        "cohort_size",
+        "seconds_per_student_epoch",
     )
     return [{key: row.get(key) for key in keep} for row in results.rows]
 
@@ -653,16 +749,17 @@ def _print_results(results: StudentResults) -> None:
     print(results.table())
     for verdict in results.verdicts:
         print("-", verdict.sentence())
-    print("\ntime per epoch (training only; the first epoch includes warm-up):")
+    print("\ntime per epoch (training only; the first epoch includes warm-up; students trained together share it):")
     print(
         markdown_table(
             timing_rows(results),
             [
                 ("label", "method"),
                 ("runs", "runs"),
-                ("first_epoch_s", "first epoch (s)"),
-                ("later_epoch_s", "later epochs, mean (s)"),
-                ("images_per_s", "images/s (later epochs)"),
+                ("cohort", "trained together"),
+                ("first_epoch_s", "first epoch, cohort (s)"),
+                ("later_epoch_s", "later epochs, cohort mean (s)"),
+                ("images_per_s", "images/s per student (later epochs)"),
             ],
         )
     )
