@@ -17,7 +17,7 @@ from wttm_core.viz import decomposition as vdec
 from wttm_core.viz import distributions as vd
 from wttm_core.viz import gradients as vg
 from wttm_core.viz import weights as vw
-from wttm_core.viz.style import COLORS, OKABE_ITO, as_array, base_layout
+from wttm_core.viz.style import COLORS, LOG_AXIS, OKABE_ITO, as_array, base_layout
 
 F64 = torch.float64
 UPDATE_BUDGET_S = 0.050  # issue 5: a slider update recomputes its figures in well under 50 ms
@@ -209,6 +209,38 @@ def test_simplex_figure_geometry():
     assert fig.layout.xaxis.visible is False and _title(fig).startswith("KD and TTM")
     with pytest.raises(ValueError, match="3 logits"):
         vg.simplex_spec([1.0, 2.0], 4.0, z).to_figure()
+
+
+def test_power_transform_note_says_which_way_the_transform_goes():
+    p = torch.softmax(torch.tensor([3.0, 1.0, 0.0, -1.0], dtype=F64), -1)
+    flatter, sharper, same = (vd.power_transform_note(p, t) for t in (4.0, 0.25, 1.0))
+    assert "flatter" in flatter and f"{float(W.power_transform(p, 0.25).max()):.2f}" in flatter
+    assert "sharper" in sharper and "spreads" not in sharper  # T < 1 takes mass from the other classes
+    assert "changes nothing" in same and f"has {float(p.max()):.2f}" in same
+
+
+def test_log_axes_label_minor_ticks_in_full():
+    """A "2" printed right of "10" on a log axis means 20: base_layout asks plotly for complete minor labels."""
+    assert LOG_AXIS == {"type": "log", "minorloglabels": "complete"}
+    fig = vdec.sharpness_spec(torch.tensor([2.0, 0.0, -1.0], dtype=F64), 0, 4.0, 36.0).to_figure()
+    assert fig.layout.xaxis.type == "log" and fig.layout.xaxis.minorloglabels == "complete"
+    z = torch.zeros(4, 5, dtype=F64)
+    v = th.sample_teacher_logits(4, 5, num_superclasses=5, seed=0)[0].double()
+    fig = vdec.tradeoff_spec(z, v, 3.0).to_figure()
+    assert fig.layout.xaxis.minorloglabels == fig.layout.yaxis.minorloglabels == "complete"
+    assert vd.renyi_spec(torch.softmax(v[0], -1), 2.0).to_figure().layout.xaxis.minorloglabels == "complete"
+
+
+def test_simplex_notice_follows_the_temperature():
+    """At T = 1 the KD and TTM flows are one (q_T = q, p^t_T = p^t): the note must not call the teacher sharper."""
+    v, z = [3.0, 1.0, -1.0], [0.0, 2.5, 0.0]
+    at_one = vg.simplex_spec(v, 1.0, z, steps=200).to_figure()
+    note = at_one.layout.annotations[0].text
+    assert "coincide" in note and "sharper" not in note
+    kd_flow, ttm_flow = at_one.data[2], at_one.data[3]  # the figure agrees with the note
+    assert np.allclose(kd_flow.x, ttm_flow.x) and np.allclose(kd_flow.y, ttm_flow.y)
+    above = vg.simplex_notice(4.0)
+    assert "sharper teacher" in above and "coincide" not in above
 
 
 def test_flow_curves_spec():

@@ -62,7 +62,7 @@ def _code_lines(notebook: Path) -> list[str]:
 
 
 # What only the hidden cells show: a worked solution's verdict from the checker, a markdown solution
-# (the TODO cells are unfilled in a fresh dashboard, so they print "Not implemented yet" instead).
+# (the exercise and TODO cells are hidden in a dashboard too: there is no code there to fill in).
 _HIDDEN_TEXTS = ("Well done", "Solution to", "Worked solution")
 
 

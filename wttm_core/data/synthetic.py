@@ -321,6 +321,7 @@ def make_synthetic(
             set when smaller (any size may be generated).
         seed: selects the prototypes and the image streams.
         difficulty: scale of the sibling blends, clutter and sensor noise, >= 0 (default 1.0).
-        similarity: how much superclasses of one family share their pattern, in [0, 1) (default 0: none).
+        similarity: how much superclasses of one family share their pattern, in [0, 1) (default
+            :data:`DEFAULT_SIMILARITY`, 0.5; 0 gives the data made before graded similarity).
     """
     return make_synthetic_with_latents(split, size=size, seed=seed, difficulty=difficulty, similarity=similarity)[0]

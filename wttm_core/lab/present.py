@@ -4,8 +4,9 @@ A notebook is *interactive* when its papermill ``parameters`` cell assigns ``int
 ipywidgets sliders driving plotly ``FigureWidget``s and static figures). :func:`write_presentation` writes a
 copy of each interactive notebook with ``interactive = True`` injected after its parameters cell (papermill's
 own injection, so a notebook whose committed default is ``False`` still presents live), without outputs, and
-showing only the teaching content: cells tagged for instructors, set-up or worked solutions (:data:`CLASSROOM_HIDDEN`,
-the tags of ``notebooks/TEACHING.md``) still run, so every later cell finds the names they define, but show nothing
+showing only the teaching content: cells tagged for instructors, set-up, exercise checkers (a dashboard hides the
+code a student would fill in) or worked solutions (:data:`CLASSROOM_HIDDEN`, the tags of ``notebooks/TEACHING.md``)
+still run, so every later cell finds the names they define, but show nothing
 (their output is captured), and such markdown cells are left out;
 :func:`voila_command` is the Voila command line that serves such a folder on 127.0.0.1.
 
@@ -43,7 +44,7 @@ PARAMETERS_TAG = "parameters"
 INTERACTIVE = "interactive"
 #: Cell tags that the classroom dashboards hide: a code cell still runs with its output captured (``%%capture``),
 #: a markdown cell is left out. ``parameters`` cells print nothing and stay as they are (papermill reads them).
-CLASSROOM_HIDDEN = ("setup", "instructor", "solution")
+CLASSROOM_HIDDEN = ("setup", "instructor", "exercise", "solution")
 _CAPTURE = "%%capture\n"
 #: The manifest of the files ``wttm present`` wrote into its output folder (name -> SHA-256).
 MANIFEST = ".wttm-present.json"

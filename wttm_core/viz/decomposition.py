@@ -21,7 +21,7 @@ from wttm_core.theory import (
 )
 from wttm_core.viz.distributions import distribution_bars_spec
 from wttm_core.viz.panels import NOTICE_MARGIN_TOP, SYM, notice
-from wttm_core.viz.style import COLORS, FigureSpec, as_array, base_layout
+from wttm_core.viz.style import COLORS, LOG_AXIS, FigureSpec, as_array, base_layout
 from wttm_core.viz.widgets import readout_table
 
 __all__ = [
@@ -157,8 +157,8 @@ def tradeoff_spec(
         "How the terms of Eq. 15 change with T",
         "temperature T",
         "batch mean (nats)",
-        xaxis={"type": "log"},
-        yaxis={"type": "log"},
+        xaxis=dict(LOG_AXIS),
+        yaxis=dict(LOG_AXIS),
         margin={"t": NOTICE_MARGIN_TOP},
         annotations=[notice(_kd_term_note(curves["kd"].numpy(), temps))],
     )
@@ -285,8 +285,9 @@ def sharpness_spec(teacher_logits: Any, label: int, temperature: float, beta: fl
                 "y": [0.0],
                 "mode": "markers+text",
                 "name": f"{key.upper()}'s best student: s = {best:.2f}",
-                "text": [f"s = {best:.2f}"],
-                "textposition": "top center",
+                "text": [f"s = {best:.2f}"],  # TTM's optimum is the smoother (smaller s): labels apart when close
+                "textposition": "top right" if key == "kd" else "top left",
+                "textfont": {"color": COLORS[key]},
                 "marker": {"color": COLORS[key], "size": 14, "symbol": "star"},
             }
         )
@@ -308,7 +309,7 @@ def sharpness_spec(teacher_logits: Any, label: int, temperature: float, beta: fl
         f"Student sharpness: logits s·v at T = {t:.3g}, β = {float(beta):.3g}",
         "student sharpness s (log scale; s·v are the student's logits)",
         "objective minus its minimum (nats)",
-        xaxis={"type": "log"},
+        xaxis=dict(LOG_AXIS),
         yaxis={"range": [-0.05 * span, span]},
         annotations=[notice(_sharpness_note(float(prof["kd_best"]), float(prof["ttm_best"]), t))],
         margin={"t": NOTICE_MARGIN_TOP},

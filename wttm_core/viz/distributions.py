@@ -17,7 +17,7 @@ import torch
 from wttm_core.functional import power_sum, power_transform, renyi_entropy, shannon_entropy
 from wttm_core.theory import renyi_curve
 from wttm_core.viz.panels import SYM, side_by_side
-from wttm_core.viz.style import COLORS, OKABE_ITO, FigureSpec, as_array, base_layout
+from wttm_core.viz.style import COLORS, LOG_AXIS, OKABE_ITO, FigureSpec, as_array, base_layout
 from wttm_core.viz.widgets import readout_table
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "distribution_bars_spec",
     "power_transform_spec",
     "power_transform_readout",
+    "power_transform_note",
     "power_transform_panels_spec",
     "renyi_spec",
     "pointwise_map_spec",
@@ -94,13 +95,28 @@ def power_transform_spec(
     spec = distribution_bars_spec(
         {
             "teacher p<sup>t</sup>": p,
-            f"transformed p<sup>t</sup><sub>T</sub> (γ = {gamma:.3g})": transformed,
+            # no gamma in the name (the title has it): side by side with renyi_spec, one legend entry for both
+            "transformed p<sup>t</sup><sub>T</sub>": transformed,
         },
         title=f"Power transform with γ = 1/T = {gamma:.3g} (T = {float(temperature):.3g})",
         class_names=class_names,
     )
     spec.layout["yaxis"] = {**spec.layout["yaxis"], "range": [0.0, 1.0]}
     return spec
+
+
+def power_transform_note(teacher_probs: Any, temperature: float) -> str:
+    """A "what to notice" line for a teacher output and its power transform at ``temperature`` (Eqs. 7-9): the top
+    class's share before and after, and which way the rest moves - flatter for T > 1, sharper for T < 1."""
+    p = _probs(teacher_probs, "teacher_probs")
+    t = float(temperature)
+    top, after = float(p.max()), float(power_transform(p, 1.0 / t).max())
+    start = f"the teacher's top class has {top:.2f}; at T = {t:.3g} the transformed teacher gives it {after:.2f}"
+    if abs(t - 1.0) < 0.005:
+        return f"{start}: at T = 1 the transform changes nothing."
+    if t > 1:
+        return f"{start} and spreads the rest over the other classes (flatter)."
+    return f"{start} and takes probability from the other classes (sharper)."
 
 
 def power_transform_readout(teacher_probs: Any, temperature: float) -> str:
@@ -170,7 +186,7 @@ def renyi_spec(teacher_probs: Any, temperature: float, *, alphas: Sequence[float
         f"Rényi entropy against its order (T = {float(temperature):.3g})",
         "order α (log scale)",
         "Rényi entropy H<sub>α</sub> (nats)",
-        xaxis={"type": "log"},
+        xaxis=dict(LOG_AXIS),
         yaxis={"range": [0.0, 1.05 * log_k]},
     )
     return FigureSpec(traces, layout)

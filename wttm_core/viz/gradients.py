@@ -12,10 +12,11 @@ import torch
 from wttm_core.functional import kd_grad, power_transform, ttm_grad
 from wttm_core.theory import SIMPLEX_VERTICES, FlowResult, gradient_flow, probability_velocity, simplex_xy
 from wttm_core.viz.panels import NOTICE_MARGIN_TOP, SYM, notice
-from wttm_core.viz.style import COLORS, FigureSpec, as_array, base_layout
+from wttm_core.viz.style import COLORS, LOG_AXIS, FigureSpec, as_array, base_layout
 
 __all__ = [
     "simplex_spec",
+    "simplex_notice",
     "flow_curves_spec",
     "QUANTITY_LABELS",
 ]
@@ -163,12 +164,21 @@ def _simplex_layout(t: float) -> dict[str, Any]:
         yaxis={"visible": False, "range": [-0.12, 1.0], "scaleanchor": "x", "scaleratio": 1.0},
         legend={"orientation": "v", "x": 1.02, "y": 1.0, "yanchor": "top"},
         margin={"l": 20, "r": 20, "t": NOTICE_MARGIN_TOP, "b": 20},
-        annotations=[
-            notice(
-                f"KD's q<sub>T</sub> ends on {SYM['ptT']} but its q ends on the sharper teacher {SYM['pt']}; "
-                f"TTM's q itself ends on {SYM['ptT']}."
-            )
-        ],
+        annotations=[notice(simplex_notice(t))],
+    )
+
+
+def simplex_notice(temperature: float) -> str:
+    """The simplex figure's "what to notice" line at ``temperature``: at T = 1 (Eqs. 20-21 coincide, q_T = q and
+    p^t_T = p^t) the two flows are one; above it KD's q ends on the sharper teacher, TTM's on p^t_T."""
+    if abs(float(temperature) - 1.0) < 0.005:
+        return (
+            f"At T = 1, q<sub>T</sub> = q and {SYM['ptT']} = {SYM['pt']}: KD's step T (q<sub>T</sub> − {SYM['ptT']}) "
+            f"and TTM's q − {SYM['ptT']} are the same, so the two paths coincide and end on the teacher."
+        )
+    return (
+        f"KD's q<sub>T</sub> ends on {SYM['ptT']} but its q ends on the sharper teacher {SYM['pt']}; "
+        f"TTM's q itself ends on {SYM['ptT']}."
     )
 
 
@@ -268,7 +278,7 @@ def flow_curves_spec(
         raise ValueError(f"quantities must be a non-empty subset of {sorted(QUANTITY_LABELS)}, got {list(quantities)}")
     traces, last_step = _quantity_traces(results, quantities, log_y)
     traces += _reference_traces(references or {}, last_step)
-    extra: dict[str, Any] = {"yaxis": {"type": "log"}} if log_y else {}
+    extra: dict[str, Any] = {"yaxis": dict(LOG_AXIS)} if log_y else {}
     if note:
         extra["annotations"] = [notice(note)]
         extra["margin"] = {"l": 70, "r": 30, "t": NOTICE_MARGIN_TOP, "b": 60}

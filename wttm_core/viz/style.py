@@ -27,6 +27,7 @@ __all__ = [
     "FigureSpec",
     "as_array",
     "base_layout",
+    "LOG_AXIS",
 ]
 
 OKABE_ITO: dict[str, str] = {
@@ -53,6 +54,10 @@ COLORS: dict[str, str] = {
 }
 
 TEMPLATE = "plotly_white"
+
+#: A logarithmic axis whose minor ticks are labelled in full ("20", "0.05"): plotly's default small digits put a
+#: "2" to the right of "10" that a reader takes for 2, not 20.
+LOG_AXIS: dict[str, str] = {"type": "log", "minorloglabels": "complete"}
 
 
 def as_array(x: Any, name: str, *, ndim: int | None = None) -> np.ndarray:

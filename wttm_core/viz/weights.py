@@ -10,7 +10,7 @@ import torch
 from wttm_core._checks import check_number
 from wttm_core.functional import shannon_entropy, wttm_weights
 from wttm_core.viz.panels import NOTICE_MARGIN_TOP, SYM, notice
-from wttm_core.viz.style import COLORS, FigureSpec, as_array, base_layout
+from wttm_core.viz.style import COLORS, LOG_AXIS, FigureSpec, as_array, base_layout
 from wttm_core.viz.widgets import readout_table
 
 __all__ = [
@@ -218,7 +218,7 @@ def shared_student_spec(runs: dict[str, Any], *, split: str = "train", title: st
             }
         )
     where = "training samples" if split == "train" else "held-out samples"
-    extra: dict[str, Any] = {"yaxis": {"type": "log"}}
+    extra: dict[str, Any] = {"yaxis": dict(LOG_AXIS)}
     if note:
         extra["annotations"] = [notice(note)]
         extra["margin"] = {"l": 70, "r": 30, "t": NOTICE_MARGIN_TOP, "b": 60}
