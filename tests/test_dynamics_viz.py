@@ -226,3 +226,11 @@ def test_curves_note_counts_epochs_from_the_whole_curves_and_stays_through_marke
     assert "Notice:" in figure.layout.annotations[-1].text and figure.layout.margin.t == NOTICE_MARGIN_TOP
     with pytest.raises(ValueError, match="curves"):
         curves_note({}, "entropy")
+
+
+def test_a_short_run_gets_one_tick_per_epoch_and_a_long_one_plotly_s_own() -> None:
+    short = epoch_curves_figure({"KD": Series([1, 2, 3], [0.5, 0.6, 0.7], None, 1)})
+    assert short.layout.xaxis.dtick == 1  # no tick at epoch 1.5
+    epochs = list(range(1, 241))
+    long = epoch_curves_figure({"KD": Series(epochs, [0.5] * len(epochs), None, 1)})
+    assert long.layout.xaxis.dtick is None

@@ -103,6 +103,9 @@ def label_colours(labels: Sequence[str]) -> dict[str, str]:
     return out
 
 
+WHOLE_EPOCH_TICKS = 12  # runs up to this many epochs get one x tick per epoch
+
+
 def _layout(figure: go.Figure, *, title: str, x_title: str, y_title: str, **extra: Any) -> go.Figure:
     figure.update_layout(**base_layout(title, x_title, y_title, **extra))
     return figure
@@ -178,6 +181,8 @@ def epoch_curves_figure(
         x_title="epoch",
         y_title=y_title or METRIC_LABELS.get(metric, metric),
     )
+    if max((max(s.epochs, default=0) for s in curves.values()), default=0) <= WHOLE_EPOCH_TICKS:
+        figure.update_xaxes(dtick=1)  # a short run: one tick per epoch, never a tick at epoch 1.5
     return figure
 
 
