@@ -35,6 +35,7 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import json
 import os
@@ -57,6 +58,7 @@ __all__ = [
     "PROFILES",
     "RunResult",
     "declared_parameters",
+    "parameter_defaults",
     "execute_notebook",
     "run_all",
     "format_table",
@@ -126,6 +128,18 @@ def declared_parameters(path: str | os.PathLike[str]) -> set[str]:
     import papermill
 
     return set(papermill.inspect_notebook(str(path)))
+
+
+def parameter_defaults(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The values the notebook's ``parameters`` cell assigns, for those that are Python literals (papermill's
+    inspection gives their source text; a name whose default is not a literal is left out)."""
+    import papermill
+
+    defaults = {}
+    for name, info in papermill.inspect_notebook(str(path)).items():
+        with contextlib.suppress(ValueError, SyntaxError, TypeError):
+            defaults[name] = ast.literal_eval(info["default"])
+    return defaults
 
 
 # ------------------------------------------------------------------------------------------ the runner

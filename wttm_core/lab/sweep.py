@@ -40,7 +40,6 @@ every point with ``--no-cohorts``.
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
 import csv
 import hashlib
@@ -417,17 +416,10 @@ def _injected(spec: SweepSpec, point: dict[str, Any], directory: Path) -> dict[s
 
 
 def notebook_defaults(notebook: str | Path) -> dict[str, Any]:
-    """The values the notebook's ``parameters`` cell assigns, for those that are Python literals (papermill's
-    inspection gives their source text)."""
-    import papermill
+    """The notebook's literal parameter defaults: :func:`wttm_core.lab.runner.parameter_defaults`."""
+    from wttm_core.lab.runner import parameter_defaults
 
-    defaults = {}
-    for name, info in papermill.inspect_notebook(str(notebook)).items():
-        try:
-            defaults[name] = ast.literal_eval(info["default"])
-        except (ValueError, SyntaxError, TypeError):
-            continue  # not a literal: a planner that needs it cannot plan this notebook
-    return defaults
+    return parameter_defaults(notebook)
 
 
 def _planner(notebook: Path) -> Callable[..., list[Any]] | None:
