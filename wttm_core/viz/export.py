@@ -92,14 +92,18 @@ def _in_kernel() -> Any:
     return shell if shell is not None and getattr(shell, "kernel", None) is not None else None
 
 
+def _kernel_without_server() -> Any:
+    """The running IPython kernel's shell when no Jupyter server started it (``$JPY_SESSION_NAME`` unset:
+    papermill, nbclient, nbconvert), else ``None``."""
+    shell = _in_kernel()
+    return None if shell is None or os.environ.get("JPY_SESSION_NAME") else shell
+
+
 def batch_execution() -> bool:
     """Whether the figure being shown belongs to a batch execution: an IPython kernel that no Jupyter server
-    started (``$JPY_SESSION_NAME`` unset: papermill, nbclient, nbconvert) running a notebook whose ``interactive``
-    parameter is False."""
-    shell = _in_kernel()
-    if shell is None or os.environ.get("JPY_SESSION_NAME"):
-        return False
-    return shell.user_ns.get("interactive", True) is False
+    started, running a notebook whose ``interactive`` parameter is False."""
+    shell = _kernel_without_server()
+    return shell is not None and shell.user_ns.get("interactive", True) is False
 
 
 def enable_figure_images(fmt: str = "png", *, only_in_batch: bool = False) -> None:
@@ -136,7 +140,7 @@ def enable_from_environment() -> None:
     if fmt in OFF:
         return
     if fmt in AUTO:
-        if _in_kernel() is not None and not os.environ.get("JPY_SESSION_NAME"):
+        if _kernel_without_server() is not None:
             enable_figure_images("png", only_in_batch=True)
         return
     if fmt not in IMAGE_FORMATS:
