@@ -7,8 +7,9 @@ convergence (60 epochs) on the students' first 1,000 images. Training them costs
 the project ships all three (:data:`SHIPPED_TEACHERS`; ``data/teachers/synthetic-<arch>-n<images>-e<epochs>-s0.pth``,
 the main resnet20 with its snapshots after 2 and 4 epochs). The files hold every weight matrix as int8 with one
 float32 scale per output channel (symmetric per-channel quantisation) and the remaining tensors (batch-norm, biases)
-as float16, together with the training configuration, a digest of the data it was trained on and the test accuracy of each *dequantised* snapshot (the network the students actually see;
-numbers in ``benchmarks/RESULTS.md``, "The shipped teachers").
+as float16, together with the training configuration, a digest of the data it was trained on and the test accuracy
+of each *dequantised* snapshot (the network the students actually see; numbers in ``benchmarks/RESULTS.md``, "The
+shipped teachers").
 
 :func:`find_shipped_teacher` returns the shipped file when it fits a requested teacher run: same architecture,
 data set, sizes, epochs, seed and recipe (the execution settings - device, precision - may differ) and the same
