@@ -403,8 +403,9 @@ def seeds_needed(
     """
     _check_alpha("alpha", alpha)
     _check_alpha("power", power)
-    if not (math.isfinite(spread) and spread > 0) or not (math.isfinite(difference) and difference != 0):
-        raise ValueError(f"spread must be > 0 and difference non-zero, got {spread!r}, {difference!r}")
+    spread = check_number("spread", spread, low=0, low_open=True)
+    if check_number("difference", difference) == 0:
+        raise ValueError("difference must be non-zero (no number of seeds detects no difference)")
     z = NormalDist().inv_cdf(1.0 - alpha / 2.0) + NormalDist().inv_cdf(power)
     n = max(2, math.floor((z * spread / difference) ** 2))  # the normal approximation is a lower bound
     while True:
