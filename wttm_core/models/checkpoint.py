@@ -483,7 +483,7 @@ def save_checkpoint(
     arch = check_model_name(arch, "arch")
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    check_number("epoch", epoch, low=0, integer=True)
+    check_int("epoch", epoch, low=0)
     if isinstance(accuracy, Tensor) and accuracy.numel() == 1:
         accuracy = accuracy.item()
     accuracy = check_number("accuracy", accuracy)  # top-1 %
