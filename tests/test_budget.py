@@ -70,3 +70,11 @@ def test_a_tight_budget_gives_every_method_the_same_fewer_epochs(tmp_path: Path)
     assert results.plan is not None and results.plan.asked_epochs == 3 and results.plan.epochs == 1
     assert results.plan.seconds_per_image is not None and results.plan.seconds_per_image > 0
     assert {run.summary["epochs_completed"] for run in results.runs} == {1} and setup.epochs == 1
+
+
+def test_a_pilot_trained_as_a_cohort_counts_each_run_s_share_of_the_wall_time(tmp_path: Path) -> None:
+    for name in ("kd", "ttm", "wttm", "ce"):  # four trials trained together: each records the cohort's 8 s
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "summary.json").write_text(json.dumps({"complete": True, "seconds": 8.0}))
+        (tmp_path / name / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "cohort_students": 4}) + "\n")
+    assert pilot_seconds_per_image(tmp_path, 1, 1000) == pytest.approx(2.0 / 1000)

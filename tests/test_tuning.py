@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from wttm_core.data import load_dataset, validation_split, with_label_noise
-from wttm_core.engine import TrainConfig
+from wttm_core.engine import TrainConfig, read_jsonl
 from wttm_core.lab.experiments import tuning
 from wttm_core.lab.experiments.tuning import _best, tune_learning_rates, with_learning_rates
 from wttm_core.lab.experiments.variants import Variant
@@ -92,6 +92,8 @@ def test_pilot_trains_the_grid_on_validation_data_and_is_cached(tmp_path: Path, 
         assert by_lr[pilot.chosen[label]] == min(s for s in by_lr.values() if s is not None)
         assert all(s is None or 0 < s < 50 for s in by_lr.values())
     assert (tmp_path / "pilot" / "pilot.json").is_file() and "validation loss" in pilot.describe()
+    for trial in tmp_path.glob("pilot/*-s0"):  # the four trials trained as one cohort (one teacher pass per batch)
+        assert {row["cohort_students"] for row in read_jsonl(trial / "metrics.jsonl")} == {4}
     again = tune_learning_rates(
         variants, base=base, data=split, root=tmp_path / "pilot", grid=(0.05, 0.5), epochs=1, log=messages.append
     )
@@ -101,3 +103,16 @@ def test_pilot_trains_the_grid_on_validation_data_and_is_cached(tmp_path: Path, 
     assert [v.options["lr"] for v in tuned] == [pilot.chosen["CE"], pilot.chosen["KD"]]
     with pytest.raises(ValueError, match="no learning rate"):
         with_learning_rates([Variant("TTM", "ttm")], pilot.chosen)
+
+
+@pytest.mark.slow
+def test_a_diverging_trial_scores_none_and_the_cohort_goes_on(tmp_path: Path, teacher_file: Path) -> None:
+    split = validation_split(load_dataset("synthetic", "train", size=160), 60)
+    base = TrainConfig(arch="resnet8", teacher_checkpoint=str(teacher_file), device="cpu", quiet=True)
+    messages: list[str] = []
+    pilot = tune_learning_rates(
+        [Variant("KD", "kd")], base=base, data=split, root=tmp_path, grid=(0.05, 1e9), epochs=1, log=messages.append
+    )
+    assert pilot.scores["KD"][1e9] is None and pilot.losses["KD"][1e9] is None
+    assert pilot.scores["KD"][0.05] is not None and pilot.chosen == {"KD": 0.05}
+    assert any("lr 1e+09: diverged" in message for message in messages)

@@ -123,8 +123,9 @@ class Student:
 
     # ------------------------------------------------------------------------------------ the epoch's end
     def end_epoch(self, epoch: int, meter: TrainMeter, lr: float, train_seconds: float) -> dict[str, Any] | None:
-        """The epoch's record (training means, test-set metrics, timings), or ``None`` when the training loss is
-        not finite: the student then stops, with the reason in :attr:`stopped` and its summary."""
+        """The epoch's record (training means, test-set metrics, timings), or ``None`` when the training loss or
+        the student's test-set outputs are not finite: the student then stops, with the reason in :attr:`stopped`
+        and its summary."""
         train_part = meter.result(self.ctx)
         if not all(v is None or math.isfinite(v) for v in train_part.values()):
             self.stopped = f"epoch {epoch + 1}: the training loss is not finite ({train_part})"
@@ -133,6 +134,9 @@ class Student:
         eval_start = _clock(self.device)
         test_part = self.evaluate()
         eval_seconds = _clock(self.device) - eval_start
+        if test_part is None:  # a step that left the weights non-finite: the loss was finite before it
+            self.stopped = f"epoch {epoch + 1}: the student's test-set outputs are not finite (its weights diverged)"
+            return None
         record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, **train_part, **test_part}
         if self.best["test_acc"] is None or record["test_acc"] > self.best["test_acc"]:
             self.best = {"test_acc": record["test_acc"], "epoch": epoch + 1}
@@ -150,9 +154,12 @@ class Student:
         self.history.append(record)
         return record
 
-    def evaluate(self) -> dict[str, float]:
-        """Test-set metrics (:mod:`wttm_core.engine.metrics`) in the evaluation precision (float32 by default)."""
+    def evaluate(self) -> dict[str, float] | None:
+        """Test-set metrics (:mod:`wttm_core.engine.metrics`) in the evaluation precision (float32 by default);
+        ``None`` when the student's logits are not finite (one read-back per evaluation)."""
         student_logits, labels = self.shared.predict(self.student)
+        if not bool(torch.isfinite(student_logits).all()):
+            return None
         self._last_test_logits = (student_logits, labels)
         teacher_logits = self.teacher_test_logits()
         sums = evaluation_sums(student_logits, labels, teacher_logits, float(self.cfg.metric_temperature))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wttm_core._checks import check_number
+from wttm_core.rundir import read_jsonl
 
 __all__ = ["Plan", "check_budget", "pilot_seconds_per_image", "plan_epochs"]
 
@@ -66,16 +67,23 @@ class Plan:
 
 
 def pilot_seconds_per_image(root: str | Path, epochs: int, images: int) -> float | None:
-    """Measured wall seconds per training image of the pilot runs under ``root`` (each trained ``epochs`` epochs
-    on ``images`` images; ``summary.json`` records its ``seconds``); ``None`` when there is none."""
+    """Measured wall seconds per training image of one pilot run under ``root`` (each trained ``epochs`` epochs
+    on ``images`` images; ``summary.json`` records its ``seconds``); ``None`` when there is none.
+
+    Runs trained together as a cohort share every epoch's wall time, which each of them records whole; a run's
+    share is that time divided by the cohort's size (``cohort_students`` in ``metrics.jsonl``; runs without it
+    trained alone) - the cost of one more student in a cohort, which is how the students after the pilot train.
+    """
     seconds = []
     for path in sorted(Path(root).glob("*/summary.json")):
         try:
             summary = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
+            rows = read_jsonl(path.parent / "metrics.jsonl") if (path.parent / "metrics.jsonl").is_file() else []
+        except (OSError, ValueError):
             continue
         if summary.get("complete") and summary.get("seconds"):
-            seconds.append(float(summary["seconds"]))
+            students = max((int(row.get("cohort_students") or 1) for row in rows), default=1)
+            seconds.append(float(summary["seconds"]) / students)
     if not seconds or images < 1 or epochs < 1:
         return None
     return sum(seconds) / (len(seconds) * epochs * images)

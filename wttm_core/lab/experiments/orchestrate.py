@@ -571,6 +571,9 @@ def _train_cohort(
         if not keep_checkpoints:
             for name in _CHECKPOINTS:
                 (out / name).unlink(missing_ok=True)
+        if summary.get("diverged"):
+            log(f"    {out.name}: stopped, {summary['diverged']}")
+            continue
         log(
             f"    {out.name}: best {summary['best_test_acc']:.2f}%, last {summary['last_test_acc']:.2f}% "
             f"in {summary['seconds']:.0f} s"

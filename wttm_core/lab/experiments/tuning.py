@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -36,10 +37,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wttm_core._checks import check_number
 from wttm_core.atomic import atomic_write
-from wttm_core.engine import TrainConfig, TrainingDiverged
+from wttm_core.engine import TrainConfig
 from wttm_core.lab.experiments.orchestrate import resolve_path, run_variants
 from wttm_core.lab.experiments.variants import Variant
+from wttm_core.runs import Run
 
 __all__ = ["LR_GRID", "Pilot", "tune_learning_rates", "with_learning_rates"]
 
@@ -129,15 +132,16 @@ def tune_learning_rates(
     ``data`` is ``(train_part, validation)`` from :func:`wttm_core.data.validation_split`: the pilot trains on
     the first and scores on the second (its "test" metrics are validation metrics). The choice minimises the
     last-epoch validation loss (``test_loss``: the student's cross-entropy); losses within :data:`LOSS_TIE` go
-    to the higher validation accuracy, then to the smaller rate. The result is cached in ``<root>/pilot.json``
+    to the higher validation accuracy, then to the smaller rate. The trials (every variant at every rate) share
+    the seed, the data and the teacher, so they train as one cohort: the teacher runs once per batch for all of
+    them, and a trial that diverges stops alone (score ``None``). The result is cached in ``<root>/pilot.json``
     and reused while the variants, grid, base configuration, data sizes and scoring rule are unchanged (the
     pilot's runs themselves are cached by :func:`~wttm_core.lab.experiments.orchestrate.run_variants`).
     """
     grid = sorted({float(lr) for lr in grid})
     if not grid or any(not lr > 0 for lr in grid):
         raise ValueError(f"grid must hold positive learning rates, got {grid}")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    check_number("epochs", epochs, low=1, integer=True)
     root = resolve_path(root)
     sizes = (len(data[0]), len(data[1]))
     key = _key(variants, dataclasses.replace(base, epochs=epochs, seed=seed), grid, sizes)
@@ -146,35 +150,34 @@ def tune_learning_rates(
         log(f"learning-rate pilot: reusing {root / 'pilot.json'}")
         return cached
     pilot_base = dataclasses.replace(base, epochs=epochs, milestones=None, extra={**base.extra, "split": "validation"})
-    scores: dict[str, dict[float, float | None]] = {}
-    losses: dict[str, dict[float, float | None]] = {}
-    for variant in variants:
-        scores[variant.label], losses[variant.label] = {}, {}
-        for lr in grid:
-            trial = dataclasses.replace(
-                variant, label=f"{variant.label} @ lr {lr:g}", options={**variant.options, "lr": lr}
-            )
-            score = _score(trial, seed, pilot_base, root, data, log)
-            scores[variant.label][lr], losses[variant.label][lr] = score if score else (None, None)
+    trials = [
+        dataclasses.replace(variant, label=f"{variant.label} @ lr {lr:g}", options={**variant.options, "lr": lr})
+        for variant in variants
+        for lr in grid
+    ]
+    # every trial shares the seed, the data and the teacher: one cohort, one teacher pass per batch for all
+    runs = run_variants(trials, [seed], base=pilot_base, root=root, data=data, diagnostics=False, log=log)
+    scores: dict[str, dict[float, float | None]] = {variant.label: {} for variant in variants}
+    losses: dict[str, dict[float, float | None]] = {variant.label: {} for variant in variants}
+    for (variant, lr), trial, run in zip(itertools.product(variants, grid), trials, runs, strict=True):
+        score = _score(run, trial.label, log)
+        scores[variant.label][lr], losses[variant.label][lr] = score if score else (None, None)
     chosen = {label: _best(scores[label], losses[label]) for label in scores}
     pilot = Pilot(grid, scores, chosen, epochs, sizes[0], sizes[1], seed, losses=losses)
     _write_pilot(root / "pilot.json", key, pilot)
     return pilot
 
 
-def _score(
-    trial: Variant, seed: int, base: TrainConfig, root: Path, data: tuple[Any, Any], log: Callable[[str], None]
-) -> tuple[float, float] | None:
-    """One pilot run's (validation accuracy, validation loss) at its last epoch; ``None`` when it diverged (its
-    training raised, or its validation loss is not finite)."""
-    try:
-        run = run_variants([trial], [seed], base=base, root=root, data=data, diagnostics=False, log=log)[0]
-    except TrainingDiverged as error:
-        log(f"    {trial.label}: diverged ({error})")
+def _score(run: Run, label: str, log: Callable[[str], None]) -> tuple[float, float] | None:
+    """One pilot run's (validation accuracy, validation loss) at its last epoch; ``None`` when it diverged (the
+    engine stopped it, with the reason in its summary, or its validation loss is not finite)."""
+    reason = (run.summary or {}).get("diverged")
+    if reason is not None or not run.metrics:
+        log(f"    {label}: diverged ({reason or 'no epoch finished'})")
         return None
     accuracy, loss = run.last("test_acc"), run.last("test_loss")
     if not math.isfinite(loss):
-        log(f"    {trial.label}: diverged (validation loss {loss})")
+        log(f"    {label}: diverged (validation loss {loss})")
         return None
     return accuracy, loss
 
