@@ -25,6 +25,8 @@ def test_a_value_out_of_range_is_a_value_error_only():
     assert not isinstance(raised.value, TypeError)
     with pytest.raises(ValueError, match=r"^port must be >= 1 and <= 65535, got 70000$"):
         check_int("port", 70000, low=1, high=65535)
+    with pytest.raises(ValueError, match=r"^size must be >= 1 and <= 1234567, got 2000000$"):
+        check_int("size", 2_000_000, low=1, high=1_234_567)
     with pytest.raises(ValueError, match=r"^lr must be > 0, got -1.0$"):
         check_number("lr", -1.0, low=0, low_open=True)
     with pytest.raises(ValueError, match=r"^similarity must be >= 0 and < 1, got 1$"):

@@ -52,8 +52,8 @@ def check_number(
     ``ValueError``; both messages name the argument: "epochs must be an integer >= 1, got 'x'", "lr must be > 0,
     got -1.0".
     """
-    bounds = [f"{'>' if low_open else '>='} {low:g}"] if low is not None else []
-    bounds += [f"{'<' if high_open else '<='} {high:g}"] if high is not None else []
+    bounds = [f"{'>' if low_open else '>='} {_shown(low)}"] if low is not None else []
+    bounds += [f"{'<' if high_open else '<='} {_shown(high)}"] if high is not None else []
     rule = " and ".join(bounds)
     if isinstance(value, bool) or not isinstance(value, Integral if integer else Real):
         what = "an integer" if integer else "a number"
@@ -68,6 +68,11 @@ def check_number(
         rule = rule if finite else f"a finite number{' ' + rule if rule else ''}"
         raise ValueError(f"{name} must be {rule}, got {value!r}")
     return int(value) if integer else float(value)  # type: ignore[arg-type]
+
+
+def _shown(bound: float) -> str:
+    """A bound as a message shows it: an int in full (1000000, not 1e+06), a float in short (0.5, 1e-08)."""
+    return f"{bound:g}" if isinstance(bound, float) else str(bound)
 
 
 def check_int(name: str, value: object, *, low: int | None = None, high: int | None = None) -> int:
