@@ -362,9 +362,11 @@ def test_setup_questions_checks_its_protocol() -> None:
     from wttm_core.lab.experiments.questions import setup_questions
 
     setup = setup_questions("default")
-    # question 9 varies the teacher by architecture (each trained with the same budget), not by snapshots
+    # question 9 varies the teacher by architecture (each trained to convergence, the same budget), not by snapshots
     assert setup.profile == "cpu-quick" and len(setup.seeds) >= 3
     assert setup.strengths == ["train:resnet8", "train:resnet20"] and setup.label_noise == 0.3
+    assert (setup.strength_epochs, setup.strength_train_size) == (60, 1000)
+    assert "each trained 60 epochs (to convergence) on 1000 images" in setup.describe()
     assert (setup.gamma, setup.wttm_beta, setup.noce_gamma) == (0.3, 1.5, 0.6)
     assert "Renyi" in setup.describe()
     with pytest.raises(ValueError, match="seeds"):
@@ -377,6 +379,10 @@ def test_setup_questions_checks_its_protocol() -> None:
         setup_questions("smoke", temperature=3)
     with pytest.raises(ValueError, match="label_noise"):
         setup_questions("smoke", label_noise=1.5)
+    with pytest.raises(ValueError, match="strength_epochs"):
+        setup_questions("smoke", strength_epochs=0)
+    with pytest.raises(ValueError, match="strength_train_size"):
+        setup_questions("smoke", strength_train_size=2.5)
     with pytest.raises(ValueError, match="teacher"):
         setup_questions("smoke", strengths=["train:nonsense", "train:resnet8"])
     assert setup_questions("smoke", strengths=["train:resnet20"]).strengths == ["train:resnet20", "train:resnet8"]

@@ -19,14 +19,15 @@ def test_notebook_07_cpu_quick_installs_every_teacher_it_needs_without_training(
     messages: list[str] = []
     context = prepare_questions(setup_questions("cpu-quick"), log=messages.append)
     installed = [m for m in messages if "the shipped" in m and "digest checked" in m]
-    assert len(installed) == 2 and not any("training" in m for m in messages), messages
+    assert len(installed) == 3 and not any("training" in m for m in messages), messages
+    assert Path(context.checkpoint).parent.name == "synthetic-resnet20-n5000-e6-s0"  # the main teacher
+    # question 9: two architectures, each trained to convergence on the students' 1,000 images
     assert {Path(p).parent.name for p in context.teacher_checkpoints.values()} == {
-        "synthetic-resnet8-n5000-e6-s0",
-        "synthetic-resnet20-n5000-e6-s0",
+        "synthetic-resnet8-n1000-e60-s0",
+        "synthetic-resnet20-n1000-e60-s0",
     }
-    shipped = {t.arch: t for t in st.SHIPPED_TEACHERS.values()}
     for name, accuracy in context.teacher_accuracy.items():  # the recorded accuracy of the shipped snapshot
-        teacher = shipped[name.split()[0]]
+        teacher = st.SHIPPED_TEACHERS[Path(context.teacher_checkpoints[name]).parent.name]
         assert accuracy == pytest.approx(float(st._load(teacher)["test_acc"][str(teacher.epochs)]))
 
 

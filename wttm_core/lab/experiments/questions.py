@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wttm_core._checks import check_number
 from wttm_core.engine import TrainConfig, read_jsonl
 from wttm_core.lab.experiments import orchestrate
 from wttm_core.lab.experiments.budget import check_budget, pilot_seconds_per_image, plan_epochs
@@ -84,6 +85,8 @@ QUESTION_PROFILES: dict[str, dict[str, Any]] = {
         "epochs": 1,
         "seeds": (0, 1),
         "strengths": (1, "train:resnet8"),
+        "strength_epochs": None,  # question 9's trained teachers: the main teacher's budget and images
+        "strength_train_size": None,
         "label_noise": 0.3,
         "renyi": ((10.8, 0.25),),
         "device": "auto",
@@ -103,6 +106,10 @@ QUESTION_PROFILES: dict[str, dict[str, Any]] = {
         "epochs": 2,
         "seeds": (0, 1, 2),
         "strengths": ("train:resnet8", "train:resnet20"),
+        # question 9's teachers: trained to convergence on the students' 1,000 images (both ship; on 5,000 images
+        # both architectures converge to the data's ceiling alike - benchmarks/RESULTS.md)
+        "strength_epochs": 60,
+        "strength_train_size": 1000,
         "label_noise": 0.3,
         "renyi": ((10.8, 0.5),),  # the tied (10.8, 1/4) variant runs in the step-size experiment
         "device": "auto",
@@ -122,6 +129,8 @@ QUESTION_PROFILES: dict[str, dict[str, Any]] = {
         "epochs": 240,
         "seeds": (0, 1, 2),
         "strengths": ("resnet56", "resnet110"),
+        "strength_epochs": None,  # the standard teachers, trained to convergence by their authors
+        "strength_train_size": None,
         "label_noise": 0.3,
         "renyi": ((10.8, 0.5), (2.7, 0.25)),
         "device": "cuda",
@@ -150,6 +159,8 @@ class QuestionSetup:
     epochs: int
     seeds: list[int]
     strengths: list[int | str]
+    strength_epochs: int | None
+    strength_train_size: int | None
     renyi: list[tuple[float, float]]
     label_noise: float
     gamma: float
@@ -177,7 +188,13 @@ class QuestionSetup:
                 ),
                 f"- WTTM gamma {self.gamma:g}, beta {self.wttm_beta:g}; without CE gamma {self.noce_gamma:g}, "
                 f"beta {self.noce_beta:g} ({self.hyper_source})",
-                f"- teacher strengths (question 9): {self.strengths}",
+                f"- teacher strengths (question 9): {self.strengths}"
+                + (
+                    f", each trained {self.strength_epochs} epochs (to convergence) on "
+                    f"{self.strength_train_size or self.teacher_train_size} images"
+                    if self.strength_epochs
+                    else ""
+                ),
                 f"- label noise (question 8, noisy variant): {self.label_noise:.0%} of the student's training labels",
                 f"- KD + Renyi (weight, order): {self.renyi}"
                 + (
@@ -227,9 +244,10 @@ def setup_questions(profile: str = "cpu-quick", **overrides: Any) -> QuestionSet
         raise ValueError(f"seeds must hold at least 2 distinct seeds (mean +- std), got {seeds}")
     source = orchestrate.parse_teacher(values["teacher"])
     strengths = _checked_strengths(values, source)
-    noise = values["label_noise"]
-    if isinstance(noise, bool) or not isinstance(noise, int | float) or not 0 < noise < 1:
-        raise ValueError(f"label_noise must be a fraction in (0, 1), got {noise!r}")
+    noise = check_number("label_noise", values["label_noise"], low=0, high=1, low_open=True, high_open=True)
+    for name in ("strength_epochs", "strength_train_size"):
+        if values[name] is not None:
+            check_number(name, values[name], low=1, integer=True)
     wttm = method_hyperparameters("wttm", *REFERENCE_PAIR)
     noce = method_hyperparameters("wttm-noce", *REFERENCE_PAIR)
     return QuestionSetup(
@@ -246,6 +264,8 @@ def setup_questions(profile: str = "cpu-quick", **overrides: Any) -> QuestionSet
         epochs=int(values["epochs"]),
         seeds=seeds,
         strengths=strengths,
+        strength_epochs=None if values["strength_epochs"] is None else int(values["strength_epochs"]),
+        strength_train_size=values["strength_train_size"],
         renyi=[(float(w), float(a)) for w, a in values["renyi"]],
         label_noise=float(noise),
         gamma=float(wttm["gamma"]),
@@ -325,7 +345,7 @@ def _teacher_test_accuracy(teacher_dir: Path, epoch: int) -> float:
 
 def prepare_questions(setup: QuestionSetup, *, log: Callable[[str], None] = print) -> QuestionContext:
     """Load the data, train or locate the teachers (all strengths), build the base configuration."""
-    sizes = (setup.teacher_train_size, setup.train_size)
+    sizes = (setup.teacher_train_size, setup.train_size, setup.strength_train_size or setup.teacher_train_size)
     size = None if None in sizes else max(sizes)  # type: ignore[type-var]
     train, test = orchestrate.load_data(setup.dataset, size, setup.test_size, data_dir=setup.data_dir)
 
@@ -333,7 +353,8 @@ def prepare_questions(setup: QuestionSetup, *, log: Callable[[str], None] = prin
         return train if n is None or n >= len(train) else train.subset(range(n))
 
     teacher_data, student_train = (first(setup.teacher_train_size), test), first(setup.train_size)
-    teachers = _Teachers(setup, teacher_data, log)
+    strength_data = (first(setup.strength_train_size), test) if setup.strength_train_size else teacher_data
+    teachers = _Teachers(setup, teacher_data, strength_data, log)
     main = teachers.main()
     for spec in setup.strengths:
         teachers.add(spec, main)
@@ -352,19 +373,27 @@ def prepare_questions(setup: QuestionSetup, *, log: Callable[[str], None] = prin
 
 @dataclass
 class _Teachers:
-    """The teachers of question 9: trained here (``train:<arch>``, same budget each), snapshots of the main
-    teacher (epoch numbers), or standard / checkpointed teachers located and evaluated."""
+    """The teachers of question 9: trained here (``train:<arch>``, each with the same budget: ``strength_epochs`` on
+    ``strength_train_size`` images, to convergence in cpu-quick), snapshots of the main teacher (epoch numbers), or
+    standard / checkpointed teachers located and evaluated."""
 
     setup: QuestionSetup
     data: tuple[Any, Any]
+    strength_data: tuple[Any, Any]  # question 9's teachers trained here learn from these images
     log: Callable[[str], None]
     checkpoints: dict[str, str] = field(default_factory=dict)
     accuracy: dict[str, float] = field(default_factory=dict)
 
-    def train(self, arch: str, snapshots: Any = ()) -> Path:
+    def train(self, arch: str, snapshots: Any = (), strength: bool = False) -> Path:
+        """A teacher trained here (or found trained, or shipped): the main teacher's budget and images, or with
+        ``strength`` question 9's (``strength_epochs`` on ``strength_train_size`` images, when the profile sets
+        them)."""
         s = self.setup
+        epochs, data = (
+            (s.strength_epochs or s.teacher_epochs, self.strength_data) if strength else (s.teacher_epochs, self.data)
+        )
         return orchestrate.ensure_teacher(
-            arch, dataset=s.dataset, epochs=s.teacher_epochs, data=self.data, data_dir=s.data_dir,
+            arch, dataset=s.dataset, epochs=epochs, data=data, data_dir=s.data_dir,
             device=s.device, quiet=s.quiet, log=self.log, snapshot_epochs=snapshots,
         )  # fmt: skip
 
@@ -377,13 +406,13 @@ class _Teachers:
         epochs = [int(e) for e in s.strengths if isinstance(e, int)]
         return str(self.train(s.teacher.value, epochs) / "checkpoint.pth")
 
-    def locate(self, source: orchestrate.TeacherSource) -> str:
+    def locate(self, source: orchestrate.TeacherSource, strength: bool = False) -> str:
         from wttm_core.teachers import find_teacher_checkpoint
 
         if source.kind == "checkpoint":
             return str(orchestrate.resolve_path(source.value))
         if source.kind == "train":
-            return str(self.train(source.value) / "checkpoint.pth")
+            return str(self.train(source.value, strength=strength) / "checkpoint.pth")
         return str(find_teacher_checkpoint(source.value, self.setup.data_dir))
 
     def add(self, spec: int | str, main: str) -> None:
@@ -395,11 +424,12 @@ class _Teachers:
             self.accuracy[name] = _teacher_test_accuracy(folder, spec)
             return
         source = orchestrate.parse_teacher(str(spec))
-        path = self.locate(source)
+        path = self.locate(source, strength=True)
+        epochs = self.setup.strength_epochs or self.setup.teacher_epochs
         name = f"{source.value} teacher"
         self.checkpoints[name] = path
         if source.kind == "train":
-            self.accuracy[name] = _teacher_test_accuracy(Path(path).parent, self.setup.teacher_epochs)
+            self.accuracy[name] = _teacher_test_accuracy(Path(path).parent, epochs)
             return
         from wttm_core.engine import evaluate_model
         from wttm_core.models import load_checkpoint
@@ -493,8 +523,8 @@ def tune_questions(ctx: QuestionContext, *, grid: Sequence[float] | None = None,
     return pilot
 
 
-# students per seed after the pilot: step size 5, question 8 4, with noise 4, question 9 2 (more: 10 4, Renyi 1)
-_RUNS_PER_SEED, _MORE_RUNS_PER_SEED = 15, 5
+# students per seed after the pilot: step size 5, question 8 4, with noise 4, question 9 4 (more: 10 4, Renyi 1)
+_RUNS_PER_SEED, _MORE_RUNS_PER_SEED = 17, 5
 
 
 def _fit_budget(ctx: QuestionContext, pilot: Pilot) -> None:
