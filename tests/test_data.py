@@ -407,6 +407,17 @@ def test_synthetic_latents_describe_the_blends() -> None:
     assert not bool((easy["sibling_weight"] > 0).any())
 
 
+def test_synthetic_with_latents_takes_the_options_of_make_synthetic() -> None:
+    options = {"size": 120, "seed": 2, "difficulty": 0.5, "similarity": 0.2}
+    data, _ = make_synthetic_with_latents("test", **options)
+    plain = make_synthetic("test", **options)
+    assert torch.equal(data.images, plain.images) and torch.equal(data.labels, plain.labels)
+    with pytest.raises(TypeError, match="make_synthetic_with_latents.*'colour'"):
+        make_synthetic_with_latents("test", colour=True)
+    with pytest.raises(ValueError, match="size"):
+        make_synthetic_with_latents("test", size=0)
+
+
 def test_synthetic_prototypes_are_shared_by_seed() -> None:
     a, b, c = synthetic_prototypes(0), synthetic_prototypes(0), synthetic_prototypes(1)
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -353,6 +353,13 @@ def test_sample_teacher_logits_bad_input(kwargs, error, match):
         th.sample_teacher_logits(**kwargs)
 
 
+def test_sample_teacher_logits_chooses_superclasses_of_two_classes_at_least():
+    for num_classes, superclasses in ((2, 1), (7, 1), (10, 5), (12, 6), (20, 10)):
+        chosen = th.sample_teacher_logits(6, num_classes, num_superclasses=None, seed=4)
+        given = th.sample_teacher_logits(6, num_classes, num_superclasses=superclasses, seed=4)
+        assert all(torch.equal(a, b) for a, b in zip(chosen, given, strict=True))
+
+
 # ------------------------------------------------------------------------------------------------ sharpness line
 
 

@@ -3,6 +3,15 @@
 Every check raises where the bad value enters, with the argument's name and what was expected, so users see
 one readable line instead of a deep torch traceback.
 
+One convention for every check here: a value of the wrong kind (a string where a number goes, ``2.5`` or
+``True`` where an integer goes, a list where a tensor goes) raises :class:`ArgumentTypeError`, which is both a
+``TypeError`` (what Python raises for a wrong type) and a ``ValueError`` (so the command line, and any caller that
+treats every bad argument as a ``ValueError``, catches it); a value of the right kind but out of range raises
+``ValueError``. Numbers: :func:`check_number` (a bounded real or integer, e.g. from a configuration),
+:func:`check_int` (the same for integers, typed ``int``) and :func:`check_scalar` (a positive loss
+hyper-parameter that may also be a one-element tensor). Write ``None if x is None else check_int(...)`` where
+``None`` means "the default".
+
 Two kinds: argument checks (numbers, shapes, dtypes, keywords) cost nothing on the device; value checks (finite
 logits and results, probabilities that sum to one) read tensor values back to the host. The public functions of
 :mod:`wttm_core.functional` run both; the training engine calls the same maths through its unchecked kernels by
@@ -21,6 +30,10 @@ from torch import Tensor
 REDUCTIONS = ("mean", "sum", "none")
 
 
+class ArgumentTypeError(TypeError, ValueError):
+    """An argument of the wrong kind: a ``TypeError`` that is also a ``ValueError`` (see the module docstring)."""
+
+
 def check_number(
     name: str,
     value: object,
@@ -34,20 +47,38 @@ def check_number(
     """``value`` as a float (an int with ``integer=True``) after checking that it is a finite real number in
     ``[low, high]`` (an open end where ``low_open`` / ``high_open``). Booleans are not numbers here.
 
-    The one number check of the package: ``check_number("lr", lr, low=0, low_open=True)`` reads "lr > 0".
+    The one number check of the package: ``check_number("lr", lr, low=0, low_open=True)`` reads "lr > 0". A value
+    that is not a number (not an integer) raises :class:`ArgumentTypeError`, one out of range (or NaN / Inf) a
+    ``ValueError``; both messages name the argument: "epochs must be an integer >= 1, got 'x'", "lr must be > 0,
+    got -1.0".
     """
-    kind = Integral if integer else Real
-    ok = not isinstance(value, bool) and isinstance(value, kind) and math.isfinite(value)  # type: ignore[arg-type]
+    bounds = [f"{'>' if low_open else '>='} {_shown(low)}"] if low is not None else []
+    bounds += [f"{'<' if high_open else '<='} {_shown(high)}"] if high is not None else []
+    rule = " and ".join(bounds)
+    if isinstance(value, bool) or not isinstance(value, Integral if integer else Real):
+        what = "an integer" if integer else "a number"
+        raise ArgumentTypeError(f"{name} must be {what}{' ' + rule if rule else ''}, got {value!r}")
+    finite = integer or math.isfinite(value)  # type: ignore[arg-type]
+    ok = finite
     if ok and low is not None:
         ok = value > low if low_open else value >= low  # type: ignore[operator]
     if ok and high is not None:
         ok = value < high if high_open else value <= high  # type: ignore[operator]
     if not ok:
-        bounds = [f"{'>' if low_open else '>='} {low:g}"] if low is not None else []
-        bounds += [f"{'<' if high_open else '<='} {high:g}"] if high is not None else []
-        what = "an integer" if integer else "a finite number"
-        raise ValueError(f"{name} must be {what}{' ' + ' and '.join(bounds) if bounds else ''}, got {value!r}")
+        rule = rule if finite else f"a finite number{' ' + rule if rule else ''}"
+        raise ValueError(f"{name} must be {rule}, got {value!r}")
     return int(value) if integer else float(value)  # type: ignore[arg-type]
+
+
+def _shown(bound: float) -> str:
+    """A bound as a message shows it: an int in full (1000000, not 1e+06), a float in short (0.5, 1e-08)."""
+    return f"{bound:g}" if isinstance(bound, float) else str(bound)
+
+
+def check_int(name: str, value: object, *, low: int | None = None, high: int | None = None) -> int:
+    """``value`` as an int after checking that it is an integer in ``[low, high]`` (:func:`check_number`'s rules:
+    ``True`` is not an integer, ``2.0`` neither; a numpy integer is)."""
+    return int(check_number(name, value, low=low, high=high, integer=True))
 
 
 def check_scalar(name: str, value: object, *, allow_zero: bool = False, allow_inf: bool = False) -> float:
@@ -57,7 +88,7 @@ def check_scalar(name: str, value: object, *, allow_zero: bool = False, allow_in
             raise ValueError(f"{name} must be a scalar, got a tensor of shape {tuple(value.shape)}")
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+        raise ArgumentTypeError(f"{name} must be a real number, got {type(value).__name__}")
     value = float(value)
     if math.isnan(value) or (math.isinf(value) and not allow_inf):
         raise ValueError(f"{name} must be finite, got {value}")
@@ -77,9 +108,9 @@ def check_reduction(reduction: object) -> str:
 def check_float_tensor(name: str, x: object) -> Tensor:
     """Check that ``x`` is a floating-point tensor."""
     if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+        raise ArgumentTypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+        raise ArgumentTypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     return x
 
 
@@ -109,9 +140,9 @@ def check_labels(labels: object, logits: Tensor) -> Tensor:
     """Check class labels for ``[N, K]`` logits: an integer tensor ``[N]`` with values in ``[0, K)`` (the range
     is a value check)."""
     if not isinstance(labels, Tensor):
-        raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
+        raise ArgumentTypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise TypeError(f"labels must be an integer tensor, got dtype {labels.dtype}")
+        raise ArgumentTypeError(f"labels must be an integer tensor, got dtype {labels.dtype}")
     if labels.shape != logits.shape[:1]:
         raise ValueError(f"labels must have shape {tuple(logits.shape[:1])}, got {tuple(labels.shape)}")
     if _values_inspectable(labels) and bool(((labels < 0) | (labels >= logits.shape[1])).any()):
@@ -122,7 +153,7 @@ def check_labels(labels: object, logits: Tensor) -> Tensor:
 def check_dim(name: str, x: Tensor, dim: int) -> int:
     """Check that ``dim`` indexes a non-empty dimension of ``x``."""
     if isinstance(dim, bool) or not isinstance(dim, int):
-        raise TypeError(f"dim must be an int, got {type(dim).__name__}")
+        raise ArgumentTypeError(f"dim must be an int, got {type(dim).__name__}")
     if not -x.dim() <= dim < max(x.dim(), 1):
         raise ValueError(f"dim={dim} is out of range for {name} with shape {tuple(x.shape)}")
     if x.dim() == 0 or x.shape[dim] == 0:

@@ -127,6 +127,10 @@ def _wttm_weights(teacher_logits: Tensor, gamma: float) -> Tensor:
 # Baselines the paper compares against
 # --------------------------------------------------------------------------------------------------------------
 
+# The authors' CIFAR-100 settings, the defaults of the public losses and of the loss-term table alike.
+DKD_ALPHA, DKD_BETA, DKD_TEMPERATURE = 1.0, 8.0, 4.0  # Zhao et al. (mdistiller): TCKD weight, NCKD weight, T
+LSKD_TEMPERATURE = 2.0  # Sun et al.: the base temperature of their CIFAR-100 runs
+
 
 def _dkd(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, alpha: float, beta: float, temperature: float):
     """``T^2 (alpha TCKD + beta NCKD)`` per sample (Zhao et al., CVPR 2022), in the log domain."""

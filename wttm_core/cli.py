@@ -214,6 +214,7 @@ def _config_from_args(args: argparse.Namespace, method: str, seed: int, lr: floa
     field that has a flag on this sub-command, ``None`` left to the recipe / the presets."""
     import dataclasses
 
+    from wttm_core._checks import check_number
     from wttm_core.engine import TrainConfig
 
     picked = {"method": method, "seed": seed, "lr": lr, "out": out}
@@ -231,8 +232,8 @@ def _config_from_args(args: argparse.Namespace, method: str, seed: int, lr: floa
     if "milestones" in fields:
         fields["milestones"] = tuple(fields["milestones"])
     for name in ("gamma", "beta"):  # None means "preset"; anything given must be valid
-        if name in fields and not fields[name] > 0:
-            raise ValueError(f"--{name} must be > 0, got {fields[name]}")
+        if name in fields:
+            check_number(f"--{name}", fields[name], low=0, low_open=True)
     fields["data_dir"] = _check_data_dir(args)
     return TrainConfig(arch=args.arch, **fields)
 

@@ -38,6 +38,10 @@ from wttm_core._checks import (
     raise_if_not_finite,
 )
 from wttm_core._kernels import (  # the kernels without checks (the engine's loss terms call them directly)
+    DKD_ALPHA,
+    DKD_BETA,
+    DKD_TEMPERATURE,
+    LSKD_TEMPERATURE,
     _dkd,
     _kd,
     _kl_from_logs,
@@ -326,9 +330,9 @@ def dkd_loss(
     teacher_logits: Tensor,
     labels: Tensor,
     *,
-    alpha: float = 1.0,
-    beta: float = 8.0,
-    temperature: float = 4.0,
+    alpha: float = DKD_ALPHA,
+    beta: float = DKD_BETA,
+    temperature: float = DKD_TEMPERATURE,
     reduction: str = "mean",
 ) -> Tensor:
     """Decoupled KD (Zhao et al., "Decoupled Knowledge Distillation", CVPR 2022): ``T^2 (alpha TCKD + beta NCKD)``.
@@ -351,7 +355,7 @@ def dkd_loss(
 
 
 def lskd_loss(
-    student_logits: Tensor, teacher_logits: Tensor, temperature: float = 2.0, reduction: str = "mean"
+    student_logits: Tensor, teacher_logits: Tensor, temperature: float = LSKD_TEMPERATURE, reduction: str = "mean"
 ) -> Tensor:
     """KD with logit standardisation (Sun et al., "Logit Standardization in Knowledge Distillation", CVPR 2024).
 

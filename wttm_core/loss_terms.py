@@ -233,9 +233,9 @@ TERMS: dict[str, LossTerm] = {
             "T^2 (alpha TCKD + beta NCKD)", "Zhao et al., CVPR 2022",
             (
                 _ce_weight(1.0, _DKD_SOURCE),
-                HyperParameter("alpha", 1.0, _DKD_SOURCE, "TCKD weight", check=_non_negative),
-                HyperParameter("beta", 8.0, _DKD_SOURCE, "NCKD weight", check=_non_negative),
-                HyperParameter("temperature", 4.0, _DKD_SOURCE, "temperature T"),
+                HyperParameter("alpha", K.DKD_ALPHA, _DKD_SOURCE, "TCKD weight", check=_non_negative),
+                HyperParameter("beta", K.DKD_BETA, _DKD_SOURCE, "NCKD weight", check=_non_negative),
+                HyperParameter("temperature", K.DKD_TEMPERATURE, _DKD_SOURCE, "temperature T"),
                 HyperParameter("warmup", 20.0, _DKD_SOURCE, "epochs of linear warm-up of the term"),
             ),
             schedule=linear_warmup,
@@ -245,7 +245,7 @@ TERMS: dict[str, LossTerm] = {
             "T^2 D(softmax(Z(v)/T) || softmax(Z(z)/T)), Z = z-score", "Sun et al., CVPR 2024",
             (
                 _ce_weight(0.1, _LSKD_SOURCE),
-                HyperParameter("temperature", 2.0, _LSKD_SOURCE, "base temperature T"),
+                HyperParameter("temperature", K.LSKD_TEMPERATURE, _LSKD_SOURCE, "base temperature T"),
                 HyperParameter("weight", 9.0, _LSKD_SOURCE, "weight of the term", check=_non_negative),
             ),
             weight="weight",

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from wttm_core._checks import check_number
+from wttm_core._checks import check_int
 from wttm_core.loss_terms import (
     BASE_METHODS,
     KD_CE_WEIGHT,
@@ -94,7 +94,7 @@ def scaled_milestones(epochs: int, recipe: Recipe = RECIPE) -> tuple[int, ...]:
     means "multiply the lr by ``lr_decay`` from epoch index ``m`` on" (``torch.optim.lr_scheduler.MultiStepLR``).
     Repeated values are kept: two decays at the same epoch multiply.
     """
-    check_number("epochs", epochs, low=1, integer=True)
+    check_int("epochs", epochs, low=1)
     return tuple(int(math.floor(m * epochs / recipe.epochs + 0.5)) for m in recipe.milestones)
 
 

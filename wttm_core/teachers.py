@@ -38,7 +38,7 @@ from types import MappingProxyType
 from torch import nn
 from tqdm.auto import tqdm
 
-from wttm_core._checks import check_number
+from wttm_core._checks import check_int, check_number
 from wttm_core.atomic import atomic_write
 from wttm_core.models import MODEL_NAMES, load_checkpoint
 
@@ -527,7 +527,7 @@ def _check_fetch_arguments(
         raise TypeError(f"dest must be a str or os.PathLike, got {type(dest).__name__}")
     if not isinstance(url, str) or not url:
         raise ValueError(f"url must be a non-empty string, got {url!r}")
-    check_number("retries", retries, low=0, integer=True)
+    check_int("retries", retries, low=0)
     check_number("timeout", timeout, low=0, low_open=True)  # seconds
     if expected_sha256 is not None and (
         not isinstance(expected_sha256, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", expected_sha256)

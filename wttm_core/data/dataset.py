@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from wttm_core._checks import check_int, check_number
+
 DATASET_NAMES: tuple[str, ...] = ("synthetic", "cifar100")
 SPLITS: tuple[str, ...] = ("train", "test")
 
@@ -98,8 +100,7 @@ def stratified_subsample_indices(labels: torch.Tensor, size: int, seed: int) -> 
     (round, permutation position) order have class counts differing by at most one wherever the classes allow.
     """
     n = int(labels.shape[0])
-    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-        raise ValueError(f"size must be a positive integer, got {size!r}")
+    size = check_int("size", size, low=1)
     if size > n:
         raise ValueError(f"size={size} exceeds the {n} samples available")
     generator = torch.Generator().manual_seed(seed)
@@ -122,10 +123,7 @@ def validation_split(dataset: ImageDataset, size: int, seed: int = 0) -> tuple[I
     set; the chosen values are then used to train on the whole training set. The choice of images is
     deterministic given ``seed`` (:func:`stratified_subsample_indices`); both parts keep ascending order.
     """
-    if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size < len(dataset):
-        raise ValueError(
-            f"size must be an integer in [1, {len(dataset) - 1}] (images of the training set), got {size!r}"
-        )
+    check_int("size", size, low=1, high=len(dataset) - 1)  # images of the training set, one at least left
     chosen = stratified_subsample_indices(dataset.labels, size, seed)
     keep = torch.ones(len(dataset), dtype=torch.bool)
     keep[chosen] = False
@@ -139,8 +137,7 @@ def with_label_noise(dataset: ImageDataset, fraction: float, seed: int = 0) -> I
     equally likely): the images stay, only the one-hot targets lie. Exactly ``round(fraction * N)`` samples are
     flipped, chosen from ``seed``; the test set should stay clean.
     """
-    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"fraction must be a number in [0, 1], got {fraction!r}")
+    fraction = check_number("fraction", fraction, low=0, high=1)
     generator = torch.Generator().manual_seed(seed)
     n, k = len(dataset), dataset.num_classes
     flipped = torch.randperm(n, generator=generator)[: round(fraction * n)]
@@ -179,10 +176,8 @@ def load_dataset(
         raise ValueError(f"name must be one of {list(DATASET_NAMES)}, got {name!r}")
     if split not in SPLITS:
         raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
-    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
-        raise ValueError(f"size must be a positive integer or None, got {size!r}")
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    size = None if size is None else check_int("size", size, low=1)
+    seed = check_int("seed", seed, low=0)
     if name == "synthetic":
         from .synthetic import make_synthetic
 

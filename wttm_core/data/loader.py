@@ -23,6 +23,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
+from wttm_core._checks import check_int
+
 from .dataset import ImageDataset
 from .transforms import CIFAR100_MEAN, CIFAR100_STD, check_offsets, crop_flip, normalize, sample_crop_flip
 
@@ -32,12 +34,6 @@ PADDING = 4
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     state = np.random.SeedSequence([seed, epoch]).generate_state(2, dtype=np.uint32)
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
-
-
-def _check_positive_int(value: object, argument: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{argument} must be a positive integer, got {value!r}")
-    return value
 
 
 class DeviceLoader:
@@ -74,10 +70,8 @@ class DeviceLoader:
     ) -> None:
         if not isinstance(dataset, ImageDataset):
             raise TypeError(f"dataset must be an ImageDataset, got {type(dataset).__name__}")
-        self.batch_size = _check_positive_int(batch_size, "batch_size")
-        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        self.seed = seed
+        self.batch_size = check_int("batch_size", batch_size, low=1)
+        self.seed = check_int("seed", seed, low=0)
         self.train = bool(train)
         self.augment = self.train if augment is None else bool(augment) and self.train
         self.drop_last = bool(drop_last)
@@ -91,9 +85,7 @@ class DeviceLoader:
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose shuffle order and augmentation the next iteration uses."""
-        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
-            raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
-        self.epoch = epoch
+        self.epoch = check_int("epoch", epoch, low=0)
 
     @property
     def num_samples(self) -> int:
@@ -180,11 +172,9 @@ def reference_loader(
     """
     if not isinstance(dataset, ImageDataset):
         raise TypeError(f"dataset must be an ImageDataset, got {type(dataset).__name__}")
-    _check_positive_int(batch_size, "batch_size")
-    if not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 0:
-        raise ValueError(f"num_workers must be a non-negative integer, got {num_workers!r}")
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    batch_size = check_int("batch_size", batch_size, low=1)
+    num_workers = check_int("num_workers", num_workers, low=0)
+    seed = check_int("seed", seed, low=0)
     return DataLoader(
         _PILImages(dataset, reference_transform(train), seed + 1),
         batch_size=batch_size,

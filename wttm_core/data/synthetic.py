@@ -68,10 +68,14 @@ the CPU (50,000 images take a few seconds).
 
 from __future__ import annotations
 
+import inspect
 import math
+from typing import Any
 
 import numpy as np
 import torch
+
+from wttm_core._checks import check_int, check_number
 
 from .dataset import ImageDataset
 from .names import CIFAR100_CLASS_NAMES, CIFAR100_SUPERCLASS_NAMES, cifar100_fine_to_coarse
@@ -255,56 +259,6 @@ def _generate_chunk(
     return images, labels, latents
 
 
-def make_synthetic_with_latents(
-    split: str,
-    *,
-    size: int | None = None,
-    seed: int = 0,
-    difficulty: float = DEFAULT_DIFFICULTY,
-    similarity: float = DEFAULT_SIMILARITY,
-) -> tuple[ImageDataset, dict[str, torch.Tensor]]:
-    """Generate a split together with the hidden variables behind every image.
-
-    The latents (one entry per image) let a notebook compare what a teacher's soft labels say with what is
-    actually in the picture: ``sibling`` (int64, the class whose texture was blended in, or the image's own
-    label when it was not blended), ``sibling_weight`` (float, w of the blend, 0 when not blended),
-    ``strength`` (the class texture's per-image strength a), ``offsets`` (int64 [N, 2], canvas window
-    top/left) and ``flips`` (bool). Arguments as for :func:`make_synthetic`.
-    """
-    if split not in _SPLIT_STREAM:
-        raise ValueError(f"split must be one of {list(_SPLIT_STREAM)}, got {split!r}")
-    if size is None:
-        size = DEFAULT_SIZES[split]
-    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-        raise ValueError(f"size must be a positive integer, got {size!r}")
-    if (
-        isinstance(difficulty, bool)
-        or not isinstance(difficulty, (int, float))
-        or not math.isfinite(difficulty)
-        or difficulty < 0
-    ):
-        raise ValueError(f"difficulty must be a finite non-negative number, got {difficulty!r}")
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if isinstance(similarity, bool) or not isinstance(similarity, int | float) or not 0 <= similarity < 1:
-        raise ValueError(f"similarity must be a number in [0, 1), got {similarity!r}")
-    fine_to_coarse = cifar100_fine_to_coarse()
-    parts = _class_parts(synthetic_prototypes(seed, float(similarity)), fine_to_coarse)
-    pieces = []
-    for chunk in range(-(-size // CHUNK)):
-        # always draw a whole chunk so the first images never depend on how many are kept
-        pieces.append(_generate_chunk(parts, CHUNK, float(difficulty), _generator(seed, _SPLIT_STREAM[split], chunk)))
-    dataset = ImageDataset(
-        images=torch.cat([images for images, _, _ in pieces])[:size],
-        labels=torch.cat([labels for _, labels, _ in pieces])[:size],
-        class_names=list(CIFAR100_CLASS_NAMES),
-        superclass_names=list(CIFAR100_SUPERCLASS_NAMES),
-        fine_to_coarse=fine_to_coarse,
-    )
-    latents = {key: torch.cat([latent[key] for _, _, latent in pieces])[:size] for key in pieces[0][2]}
-    return dataset, latents
-
-
 def make_synthetic(
     split: str,
     *,
@@ -324,4 +278,49 @@ def make_synthetic(
         similarity: how much superclasses of one family share their pattern, in [0, 1) (default
             :data:`DEFAULT_SIMILARITY`, 0.5; 0 gives the data made before graded similarity).
     """
-    return make_synthetic_with_latents(split, size=size, seed=seed, difficulty=difficulty, similarity=similarity)[0]
+    return _generate(split, size, seed, difficulty, similarity)[0]
+
+
+def make_synthetic_with_latents(split: str, **options: Any) -> tuple[ImageDataset, dict[str, torch.Tensor]]:
+    """Generate a split together with the hidden variables behind every image (``options`` as for
+    :func:`make_synthetic`: ``size``, ``seed``, ``difficulty``, ``similarity``).
+
+    The latents (one entry per image) let a notebook compare what a teacher's soft labels say with what is
+    actually in the picture: ``sibling`` (int64, the class whose texture was blended in, or the image's own
+    label when it was not blended), ``sibling_weight`` (float, w of the blend, 0 when not blended),
+    ``strength`` (the class texture's per-image strength a), ``offsets`` (int64 [N, 2], canvas window
+    top/left) and ``flips`` (bool).
+    """
+    try:
+        arguments = inspect.signature(make_synthetic).bind(split, **options)
+    except TypeError as error:  # an unknown option, named as Python names it
+        raise TypeError(f"make_synthetic_with_latents() {error}") from None
+    arguments.apply_defaults()
+    return _generate(**arguments.arguments)
+
+
+def _generate(
+    split: str, size: int | None, seed: int, difficulty: float, similarity: float
+) -> tuple[ImageDataset, dict[str, torch.Tensor]]:
+    """The checked arguments of :func:`make_synthetic` turned into the data set and its latents."""
+    if split not in _SPLIT_STREAM:
+        raise ValueError(f"split must be one of {list(_SPLIT_STREAM)}, got {split!r}")
+    size = DEFAULT_SIZES[split] if size is None else check_int("size", size, low=1)
+    difficulty = check_number("difficulty", difficulty, low=0)
+    seed = check_int("seed", seed, low=0)
+    similarity = check_number("similarity", similarity, low=0, high=1, high_open=True)
+    fine_to_coarse = cifar100_fine_to_coarse()
+    parts = _class_parts(synthetic_prototypes(seed, similarity), fine_to_coarse)
+    pieces = []
+    for chunk in range(-(-size // CHUNK)):
+        # always draw a whole chunk so the first images never depend on how many are kept
+        pieces.append(_generate_chunk(parts, CHUNK, difficulty, _generator(seed, _SPLIT_STREAM[split], chunk)))
+    dataset = ImageDataset(
+        images=torch.cat([images for images, _, _ in pieces])[:size],
+        labels=torch.cat([labels for _, labels, _ in pieces])[:size],
+        class_names=list(CIFAR100_CLASS_NAMES),
+        superclass_names=list(CIFAR100_SUPERCLASS_NAMES),
+        fine_to_coarse=fine_to_coarse,
+    )
+    latents = {key: torch.cat([latent[key] for _, _, latent in pieces])[:size] for key in pieces[0][2]}
+    return dataset, latents

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import torch
 
+from wttm_core._checks import check_int
+
 #: Per-channel mean and standard deviation of the CIFAR-100 training images (RGB, 0..1 scale).
 CIFAR100_MEAN: tuple[float, float, float] = (0.5071, 0.4867, 0.4408)
 CIFAR100_STD: tuple[float, float, float] = (0.2675, 0.2565, 0.2761)
@@ -31,10 +33,8 @@ def sample_crop_flip(
     Returns ``(offsets, flips)``: int64 [n, 2] crop offsets (top, left), each uniform in ``0 .. 2 * padding``,
     and bool [n] flip decisions with probability 1/2.
     """
-    if n < 0:
-        raise ValueError(f"n must be non-negative, got {n}")
-    if padding < 0:
-        raise ValueError(f"padding must be non-negative, got {padding}")
+    n = check_int("n", n, low=0)
+    padding = check_int("padding", padding, low=0)
     offsets = torch.randint(0, 2 * padding + 1, (n, 2), generator=generator)
     flips = torch.rand(n, generator=generator) < 0.5
     return offsets, flips
@@ -85,8 +85,7 @@ def crop_flip(
         raise ValueError(f"offsets must have shape ({b}, 2), got {tuple(offsets.shape)}")
     if tuple(flips.shape) != (b,):
         raise ValueError(f"flips must have shape ({b},), got {tuple(flips.shape)}")
-    if padding < 0:
-        raise ValueError(f"padding must be non-negative, got {padding}")
+    padding = check_int("padding", padding, low=0)
     if validate:
         check_offsets(offsets, padding)
     padded = torch.nn.functional.pad(images, (padding, padding, padding, padding))

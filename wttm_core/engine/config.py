@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from wttm_core._checks import check_number
+from wttm_core._checks import check_int, check_number
 from wttm_core.data.synthetic import DEFAULT_SIMILARITY
 from wttm_core.engine.methods import WEIGHTINGS, Method, MethodSpec, build_method, parse_method
 from wttm_core.engine.runtime import (
@@ -185,16 +185,17 @@ class TrainConfig:
         return self.teacher is not None or self.teacher_checkpoint is not None
 
 
-def _check_int(name: str, value: object, minimum: int, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    check_number(name, value, low=minimum, integer=True)
-
-
-def _check_float(name: str, value: object, *, positive: bool, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    check_number(name, value, low=0, low_open=positive)
+# The numeric fields' ranges (check_number's bounds); a field whose default is None may also be None.
+_COUNT, _INDEX = {"low": 1, "integer": True}, {"low": 0, "integer": True}
+_POSITIVE, _NON_NEGATIVE, _FRACTION = {"low": 0, "low_open": True}, {"low": 0}, {"low": 0, "high": 1, "high_open": True}
+_NUMBER_FIELDS: dict[str, dict[str, Any]] = {
+    **dict.fromkeys(("epochs", "batch_size", "train_size", "test_size", "test_batch_size", "world_size"), _COUNT),
+    **dict.fromkeys(("seed", "data_seed", "num_workers"), _INDEX),
+    **dict.fromkeys(("gamma", "beta", "lr", "renyi_order", "metric_temperature", "temperature", "lr_decay"), _POSITIVE),
+    **dict.fromkeys(("momentum", "weight_decay", "kd_weight", "ce_weight"), _NON_NEGATIVE),
+    **dict.fromkeys(("label_smoothing", "synthetic_similarity"), _FRACTION),
+}
+_MAY_BE_NONE = frozenset(f.name for f in dataclasses.fields(TrainConfig) if f.default is None)
 
 
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
@@ -212,27 +213,14 @@ def _validate(cfg: TrainConfig, model_names: tuple[str, ...]) -> None:
     _check_choice("weighting", cfg.weighting, WEIGHTINGS)
     if cfg.eval_precision is not None:
         _check_choice("eval_precision", cfg.eval_precision, EVAL_PRECISIONS)
-    for name in ("epochs", "batch_size"):
-        _check_int(name, getattr(cfg, name), 1)
-    for name in ("train_size", "test_size", "test_batch_size"):
-        _check_int(name, getattr(cfg, name), 1, allow_none=True)
-    for name in ("seed", "data_seed", "num_workers"):
-        _check_int(name, getattr(cfg, name), 0)
-    _check_int("world_size", cfg.world_size, 1)
-    for name in ("gamma", "beta", "lr", "renyi_order", "metric_temperature"):
-        _check_float(name, getattr(cfg, name), positive=True, allow_none=True)
-    _check_float("temperature", cfg.temperature, positive=True)
-    _check_float("lr_decay", cfg.lr_decay, positive=True)
-    for name in ("momentum", "weight_decay", "kd_weight", "label_smoothing"):
-        _check_float(name, getattr(cfg, name), positive=False)
-    _check_float("ce_weight", cfg.ce_weight, positive=False, allow_none=True)
-    check_number("synthetic_similarity", cfg.synthetic_similarity, low=0, high=1, high_open=True)
-    if cfg.label_smoothing >= 1:
-        raise ValueError(f"label_smoothing must be < 1, got {cfg.label_smoothing}")
+    for name, bounds in _NUMBER_FIELDS.items():
+        value = getattr(cfg, name)
+        if value is not None or name not in _MAY_BE_NONE:
+            check_number(name, value, **bounds)
     if cfg.milestones is not None:
         ms = tuple(cfg.milestones)
         for m in ms:
-            check_number("milestones", m, low=0, integer=True)
+            check_int("milestones", m, low=0)
         if list(ms) != sorted(ms):
             raise ValueError(f"milestones must be non-decreasing non-negative integers, got {cfg.milestones!r}")
     if cfg.batch_size % cfg.world_size:

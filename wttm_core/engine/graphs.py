@@ -32,6 +32,8 @@ from typing import Generic, TypeVar
 import torch
 from torch import Tensor
 
+from wttm_core._checks import check_int
+
 __all__ = ["GraphedStep"]
 
 Out = TypeVar("Out")
@@ -54,14 +56,10 @@ class GraphedStep(Generic[Out]):
         batch_size: int | None = None,
         warmup: int = 3,
     ) -> None:
-        if warmup < 1:
-            raise ValueError(f"warmup must be >= 1 (a capture needs warmed-up kernels), got {warmup}")
-        if batch_size is not None and batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.step = step
         self.optimizer = optimizer
-        self.batch_size = batch_size
-        self.warmup = warmup
+        self.batch_size = None if batch_size is None else check_int("batch_size", batch_size, low=1)
+        self.warmup = check_int("warmup", warmup, low=1)  # a capture needs warmed-up kernels
         self.captures = 0
         self.replays = 0
         self.eager_steps = 0

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from wttm_core._checks import check_int
 from wttm_core.engine.config import identity
 from wttm_core.rundir import (
     CHECKPOINT_FILE,
@@ -166,11 +167,13 @@ def state_from_checkpoint(
         checkpoint = read_checkpoint(path)
     except (ValueError, OSError) as error:
         raise RunDirectoryError(f"{path}: {error}; start again with --force") from None
-    epoch, optimizer = checkpoint.get("epoch"), checkpoint.get("optimizer")
-    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1 or not isinstance(optimizer, dict):
-        raise RunDirectoryError(
-            f"{path} lacks what a continuation needs (its epoch and the optimizer's state); start again with --force"
-        )
+    try:  # a continuation needs the last finished epoch and the optimizer's state
+        epoch = check_int(f"{path}: epoch", checkpoint.get("epoch"), low=1)
+    except ValueError as error:
+        raise RunDirectoryError(f"{error}; start again with --force") from None
+    optimizer = checkpoint.get("optimizer")
+    if not isinstance(optimizer, dict):
+        raise RunDirectoryError(f"{path} lacks the optimizer's state a continuation needs; start again with --force")
     if checkpoint.get("arch") != config.get("arch") or checkpoint.get("method", config.get("method")) != config.get(
         "method"
     ):

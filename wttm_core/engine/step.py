@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from wttm_core._checks import check_number
+from wttm_core._checks import check_int
 from wttm_core.engine.runtime import autocast
 from wttm_core.loss_terms import LossTerm, sample_weights
 
@@ -61,7 +61,7 @@ class Method:
         A term's factor lives in a device tensor that is updated in place, so a step captured as a CUDA graph
         replays with the current factor and nothing is read back.
         """
-        epoch = int(check_number("epoch", epoch, low=0, integer=True))
+        epoch = check_int("epoch", epoch, low=0)
         self.factors = {name: term.schedule(epoch, hp) for name, _, term, hp in self._parts if term.schedule}
         for (name, _), tensor in self._factor_tensors.items():
             tensor.fill_(self.factors[name])

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from wttm_core._checks import check_int
 from wttm_core.rundir import write_json, write_text_atomic
 
 PARAMETERS_TAG = "parameters"
@@ -308,8 +309,7 @@ def voila_command(
     Tracebacks are never shown to viewers. ``token=None`` serves without a token (``wttm present`` always
     passes a random one).
     """
-    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
-        raise ValueError(f"port: expected an integer in 1..65535, got {port!r}")
+    check_int("port", port, low=1, high=65535)
     if token is not None and (not isinstance(token, str) or not token.isalnum()):
         raise ValueError("token: expected None or a non-empty alphanumeric string")
     hosts = list(allowed_hosts)

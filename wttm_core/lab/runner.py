@@ -38,6 +38,7 @@ import argparse
 import ast
 import contextlib
 import json
+import math
 import os
 import signal
 import subprocess
@@ -49,6 +50,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wttm_core._checks import check_number
 from wttm_core.lab import _worker
 from wttm_core.lab import progress as progress_events
 from wttm_core.lab.progress import PROGRESS_ENV, format_seconds
@@ -82,11 +84,7 @@ def _log_stderr(line: str) -> None:
 def _check_timeout(timeout: object) -> int | None:
     if timeout is None:
         return None
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-        raise TypeError(f"timeout must be a number of seconds or None, got {type(timeout).__name__}")
-    if not timeout > 0:
-        raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
-    return int(timeout) if float(timeout).is_integer() else int(timeout) + 1
+    return math.ceil(check_number("timeout", timeout, low=0, low_open=True))  # whole seconds
 
 
 # ------------------------------------------------------------------------------------------ one notebook
@@ -317,8 +315,8 @@ def run_all(
     if images not in IMAGE_CHOICES:
         raise ValueError(f"images must be one of {IMAGE_CHOICES}, got {images!r}")
     _check_timeout(timeout)
-    if max_minutes is not None and not max_minutes > 0:
-        raise ValueError(f"max_minutes must be > 0, got {max_minutes}")
+    if max_minutes is not None:
+        check_number("max_minutes", max_minutes, low=0, low_open=True)
     source = Path(notebook_dir)
     if not source.is_dir():
         raise FileNotFoundError(f"notebook_dir: no directory {source} (run from the repository root?)")

@@ -58,7 +58,7 @@ from typing import Any
 
 import yaml
 
-from wttm_core._checks import check_number
+from wttm_core._checks import check_int
 from wttm_core.rundir import write_json, write_text_atomic
 
 __all__ = [
@@ -151,7 +151,7 @@ def parse_sweep(data: Any, *, default_name: str = "sweep", base_dir: str | Path 
     if plot and not {"x", "y"} <= set(plot):
         raise ValueError(f"plot needs at least x and y, got {sorted(plot)}")
     timeout = data.get("timeout", 900)
-    check_number("timeout", timeout, low=1, integer=True)  # seconds per cell
+    check_int("timeout", timeout, low=1)  # seconds per cell
     _check_declared(path, parameters, grid, points, results_parameter)
     return SweepSpec(
         name,

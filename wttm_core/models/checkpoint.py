@@ -22,7 +22,7 @@ import os
 import pickle
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from numbers import Integral, Real
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from wttm_core._checks import check_number
+from wttm_core._checks import check_int, check_number
 
 from ..rundir import write_bytes_atomic
 from .registry import MODEL_NAMES, build_model, check_model_name
@@ -420,15 +420,9 @@ def load_checkpoint(
 def _num_classes(checkpoint: Mapping[str, Any], num_classes: int | None) -> int:
     """``num_classes`` as given, else the file's ``num_classes`` entry (a positive int), else 100."""
     if num_classes is not None:
-        if isinstance(num_classes, bool) or not isinstance(num_classes, Integral) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-        return int(num_classes)
+        return check_int("num_classes", num_classes, low=1)
     stored = checkpoint.get("num_classes")
-    if stored is None:
-        return 100
-    if isinstance(stored, bool) or not isinstance(stored, Integral) or stored < 1:
-        raise ValueError(f"the checkpoint's 'num_classes' entry must be a positive int, got {stored!r}")
-    return int(stored)
+    return 100 if stored is None else check_int("the checkpoint's 'num_classes' entry", stored, low=1)
 
 
 # --- writing ----------------------------------------------------------------------------------------------
@@ -489,7 +483,7 @@ def save_checkpoint(
     arch = check_model_name(arch, "arch")
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    check_number("epoch", epoch, low=0, integer=True)
+    check_int("epoch", epoch, low=0)
     if isinstance(accuracy, Tensor) and accuracy.numel() == 1:
         accuracy = accuracy.item()
     accuracy = check_number("accuracy", accuracy)  # top-1 %

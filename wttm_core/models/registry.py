@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from numbers import Integral
+
+from wttm_core._checks import check_int
 
 from .common import ZooModel
 from .mobilenetv2 import mobilenetv2_half
@@ -59,9 +60,4 @@ def build_model(name: str, num_classes: int = 100) -> ZooModel:
     CIFAR-100 checkpoints, so those load with ``strict=True``.
     """
     name = check_model_name(name, "name")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, Integral):
-        raise TypeError(f"num_classes must be a positive int, got {type(num_classes).__name__}")
-    num_classes = int(num_classes)
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    return _BUILDERS[name](num_classes)
+    return _BUILDERS[name](check_int("num_classes", num_classes, low=1))

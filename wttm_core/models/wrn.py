@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from wttm_core._checks import check_int
+
 from .common import ZooModel, init_conv_bn_, init_linear_
 
 
@@ -63,8 +65,7 @@ class WideResNet(ZooModel):
         super().__init__()
         if depth < 10 or (depth - 4) % 6 != 0:
             raise ValueError(f"depth must be 6n + 4 with n >= 1 (10, 16, 22, 28, 40, ...), got {depth}")
-        if widen_factor < 1:
-            raise ValueError(f"widen_factor must be >= 1, got {widen_factor}")
+        check_int("widen_factor", widen_factor, low=1)
         count = (depth - 4) // 6
         widths = (16, 16 * widen_factor, 32 * widen_factor, 64 * widen_factor)
         self.num_classes = num_classes

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from wttm_core._checks import check_logit_pair, check_logits, check_scalar
+from wttm_core._checks import check_int, check_logit_pair, check_logits, check_scalar
 from wttm_core.functional import kd_grad, kd_ttm_decomposition, shannon_entropy, ttm_grad, wttm_grad, wttm_weights
-from wttm_core.theory._common import _check_int, _f64
+from wttm_core.theory._common import _f64
 
 __all__ = ["FLOW_METHODS", "FlowResult", "gradient_flow", "probability_velocity"]
 
@@ -60,8 +60,8 @@ def gradient_flow(
     if method not in FLOW_METHODS:
         raise ValueError(f"method must be one of {FLOW_METHODS}, got {method!r}")
     temperature = check_scalar("temperature", temperature)
-    steps = _check_int("steps", steps, 0)
-    record_every = _check_int("record_every", record_every, 1)
+    steps = check_int("steps", steps, low=0)
+    record_every = check_int("record_every", record_every, low=1)
     lr = check_scalar("lr", lr)
     check_logits("teacher_logits", teacher_logits)
     v = _f64(teacher_logits)

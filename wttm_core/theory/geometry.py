@@ -8,8 +8,9 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from wttm_core._checks import check_int
 from wttm_core.functional import renyi_entropy
-from wttm_core.theory._common import _check_int, _f64
+from wttm_core.theory._common import _f64
 
 __all__ = ["SIMPLEX_VERTICES", "simplex_xy", "renyi_curve", "pointwise_map_properties"]
 
@@ -52,7 +53,7 @@ def pointwise_map_properties(f: Callable[[Tensor], Tensor], points: int = 1001) 
     Returns ``{"f(0)=0", "f(1)=1", "non-decreasing", "f(p)>p"}`` -> bool; ``f(p) > p`` is tested on the open
     interval. The power map ``p^gamma`` with ``0 < gamma < 1`` satisfies all four.
     """
-    points = _check_int("points", points, 3)
+    points = check_int("points", points, low=3)
     grid = torch.linspace(0.0, 1.0, points, dtype=torch.float64)
     values = f(grid)
     if not isinstance(values, Tensor) or values.shape != grid.shape:

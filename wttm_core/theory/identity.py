@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from wttm_core._checks import check_logit_pair, check_scalar
+from wttm_core._checks import check_labels, check_logit_pair, check_scalar
 from wttm_core.functional import (
     kd_loss,
     kd_ttm_decomposition,
@@ -20,7 +20,7 @@ from wttm_core.functional import (
     transformed_teacher_log_probs,
     ttm_loss,
 )
-from wttm_core.theory._common import _check_labels, _check_lambda, _f64
+from wttm_core.theory._common import _check_lambda, _f64
 
 __all__ = [
     "DerivationStep",
@@ -67,7 +67,7 @@ def kd_objective(
     """
     lam = _check_lambda(lam)
     check_logit_pair(student_logits, teacher_logits)
-    labels = _check_labels(labels, *student_logits.shape)
+    labels = check_labels(labels, student_logits).long()
     z = student_logits.to(torch.float64)  # not detached: the objective is differentiable in the student
     ce = _cross_entropy(labels, torch.log_softmax(z, dim=-1))
     return (1.0 - lam) * ce + lam * kd_loss(z, teacher_logits, temperature, reduction="none")
@@ -80,7 +80,7 @@ def ttm_objective(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor
     """
     beta = check_scalar("beta", beta, allow_zero=True)
     check_logit_pair(student_logits, teacher_logits)
-    labels = _check_labels(labels, *student_logits.shape)
+    labels = check_labels(labels, student_logits).long()
     z = student_logits.to(torch.float64)  # not detached: the objective is differentiable in the student
     ce = _cross_entropy(labels, torch.log_softmax(z, dim=-1))
     return ce + beta * ttm_loss(z, teacher_logits, gamma, reduction="none")

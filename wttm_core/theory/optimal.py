@@ -7,9 +7,9 @@ import math
 import torch
 from torch import Tensor
 
-from wttm_core._checks import check_logits, check_scalar
+from wttm_core._checks import check_int, check_labels, check_logits, check_scalar
 from wttm_core.functional import kd_grad, kd_loss, transformed_teacher_log_probs
-from wttm_core.theory._common import _check_int, _check_labels, _check_lambda, _f64
+from wttm_core.theory._common import _check_lambda, _f64
 
 __all__ = ["optimal_student_ttm", "optimal_student_kd", "sharpness_profile"]
 
@@ -22,7 +22,7 @@ def optimal_student_ttm(teacher_logits: Tensor, labels: Tensor, beta: float, gam
     """
     beta = check_scalar("beta", beta, allow_zero=True)
     check_logits("teacher_logits", teacher_logits)
-    labels = _check_labels(labels, *teacher_logits.shape)
+    labels = check_labels(labels, teacher_logits).long()
     p = transformed_teacher_log_probs(_f64(teacher_logits), gamma).exp()
     y = torch.nn.functional.one_hot(labels, teacher_logits.shape[-1]).to(torch.float64)
     return (y + beta * p) / (1.0 + beta)
@@ -79,11 +79,11 @@ def optimal_student_kd(
     """
     lam = _check_lambda(lam)
     temperature = check_scalar("temperature", temperature)
-    max_iter = _check_int("max_iter", max_iter, 1)
+    max_iter = check_int("max_iter", max_iter, low=1)
     tol = check_scalar("tol", tol)
     check_logits("teacher_logits", teacher_logits)
     n, k = teacher_logits.shape
-    labels = _check_labels(labels, n, k)
+    labels = check_labels(labels, teacher_logits).long()
     v = _f64(teacher_logits)
     y = torch.nn.functional.one_hot(labels, k).to(torch.float64)
     # Start from the mixture (1 - lambda) y + lambda p^t: exact at T = 1 and at lambda = 1, close in between.

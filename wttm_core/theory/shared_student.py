@@ -22,9 +22,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from wttm_core._checks import check_scalar
+from wttm_core._checks import check_int, check_scalar
 from wttm_core.functional import kd_ttm_decomposition, wttm_weights
-from wttm_core.theory._common import _check_int
 from wttm_core.theory.teacher_model import sample_teacher_logits
 
 __all__ = [
@@ -80,14 +79,14 @@ def shared_student_data(
     dimensions plus Gaussian noise of scale ``noise``: a linear student sees part of what the teacher knows, so it
     cannot match every sample at once and its samples compete for the shared weights.
     """
-    n_train = _check_int("n_train", n_train, 1)
-    n_test = _check_int("n_test", n_test, 1)
-    num_classes = _check_int("num_classes", num_classes, 2)
-    feature_dim = _check_int("feature_dim", feature_dim, 1)
+    n_train = check_int("n_train", n_train, low=1)
+    n_test = check_int("n_test", n_test, low=1)
+    feature_dim = check_int("feature_dim", feature_dim, low=1)
     noise = check_scalar("noise", noise, allow_zero=True)
-    superclasses = max(d for d in range(1, num_classes + 1) if num_classes % d == 0 and num_classes // d >= 2)
-    logits, _ = sample_teacher_logits(n_train + n_test, num_classes, num_superclasses=superclasses, seed=seed)
+    # the teacher model checks num_classes and seed, and gives each superclass at least two classes
+    logits, _ = sample_teacher_logits(n_train + n_test, num_classes, num_superclasses=None, seed=seed)
     v = logits.double()
+    num_classes = v.shape[1]
     gen = torch.Generator().manual_seed(seed + 1)
     projection = torch.randn(num_classes, feature_dim, generator=gen, dtype=torch.float64) / math.sqrt(num_classes)
     standardised = (v - v.mean(-1, keepdim=True)) / v.std(-1, keepdim=True)
@@ -113,8 +112,8 @@ def train_shared_student(
         raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
     gamma = check_scalar("gamma", gamma)
     lr = check_scalar("lr", lr)
-    steps = _check_int("steps", steps, 0)
-    record_every = _check_int("record_every", record_every, 1)
+    steps = check_int("steps", steps, low=0)
+    record_every = check_int("record_every", record_every, low=1)
     x, v = data.train_features, data.train_teacher
     temperature = 1.0 / gamma
     target = torch.softmax(v * gamma, dim=-1)  # p^t_T (Eqs. 8-9)

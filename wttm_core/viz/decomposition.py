@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from wttm_core._checks import check_number
+from wttm_core._checks import check_int
 from wttm_core.functional import renyi_entropy, shannon_entropy
 from wttm_core.theory import (
     decomposition_over_temperature,
@@ -180,7 +180,7 @@ def _optimal_students(
 
 def _solve(teacher_logits: Any, label: int, temperature: float, beta: float):
     v = as_array(teacher_logits, "teacher_logits", ndim=1)
-    label = int(check_number("label", label, low=0, high=v.size, high_open=True, integer=True))
+    label = check_int("label", label, low=0, high=v.size - 1)
     return _optimal_students(tuple(float(x) for x in v), label, float(temperature), float(beta))
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
+from wttm_core._checks import check_scalar
 from wttm_core.functional import power_sum, power_transform, renyi_entropy, shannon_entropy
 from wttm_core.theory import renyi_curve
 from wttm_core.viz.panels import SYM, side_by_side
@@ -199,9 +200,7 @@ def pointwise_map_spec(
 
     A good smoothing map has ``f(0) = 0``, ``f(1) = 1``, is non-decreasing and lies above the identity.
     """
-    gamma = float(gamma)
-    if not gamma > 0:
-        raise ValueError(f"gamma must be > 0, got {gamma}")
+    gamma = check_scalar("gamma", gamma)
     grid = np.linspace(0.0, 1.0, points)
     dashes = ["dash", "dashdot", "longdash"]
     traces: list[dict[str, Any]] = [

@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from torch import Tensor
 
+from wttm_core._checks import check_int
 from wttm_core.viz.style import COLORS, OKABE_ITO, base_layout
 
 __all__ = ["image_grid_figure", "soft_output_figure"]
@@ -24,8 +25,7 @@ def image_grid_figure(images: Tensor, titles: Sequence[str], *, columns: int = 5
         raise ValueError(f"images must be [N, 3, H, W], got shape {tuple(images.shape)}")
     if len(titles) != images.shape[0]:
         raise ValueError(f"titles: need one per image ({images.shape[0]}), got {len(titles)}")
-    if columns < 1:
-        raise ValueError(f"columns must be >= 1, got {columns}")
+    columns = check_int("columns", columns, low=1)
     rows = -(-images.shape[0] // columns)
     figure = make_subplots(rows=rows, cols=columns, subplot_titles=list(titles), horizontal_spacing=0.02)
     for index in range(images.shape[0]):

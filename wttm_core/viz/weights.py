@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from wttm_core._checks import check_number
+from wttm_core._checks import check_int
 from wttm_core.functional import shannon_entropy, wttm_weights
 from wttm_core.viz.panels import NOTICE_MARGIN_TOP, SYM, notice
 from wttm_core.viz.style import COLORS, LOG_AXIS, FigureSpec, as_array, base_layout
@@ -50,7 +50,7 @@ def _pair(weights: Any, entropy: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _num_classes(num_classes: int) -> int:
-    return int(check_number("num_classes", num_classes, low=2, integer=True))
+    return check_int("num_classes", num_classes, low=2)
 
 
 def power_sum_scatter_spec(weights: Any, entropy: Any, gamma: float, num_classes: int) -> FigureSpec:
@@ -103,7 +103,7 @@ def power_sum_scatter_spec(weights: Any, entropy: Any, gamma: float, num_classes
 
 def power_sum_histogram_spec(weights: Any, gamma: float, num_classes: int, *, bins: int = 30) -> FigureSpec:
     """Histogram of ``U_gamma(p^t)`` over the batch on ``[1, K^(1-gamma)]``, with the batch mean marked."""
-    check_number("bins", bins, low=1, integer=True)
+    check_int("bins", bins, low=1)
     weights = as_array(weights, "weights", ndim=1)
     if weights.size == 0:
         raise ValueError("weights must not be empty")
@@ -146,7 +146,7 @@ def _groups(entropy: np.ndarray, groups: int) -> list[np.ndarray]:
 
 def weight_share_spec(weights: Any, entropy: Any, gamma: float, *, groups: int = 5) -> FigureSpec:
     """Share of the total distillation weight per teacher-entropy group: TTM (equal) against WTTM (``U``)."""
-    check_number("groups", groups, low=1, integer=True)
+    check_int("groups", groups, low=1)
     weights, entropy = _pair(weights, entropy)
     if groups > weights.size:
         raise ValueError(f"groups ({groups}) must not exceed the number of samples ({weights.size})")

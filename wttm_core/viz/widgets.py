@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from wttm_core._checks import check_number
 from wttm_core.viz.style import FigureSpec
 
 __all__ = ["Control", "LivePanel", "readout_table"]
@@ -48,16 +49,13 @@ class Control:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.isidentifier():
             raise ValueError(f"name must be a Python identifier, got {self.name!r}")
-        for attr in ("value", "min", "max", "step"):
-            val = getattr(self, attr)
-            if isinstance(val, bool) or not isinstance(val, int | float):
-                raise TypeError(f"{attr} of control {self.name!r} must be a number, got {type(val).__name__}")
-        if not self.min <= self.value <= self.max:
+        for attr in ("min", "max"):
+            check_number(f"{attr} of control {self.name!r}", getattr(self, attr))
+        if not self.min <= check_number(f"value of control {self.name!r}", self.value) <= self.max:
             raise ValueError(f"value of control {self.name!r} must lie in [{self.min}, {self.max}], got {self.value}")
-        if self.step <= 0:
-            raise ValueError(f"step of control {self.name!r} must be > 0, got {self.step}")
-        if self.log and self.min <= 0:
-            raise ValueError(f"min of the log control {self.name!r} must be > 0, got {self.min}")
+        check_number(f"step of control {self.name!r}", self.step, low=0, low_open=True)
+        if self.log:
+            check_number(f"min of the log control {self.name!r}", self.min, low=0, low_open=True)
 
     @property
     def is_int(self) -> bool:

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from wttm_core import functional as WF
-from wttm_core._checks import check_number
+from wttm_core._checks import check_int
 from wttm_core.runs import read_jsonl
 
 __all__ = [
@@ -51,8 +51,8 @@ def entropy_histogram(entropy: Tensor, num_classes: int, bins: int = ENTROPY_BIN
     """
     if not isinstance(entropy, Tensor) or entropy.dim() != 1:
         raise TypeError("entropy must be a 1-D tensor of per-sample entropies")
-    check_number("num_classes", num_classes, low=2, integer=True)
-    check_number("bins", bins, low=1, integer=True)
+    check_int("num_classes", num_classes, low=2)
+    check_int("bins", bins, low=1)
     top = math.log(num_classes)
     values = entropy.detach().double().cpu().clamp(0.0, top)
     counts = torch.histc(values, bins=bins, min=0.0, max=top)

@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from wttm_core._checks import check_number
 from wttm_core.engine import TrainConfig
 from wttm_core.engine.state import write_json
 from wttm_core.lab.experiments.orchestrate import ensure_teacher, load_data, resolve_path, run_variants, teacher_logits
@@ -59,8 +60,7 @@ FALLBACK_DIR = "build/example_runs"  # where a small set is made when the shippe
 def example_variants(mean_u: float, lr: float = 0.05) -> dict[str, list[Variant]]:
     """The variants of each figure (``fig1``, ``fig2``, ``fig3``, ``step``); Fig. 3 and ``step`` reuse Fig. 1's
     KD run (and ``step`` its TTM run). ``lr`` is the recipe's learning rate for the student."""
-    if not mean_u > 0:
-        raise ValueError(f"mean_u must be > 0, got {mean_u!r}")
+    check_number("mean_u", mean_u, low=0, low_open=True)
     gamma = 1.0 / FIGURE_TEMPERATURE
     kd = Variant("KD (T=4)", "kd", {"temperature": FIGURE_TEMPERATURE})
     ttm = Variant("TTM (beta=36)", "ttm", {"gamma": gamma, "beta": FIG1_BETA})

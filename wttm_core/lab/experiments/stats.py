@@ -34,6 +34,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 
+from wttm_core._checks import check_int, check_number
+
 __all__ = [
     "Estimate",
     "Comparison",
@@ -134,8 +136,7 @@ def _values(name: str, values: Sequence[float]) -> list[float]:
 
 
 def _check_alpha(name: str, alpha: float) -> None:
-    if not (isinstance(alpha, float) and 0.0 < alpha < 1.0):
-        raise ValueError(f"{name} must be a float in (0, 1), got {alpha!r}")
+    check_number(name, alpha, low=0, high=1, low_open=True, high_open=True)
 
 
 def estimate(values: Sequence[float]) -> Estimate:
@@ -153,10 +154,9 @@ def regularized_incomplete_beta(x: float, a: float, b: float) -> float:
     Uses the continued fraction of ``I_x`` where it converges fast (``x < (a + 1) / (a + b + 2)``) and the
     symmetry ``I_x(a, b) = 1 - I_{1-x}(b, a)`` elsewhere; accurate to about 1e-14.
     """
-    if not (0.0 <= x <= 1.0):
-        raise ValueError(f"x must lie in [0, 1], got {x}")
-    if a <= 0 or b <= 0:
-        raise ValueError(f"a and b must be > 0, got a={a}, b={b}")
+    check_number("x", x, low=0, high=1)
+    check_number("a", a, low=0, low_open=True)
+    check_number("b", b, low=0, low_open=True)
     if x in (0.0, 1.0):
         return x
     log_front = a * math.log(x) + b * math.log1p(-x) - (math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b))
@@ -188,8 +188,7 @@ def _beta_continued_fraction(x: float, a: float, b: float, max_terms: int = 500,
 
 def student_t_two_sided_p(t: float, df: float) -> float:
     """Two-sided tail probability ``P(|T_df| >= |t|)`` of Student's t distribution with ``df > 0``."""
-    if df <= 0 or math.isnan(df):
-        raise ValueError(f"df must be > 0, got {df}")
+    check_number("df", df, low=0, low_open=True)
     if math.isinf(t):
         return 0.0
     x, a, b = df / (df + t * t), df / 2.0, 0.5
@@ -204,10 +203,8 @@ def student_t_quantile(probability: float, df: float) -> float:
     Inverts :func:`student_t_two_sided_p` by bisection on ``|t|`` (to about 1e-12 relative), using the symmetry
     ``t_p = -t_{1-p}``.
     """
-    if not (isinstance(probability, float) and 0.0 < probability < 1.0):
-        raise ValueError(f"probability must be a float in (0, 1), got {probability!r}")
-    if df <= 0 or math.isnan(df):
-        raise ValueError(f"df must be > 0, got {df}")
+    _check_alpha("probability", probability)
+    check_number("df", df, low=0, low_open=True)
     if probability == 0.5:
         return 0.0
     tail = 2.0 * min(probability, 1.0 - probability)  # two-sided tail mass beyond |t|
@@ -269,10 +266,8 @@ def paired_t_test(a: Sequence[float], b: Sequence[float]) -> tuple[float, float,
 
 def binomial_se(accuracy: float, test_size: int) -> float:
     """Standard error (points) of an accuracy in percent measured on ``test_size`` images: ``sqrt(p (1-p) / N)``."""
-    if isinstance(test_size, bool) or not isinstance(test_size, int) or test_size < 1:
-        raise ValueError(f"test_size must be a positive integer, got {test_size!r}")
-    if not 0.0 <= accuracy <= 100.0:
-        raise ValueError(f"accuracy must be a percentage in [0, 100], got {accuracy!r}")
+    check_int("test_size", test_size, low=1)
+    accuracy = check_number("accuracy", accuracy, low=0, high=100)  # a percentage
     p = accuracy / 100.0
     return 100.0 * math.sqrt(p * (1.0 - p) / test_size)
 
@@ -408,8 +403,9 @@ def seeds_needed(
     """
     _check_alpha("alpha", alpha)
     _check_alpha("power", power)
-    if not (math.isfinite(spread) and spread > 0) or not (math.isfinite(difference) and difference != 0):
-        raise ValueError(f"spread must be > 0 and difference non-zero, got {spread!r}, {difference!r}")
+    spread = check_number("spread", spread, low=0, low_open=True)
+    if check_number("difference", difference) == 0:
+        raise ValueError("difference must be non-zero (no number of seeds detects no difference)")
     z = NormalDist().inv_cdf(1.0 - alpha / 2.0) + NormalDist().inv_cdf(power)
     n = max(2, math.floor((z * spread / difference) ** 2))  # the normal approximation is a lower bound
     while True:

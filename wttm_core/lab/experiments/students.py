@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wttm_core._checks import check_number
+from wttm_core._checks import check_int, check_number
 from wttm_core.engine import TrainConfig
 from wttm_core.engine.methods import parse_method
 from wttm_core.lab.experiments.budget import Plan, check_budget, pilot_seconds_per_image, plan_epochs
@@ -294,7 +294,7 @@ def _student_train_size(given: int | None, pair: Mapping[str, Any], own_dataset:
     """The students' share of the teacher's images: ``given``, else the profile pair's (on its own data set only)."""
     if given is None and own_dataset:
         given = pair.get("student_train_size")
-    return None if given is None else int(check_number("student_train_size", given, low=1, integer=True))
+    return None if given is None else check_int("student_train_size", given, low=1)
 
 
 def _profile_size(given: int | None, key: str, pair: Mapping[str, Any], prof: Profile, dataset: str) -> int | None:

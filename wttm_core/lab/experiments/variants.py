@@ -19,7 +19,6 @@ D(p^t_T || q) and only the distribution of weight across samples differs.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -128,20 +127,18 @@ def weighting_variants(
     ``beta`` is the strength of plain TTM (``weighting = "none"``, mean weight 1); ``means`` comes from
     :func:`weight_means`. ``with_ce=False`` drops the cross-entropy term (the ``wttm-noce`` base).
     """
-    if not (isinstance(gamma, int | float) and gamma > 0) or not (isinstance(beta, int | float) and beta > 0):
-        raise ValueError(f"gamma and beta must be positive numbers, got gamma={gamma!r}, beta={beta!r}")
+    gamma = check_number("gamma", gamma, low=0, low_open=True)
+    beta = check_number("beta", beta, low=0, low_open=True)
     variants = []
     for weighting in weightings:
         if weighting not in WEIGHTINGS:
             raise ValueError(f"weightings: unknown scheme {weighting!r} (known: {WEIGHTINGS})")
-        mean = float(means[weighting]) if weighting in means else None
-        if mean is None or not math.isfinite(mean) or mean <= 0:
-            raise ValueError(f"means[{weighting!r}] must be a positive number, got {means.get(weighting)!r}")
+        mean = check_number(f"means[{weighting!r}]", means.get(weighting), low=0, low_open=True)
         variants.append(
             Variant(
                 WEIGHTING_LABELS[weighting],
                 "wttm" if with_ce else "wttm-noce",
-                {"gamma": float(gamma), "beta": float(beta) / mean, "weighting": weighting},
+                {"gamma": gamma, "beta": beta / mean, "weighting": weighting},
             )
         )
     return variants
@@ -152,8 +149,8 @@ def eq19_renyi_weight(temperature: float = RECIPE.kd_temperature, kd_weight: flo
 
     With T = 4 and lambda = 0.9 this is 10.8: ``L_KD - 10.8 H_{1/4}(q) = 0.1 (H(y, q) + 36 D(p^t_T || q)) + c``.
     """
-    if not temperature > 0 or not 0 <= kd_weight < 1:
-        raise ValueError(f"temperature must be > 0 and kd_weight in [0, 1), got {temperature}, {kd_weight}")
+    temperature = check_number("temperature", temperature, low=0, low_open=True)
+    kd_weight = check_number("kd_weight", kd_weight, low=0, high=1, high_open=True)
     return kd_weight * temperature * (temperature - 1.0)
 
 
