@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from wttm_core._checks import check_number
+from wttm_core._checks import check_int
 from wttm_core.atomic import atomic_write
 from wttm_core.engine import TrainConfig, config_to_dict, prepare, read_jsonl, resolve_config
 from wttm_core.engine.config import identity
@@ -416,7 +416,7 @@ class VariantRuns:
         if not self.seeds:
             raise ValueError(f"seeds must be a non-empty list of non-negative integers, got {self.seeds!r}")
         for seed in self.seeds:
-            check_number("seeds", seed, low=0, integer=True)
+            check_int("seeds", seed, low=0)
         labels = [v.label for v in self.variants]
         if len({slug(label) for label in labels}) != len(labels):
             raise ValueError(f"variants need distinct labels (as folder names), got {labels}")

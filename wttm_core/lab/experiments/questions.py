@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wttm_core._checks import check_number
+from wttm_core._checks import check_int, check_number
 from wttm_core.engine import TrainConfig, read_jsonl
 from wttm_core.lab.experiments import orchestrate
 from wttm_core.lab.experiments.budget import check_budget, pilot_seconds_per_image, plan_epochs
@@ -114,7 +114,7 @@ QUESTION_PROFILES: dict[str, dict[str, Any]] = {
         "renyi": ((10.8, 0.5),),  # the tied (10.8, 1/4) variant runs in the step-size experiment
         "device": "auto",
         "lr_grid": (0.05, 0.2, 0.5),  # the recipe's rate, and x4, x10 (TTM's step by Eq. 19)
-        "pilot_epochs": 1,
+        "pilot_epochs": 2,  # the students' epochs (1 epoch picked the smallest rate for every method)
         "more_questions": False,  # Q10 and the Renyi regulariser: opt in (about 5 more students per seed)
         "time_budget_s": 300,  # the students' epochs are cut (the same for all) if the plan would take longer
     },
@@ -247,7 +247,7 @@ def setup_questions(profile: str = "cpu-quick", **overrides: Any) -> QuestionSet
     noise = check_number("label_noise", values["label_noise"], low=0, high=1, low_open=True, high_open=True)
     for name in ("strength_epochs", "strength_train_size"):
         if values[name] is not None:
-            check_number(name, values[name], low=1, integer=True)
+            check_int(name, values[name], low=1)
     wttm = method_hyperparameters("wttm", *REFERENCE_PAIR)
     noce = method_hyperparameters("wttm-noce", *REFERENCE_PAIR)
     return QuestionSetup(

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wttm_core._checks import check_number
+from wttm_core._checks import check_int
 from wttm_core.atomic import atomic_write
 from wttm_core.engine import TrainConfig
 from wttm_core.lab.experiments.orchestrate import resolve_path, run_variants
@@ -141,7 +141,7 @@ def tune_learning_rates(
     grid = sorted({float(lr) for lr in grid})
     if not grid or any(not lr > 0 for lr in grid):
         raise ValueError(f"grid must hold positive learning rates, got {grid}")
-    check_number("epochs", epochs, low=1, integer=True)
+    check_int("epochs", epochs, low=1)
     root = resolve_path(root)
     sizes = (len(data[0]), len(data[1]))
     key = _key(variants, dataclasses.replace(base, epochs=epochs, seed=seed), grid, sizes)
