@@ -245,9 +245,10 @@ def setup_questions(profile: str = "cpu-quick", **overrides: Any) -> QuestionSet
     source = orchestrate.parse_teacher(values["teacher"])
     strengths = _checked_strengths(values, source)
     noise = check_number("label_noise", values["label_noise"], low=0, high=1, low_open=True, high_open=True)
-    for name in ("strength_epochs", "strength_train_size"):
-        if values[name] is not None:
-            check_int(name, values[name], low=1)
+    strength = {  # question 9's teachers trained here: their epochs and images (None: the main teacher's)
+        name: None if values[name] is None else check_int(name, values[name], low=1)
+        for name in ("strength_epochs", "strength_train_size")
+    }
     wttm = method_hyperparameters("wttm", *REFERENCE_PAIR)
     noce = method_hyperparameters("wttm-noce", *REFERENCE_PAIR)
     return QuestionSetup(
@@ -264,8 +265,8 @@ def setup_questions(profile: str = "cpu-quick", **overrides: Any) -> QuestionSet
         epochs=int(values["epochs"]),
         seeds=seeds,
         strengths=strengths,
-        strength_epochs=None if values["strength_epochs"] is None else int(values["strength_epochs"]),
-        strength_train_size=values["strength_train_size"],
+        strength_epochs=strength["strength_epochs"],
+        strength_train_size=strength["strength_train_size"],
         renyi=[(float(w), float(a)) for w, a in values["renyi"]],
         label_noise=float(noise),
         gamma=float(wttm["gamma"]),

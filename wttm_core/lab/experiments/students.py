@@ -412,18 +412,19 @@ class StudentResults:
         rates = {row["label"]: row.get("lr") for row in self.rows}
         if len(rates) < 2:
             return ""  # one method: no gap to read
+        split = "notebook 07 splits a KD → TTM gap into step size and Rényi term."
         if len(set(rates.values())) == 1:
             return (
                 f"Every method ran at the same learning rate ({next(iter(rates.values()))!s}). At one rate the "
                 "methods' steps still differ in size - by Eq. 19 TTM (β = 36) steps about 1 / (1 − λ) = 10 times as "
                 "far as KD, and the Table 8 presets give TTM and WTTM a CE weight of 1 against KD's 0.1 - so a gap "
                 "between them mixes step size with the loss. A short pilot cannot see which rate pays off over the "
-                "whole run; notebook 07 splits a KD → TTM gap into step size and Rényi term."
+                f"whole run; {split}"
             )
         return (
             "Each method ran at the rate the pilot chose for it from the same grid (an equal tuning budget). A short "
             "pilot can still miss a method's best rate for the whole run, so a large gap is worth re-checking at "
-            "the other methods' rates; notebook 07 splits a KD → TTM gap into step size and Rényi term."
+            f"the other methods' rates; {split}"
         )
 
 

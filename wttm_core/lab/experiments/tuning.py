@@ -150,16 +150,16 @@ def tune_learning_rates(
         log(f"learning-rate pilot: reusing {root / 'pilot.json'}")
         return cached
     pilot_base = dataclasses.replace(base, epochs=epochs, milestones=None, extra={**base.extra, "split": "validation"})
+    pairs = list(itertools.product(variants, grid))
     trials = [
         dataclasses.replace(variant, label=f"{variant.label} @ lr {lr:g}", options={**variant.options, "lr": lr})
-        for variant in variants
-        for lr in grid
+        for variant, lr in pairs
     ]
     # every trial shares the seed, the data and the teacher: one cohort, one teacher pass per batch for all
     runs = run_variants(trials, [seed], base=pilot_base, root=root, data=data, diagnostics=False, log=log)
     scores: dict[str, dict[float, float | None]] = {variant.label: {} for variant in variants}
     losses: dict[str, dict[float, float | None]] = {variant.label: {} for variant in variants}
-    for (variant, lr), trial, run in zip(itertools.product(variants, grid), trials, runs, strict=True):
+    for (variant, lr), trial, run in zip(pairs, trials, runs, strict=True):
         score = _score(run, trial.label, log)
         scores[variant.label][lr], losses[variant.label][lr] = score if score else (None, None)
     chosen = {label: _best(scores[label], losses[label]) for label in scores}
